@@ -1,0 +1,3 @@
+from streamdenoise.cli import main
+
+raise SystemExit(main())

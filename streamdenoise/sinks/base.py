@@ -1,0 +1,38 @@
+"""The interface every output implements; the pipeline gives each sink its own thread."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from streamdenoise.frame import Frame
+
+
+class Sink(ABC):
+    """A consumer of denoised frames.
+
+    ``open`` is called lazily with the first frame (so the size is known), ``write`` for
+    every frame, ``close`` exactly once at the end — also after Ctrl+C or a source failure —
+    and must leave a finalized, playable output. Sinks that talk to a network server handle
+    transient failures themselves (retry with backoff, counted in ``stats``) rather than
+    raising, so one dead server never stops the other outputs.
+    """
+
+    #: Lossless sinks (files) make the fan-out wait for them; others (display, restream,
+    #: preview) drop their oldest queued frame instead, so they never stall the pipeline.
+    lossless: bool = False
+
+    @abstractmethod
+    def open(self, first: Frame, fps: float | None) -> None: ...
+
+    @abstractmethod
+    def write(self, frame: Frame) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Human-readable target with credentials redacted."""
+
+    def stats(self) -> dict:
+        return {}

@@ -1,0 +1,55 @@
+"""The interface every frame source implements; the pipeline runs it on the capture thread."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from streamdenoise.frame import Frame
+
+
+class SourceState(str, enum.Enum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
+
+
+class Source(ABC):
+    """A producer of RGB frames.
+
+    Sources own everything about their input, reconnects included: ``frames()`` yields until
+    the input ends (EOF) or ``stop`` is set, raising :class:`~streamdenoise.errors.SourceError`
+    when it gives up. After a reconnect the first frame has ``discontinuity=True`` and PTS
+    keep increasing. No read may block longer than the source's timeout.
+    """
+
+    #: Live sources (cameras, network streams) default to the ``latest`` queue policy.
+    live: bool = False
+
+    def __init__(self) -> None:
+        self.state = SourceState.CONNECTING
+        self.reconnects = 0
+        #: Nominal frame rate if the input declares one (used by sinks for their time base).
+        self.fps: float | None = None
+
+    @abstractmethod
+    def open(self) -> None:
+        """Open the input or raise SourceError with one readable (redacted) line."""
+
+    @abstractmethod
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Yield frames until EOF or ``stop``; sets ``state`` as it goes."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device/connection; safe to call more than once."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Human-readable name with credentials redacted."""
+
+    def stats(self) -> dict:
+        return {"state": self.state.value, "reconnects": self.reconnects}

@@ -1,0 +1,40 @@
+"""Settings shared by the CLI, the YAML config and the Python API, grouped by stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SourceOptions:
+    #: Requested capture size (cameras) or resize target (everything else); None = native.
+    size: tuple[int, int] | None = None
+    #: Requested camera frame rate; None = device default.
+    fps: float | None = None
+    #: Seconds any single open or read may block before the source treats it as lost.
+    timeout_s: float = 10.0
+    #: Reconnect attempts before a live source gives up; None = unlimited.
+    reconnect_max: int | None = None
+    #: Exponential backoff between reconnects: first delay and cap, in seconds.
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    rtsp_transport: str = "tcp"
+    #: Replay a file source forever (demo and soak tests).
+    loop: bool = False
+    #: Pace file playback at its native frame rate (simulate a live camera).
+    realtime: bool = False
+
+
+@dataclass
+class SinkOptions:
+    #: Video bitrate for encoded outputs, bits/s; None = quality-based (CRF) for files.
+    bitrate: int | None = None
+    #: Keyframe interval in frames; None = about 2 s.
+    gop: int | None = None
+    #: libx264 preset for files (restreams always use ultrafast + zerolatency).
+    preset: str = "veryfast"
+    crf: int = 20
+    #: Address the HTTP preview server binds to.
+    bind: str = "127.0.0.1"
+    #: Show noisy | denoised side by side (display and preview).
+    compare: bool = False

@@ -1,0 +1,82 @@
+"""Who runs: the default model on every backend this machine has, the other shipped model,
+and every classical baseline — all created through ``create_backend``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamdenoise.backends import BACKENDS, DEFAULT_BACKEND, create_backend, unavailable_reason
+from streamdenoise.backends.base import Denoiser
+
+BASELINES = ("hqdn3d", "atadenoise", "nlmeans", "opencv-nlm")
+DEFAULT_MODEL = "temporal"
+OTHER_MODELS = ("spatial",)
+
+
+@dataclass(frozen=True)
+class Contender:
+    label: str
+    backend: str
+    kind: str  # "model" | "baseline"
+    model: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def create(self) -> Denoiser:
+        kwargs = dict(self.options)
+        if self.model:
+            kwargs["model"] = self.model
+        return create_backend(self.backend, **kwargs)
+
+    @property
+    def quality_id(self) -> str:
+        """Quality does not depend on the runtime: one entry per model or baseline."""
+        return self.model if self.kind == "model" else self.backend
+
+    def to_json(self) -> dict:
+        return {
+            "label": self.label,
+            "backend": self.backend,
+            "kind": self.kind,
+            "model": self.model,
+        }
+
+
+def _reason(backend: str) -> str | None:
+    try:
+        return unavailable_reason(backend)
+    except Exception as err:  # a half-installed optional package must not stop the suite
+        return f"{type(err).__name__}: {err}"
+
+
+def discover() -> tuple[list[Contender], list[dict]]:
+    """(available contenders, unavailable ones with the reason) in a stable order."""
+    model_backends = [DEFAULT_BACKEND] + [
+        name for name in BACKENDS if name not in BASELINES and name != DEFAULT_BACKEND
+    ]
+    wanted = [Contender(f"{DEFAULT_MODEL}/{b}", b, "model", DEFAULT_MODEL) for b in model_backends]
+    wanted += [
+        Contender(f"{m}/{DEFAULT_BACKEND}", DEFAULT_BACKEND, "model", m) for m in OTHER_MODELS
+    ]
+    wanted += [Contender(b, b, "baseline") for b in BASELINES if b in BACKENDS]
+    available, missing = [], []
+    for contender in wanted:
+        reason = _reason(contender.backend)
+        if reason is None:
+            available.append(contender)
+        else:
+            missing.append({**contender.to_json(), "available": False, "reason": reason})
+    return available, missing
+
+
+def probe(contender: Contender, size: tuple[int, int]) -> str | None:
+    """Create, prepare and close once; None if it works, else a one-line reason."""
+    try:
+        denoiser = contender.create()
+        try:
+            denoiser.prepare(*size)
+        finally:
+            denoiser.close()
+    except Exception as err:
+        first = (str(err).splitlines() or [""])[0]
+        return f"{type(err).__name__}: {first}"
+    return None

@@ -1,0 +1,436 @@
+"""The streaming pipeline: capture thread → FrameQueue → denoise worker → fan-out → sinks.
+
+Threads and who ends them:
+
+* **capture** runs ``source.frames()`` and puts frames into the source queue (policy
+  ``lossless`` blocks, ``latest`` drops the oldest). At EOF, on a source error or on stop it
+  puts one :class:`EndOfStream` (carrying the error, if any) and closes the source.
+* **denoise** (one worker) takes frames in order, prepares/resets the backend on the first
+  frame, a size change or a discontinuity, runs it and hands the frame to every sink queue.
+  It ends on EndOfStream, on stop or at ``max_frames`` and then sends EndOfStream to every
+  sink.
+* **one thread per sink**, each with its own small queue (lossless sinks make the fan-out
+  wait; the others drop their oldest frame, so a slow display never stalls a file). A sink
+  opens on its first frame and is closed exactly once, on every path, so files are playable.
+  A sink that raises is reported and retired; the others keep going.
+
+:meth:`Pipeline.stop` (Ctrl+C, SIGTERM, ``--duration``, 'q' in the window) ends the stream the
+same way EOF does; a second stop abandons the frames still queued for the sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamdenoise.backends import DEFAULT_BACKEND, create_backend
+from streamdenoise.backends.base import Denoiser
+from streamdenoise.errors import SourceError, UserError
+from streamdenoise.frame import EndOfStream, Frame
+from streamdenoise.frame_queue import FrameQueue, Policy, QueueClosed
+from streamdenoise.metrics import Metrics
+from streamdenoise.options import SinkOptions, SourceOptions
+from streamdenoise.redact import redact
+from streamdenoise.sinks import open_sink
+from streamdenoise.sinks.base import Sink
+from streamdenoise.sources import open_source
+from streamdenoise.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+#: Per-sink queue depths: files may fall a little behind; live outputs keep only fresh frames.
+LOSSLESS_SINK_QUEUE = 8
+LIVE_SINK_QUEUE = 2
+POLL_S = 0.1  # how often blocked stages look at the stop flags
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a run needs; the CLI, the YAML config and the Python API all fill this."""
+
+    source: str = "demo"
+    outputs: list[str] = field(default_factory=lambda: ["demo_denoised.mp4"])
+    backend: str = DEFAULT_BACKEND
+    model: str | None = None
+    precision: str | None = None
+    strength: float | None = None
+    #: None = from the source: ``latest`` for live inputs, ``lossless`` for files and demo.
+    policy: Policy | None = None
+    queue_size: int = 4
+    max_frames: int | None = None
+    duration: float | None = None
+    stats_json: Path | None = None
+    source_options: SourceOptions = field(default_factory=SourceOptions)
+    sink_options: SinkOptions = field(default_factory=SinkOptions)
+    compare: bool = False
+    #: Live status line on stderr (shown only when stderr is a terminal).
+    status: bool = True
+
+
+@dataclass
+class Report:
+    """What happened: the stats document plus how the run ended."""
+
+    stats: dict
+    #: One redacted line when the source died or a stage failed; None on a clean end.
+    error: str | None = None
+    #: True when stopped by a signal (Ctrl+C / SIGTERM).
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.error:
+            return 1
+        return 130 if self.interrupted else 0
+
+
+class _SinkRunner:
+    """One sink, its queue and its thread."""
+
+    def __init__(self, name: str, sink: Sink, metrics: Metrics, fps_hint) -> None:
+        self.name = name
+        self.sink = sink
+        self.metrics = metrics
+        self.counters = metrics.add_sink(name)
+        self._fps_hint = fps_hint
+        policy: Policy = "lossless" if sink.lossless else "latest"
+        size = LOSSLESS_SINK_QUEUE if sink.lossless else LIVE_SINK_QUEUE
+        self.queue = FrameQueue(size, policy)
+        self.thread = threading.Thread(target=self._run, name=f"sink {name}", daemon=True)
+        self.abandon = threading.Event()
+
+    def deliver(self, item: Frame | EndOfStream, give_up: threading.Event) -> None:
+        """Queue ``item``; lossless sinks are waited for unless ``give_up`` or the sink died."""
+        try:
+            while not self.queue.put(item, timeout=POLL_S):
+                if give_up.is_set() or not self.thread.is_alive():
+                    return
+        except QueueClosed:
+            pass  # the sink failed and retired
+        finally:
+            self.counters.drops = self.queue.drops
+
+    def _run(self) -> None:
+        opened = False
+        try:
+            while True:
+                try:
+                    item = self.queue.get(timeout=POLL_S)
+                except QueueClosed:
+                    return
+                if item is None:
+                    continue
+                if isinstance(item, EndOfStream) or self.abandon.is_set():
+                    return
+                picked = time.monotonic()
+                if not opened:
+                    self.sink.open(item, self._fps_hint())
+                    opened = True
+                self.sink.write(item)
+                self.metrics.written(self.counters, item, picked, time.monotonic())
+        except Exception as err:  # a failing output must not take the others down
+            self.counters.error = _one_line(err)
+            log.error("output %s failed: %s", redact(self.name), self.counters.error)
+            if not isinstance(err, UserError):
+                log.debug("output failure", exc_info=True)
+        finally:
+            self.queue.close()
+            try:
+                self.sink.close()
+            except Exception as err:
+                self.counters.error = self.counters.error or f"close failed: {_one_line(err)}"
+                log.error("output %s could not be finalized: %s", redact(self.name), err)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return redact(text if isinstance(err, UserError) else f"{type(err).__name__}: {text}")
+
+
+class Pipeline:
+    """``Pipeline(config).run()`` streams until EOF, ``max_frames``, ``duration`` or stop().
+
+    Setup problems (bad output, unavailable backend, a source that cannot be opened) raise a
+    :class:`~streamdenoise.errors.UserError` before any thread starts. Once streaming, a
+    source failure ends the run with every output finalized and ``Report.error`` set.
+    """
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self._stop_source = threading.Event()
+        self._stopping = threading.Event()
+        self._interrupted = False
+        self._fatal: BaseException | None = None
+        self._source_error: BaseException | None = None
+        self._fatal_output: str | None = None
+        self._source: Source | None = None
+        self._backend: Denoiser | None = None
+        self._runners: list[_SinkRunner] = []
+        self._started = threading.Event()
+        self._size: tuple[int, int] | None = None
+
+    # -- control --------------------------------------------------------------------------
+    def stop(self, interrupted: bool = False) -> None:
+        """End the stream from any thread; a second call also drops frames still queued."""
+        if interrupted:
+            self._interrupted = True
+        if self._stopping.is_set():
+            for runner in self._runners:
+                runner.abandon.set()
+        self._stop_source.set()
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def source(self) -> Source | None:
+        return self._source
+
+    @property
+    def backend(self) -> Denoiser | None:
+        return self._backend
+
+    def snapshot(self) -> dict:
+        """Live figures for a status display (safe to call from any thread)."""
+        snap = self.metrics.snapshot()
+        if self._source is not None:
+            snap.update(source_state=self._source.state.value, reconnects=self._source.reconnects)
+        return snap
+
+    # -- run ------------------------------------------------------------------------------
+    def run(self) -> Report:
+        config = self.config
+        sinks = [open_sink(spec, config.sink_options) for spec in config.outputs]
+        if not sinks:
+            raise UserError("no outputs given")
+        # Only the settings given: a backend applies its own default for the rest.
+        given = {"model": config.model, "precision": config.precision, "strength": config.strength}
+        self._backend = create_backend(
+            config.backend, **{key: value for key, value in given.items() if value is not None}
+        )
+        try:
+            self._source = open_source(config.source, config.source_options)
+            if config.max_frames and hasattr(self._source, "ensure_length"):
+                self._source.ensure_length(config.max_frames)
+            self._source.open()
+            return self._stream(sinks)
+        finally:
+            self._backend.close()
+
+    def _stream(self, sinks: list[Sink]) -> Report:
+        config, source = self.config, self._source
+        policy = config.policy or ("latest" if source.live else "lossless")
+        source_queue = FrameQueue(config.queue_size, policy)
+        names = _unique_names(config.outputs)
+        for name, sink in zip(names, sinks, strict=True):
+            if hasattr(sink, "on_quit"):
+                sink.on_quit = self.stop
+            self._runners.append(_SinkRunner(name, sink, self.metrics, lambda: source.fps))
+        capture = threading.Thread(
+            target=self._capture, args=(source_queue,), name="capture", daemon=True
+        )
+        denoise = threading.Thread(
+            target=self._denoise, args=(source_queue,), name="denoise", daemon=True
+        )
+        for runner in self._runners:
+            runner.thread.start()
+        denoise.start()
+        capture.start()
+        log.info(
+            "streaming %s -> %s (%s, queue %s)",
+            redact(source.describe()),
+            ", ".join(redact(s.describe()) for s in sinks),
+            self._backend.name,
+            policy,
+        )
+        status = _start_status(self) if config.status else None
+        try:
+            self._wait(denoise)
+            for runner in self._runners:
+                self._join_interruptibly(runner.thread)
+        finally:
+            if status:
+                status.stop()
+        self._stop_source.set()
+        capture.join(timeout=config.source_options.timeout_s + 2)
+        if capture.is_alive():
+            log.warning(
+                "source %s did not stop in time; leaving it behind", redact(source.describe())
+            )
+        return self._report()
+
+    def _wait(self, denoise: threading.Thread) -> None:
+        """Main thread: wait for the denoise worker, enforcing ``duration`` and staying
+        responsive to signals (their handlers run here between short joins)."""
+        deadline = None
+        while denoise.is_alive():
+            if deadline is None and self.config.duration and self._started.is_set():
+                deadline = time.monotonic() + self.config.duration
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop()
+            denoise.join(timeout=POLL_S)
+
+    def _join_interruptibly(self, thread: threading.Thread) -> None:
+        while thread.is_alive():
+            thread.join(timeout=POLL_S)
+
+    # -- stages ---------------------------------------------------------------------------
+    def _capture(self, out: FrameQueue) -> None:
+        source, limit = self._source, self.config.max_frames
+        error: BaseException | None = None
+        lossless = out.policy == "lossless"
+        count = 0
+        try:
+            for frame in source.frames(self._stop_source):
+                self._started.set()
+                if not self._put(out, frame):
+                    break
+                self.metrics.captured(frame)
+                self.metrics.source_drops = out.drops
+                count += 1
+                if lossless and limit and count >= limit:
+                    break
+        except SourceError as err:
+            error = err
+        except Exception as err:  # a bug in a source: end cleanly, re-raised by run()
+            error = err
+            self._fatal = self._fatal or err
+        finally:
+            self._started.set()
+            try:
+                source.close()
+            except Exception as err:
+                log.warning("closing the source failed: %s", redact(str(err)))
+            with contextlib.suppress(QueueClosed):
+                out.put(EndOfStream(error))
+
+    def _put(self, out: FrameQueue, frame: Frame) -> bool:
+        """Blocks (lossless) until there is room; False when the pipeline is stopping."""
+        try:
+            while True:
+                # Marked before each attempt: the consumer may read it as soon as put succeeds.
+                frame.marks["enqueued"] = time.monotonic()
+                if out.put(frame, timeout=POLL_S):
+                    break
+                if self._stop_source.is_set():
+                    return False
+        except QueueClosed:
+            return False
+        return True
+
+    def _denoise(self, source_queue: FrameQueue) -> None:
+        processed = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    item = source_queue.get(timeout=POLL_S)
+                except QueueClosed:
+                    break
+                if item is None:
+                    continue
+                if isinstance(item, EndOfStream):
+                    if item.error is not None:
+                        self._source_error = item.error
+                    break
+                self._process(item)
+                for runner in self._runners:
+                    runner.deliver(item, self._stopping)
+                processed += 1
+                if self.config.max_frames and processed >= self.config.max_frames:
+                    break
+                if self._runners and not any(r.thread.is_alive() for r in self._runners):
+                    self._fatal_output = "every output failed"
+                    break
+        except Exception as err:
+            self._fatal = self._fatal or err
+        finally:
+            self._stop_source.set()
+            source_queue.close()
+            for runner in self._runners:
+                runner.deliver(EndOfStream(), threading.Event())
+
+    def _process(self, frame: Frame) -> None:
+        frame.marks["dequeued"] = time.monotonic()
+        size = (frame.width, frame.height)
+        if size != self._size:
+            if self._size is not None:
+                log.info("frame size changed %sx%s -> %sx%s", *self._size, *size)
+                self._backend.reset()
+            self._backend.prepare(*size)
+            self._size = size
+        elif frame.discontinuity:
+            self._backend.reset()
+        if self.config.compare:
+            frame.original = frame.image
+        frame.image = self._backend.process(frame.image)
+        frame.marks["denoised"] = time.monotonic()
+        self.metrics.denoised(frame)
+
+    # -- results ----------------------------------------------------------------------------
+    def _report(self) -> Report:
+        if self._fatal is not None and not isinstance(self._fatal, UserError):
+            raise self._fatal  # a bug: outputs are finalized, now show the traceback
+        source, backend = self._source, self._backend
+        source_info = {
+            "spec": self.config.source,
+            "description": source.describe(),
+            **source.stats(),
+        }
+        error = None
+        if isinstance(self._fatal, UserError):
+            error = _one_line(self._fatal)
+        elif self._source_error is not None:
+            error = _one_line(self._source_error)
+        elif self._fatal_output:
+            error = (
+                self._fatal_output
+                + ": "
+                + "; ".join(f"{r.name}: {r.counters.error}" for r in self._runners)
+            )
+        sink_stats = {}
+        for runner in self._runners:
+            try:
+                sink_stats[runner.name] = {
+                    "description": runner.sink.describe(),
+                    **runner.sink.stats(),
+                }
+            except Exception as err:
+                sink_stats[runner.name] = {"stats_error": _one_line(err)}
+        stats = self.metrics.report(
+            source=source_info,
+            backend=backend.describe(),
+            sink_stats=sink_stats,
+            policy=self.config.policy or ("latest" if source.live else "lossless"),
+            interrupted=self._interrupted,
+            error=error,
+        )
+        if self.config.stats_json:
+            path = Path(self.config.stats_json)
+            path.write_text(json.dumps(stats, indent=2) + "\n")
+        return Report(stats=stats, error=error, interrupted=self._interrupted)
+
+
+def _unique_names(outputs: list[str]) -> list[str]:
+    """Output strings as report keys, numbered when the same output is given twice."""
+    names: list[str] = []
+    for spec in outputs:
+        name, n = redact(spec), 2
+        while name in names:
+            name, n = f"{redact(spec)}#{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _start_status(pipeline: Pipeline):
+    from streamdenoise.status import StatusLine
+
+    status = StatusLine(pipeline.snapshot)
+    return status if status.start() else None

@@ -1,0 +1,102 @@
+"""H.264 encoding of pipeline frames into any PyAV output container (file or network).
+
+Shared by the file sink and the restream sink, so it knows nothing about the container: the
+caller opens it (``av.open(target, "w", format=..., options=...)``), hands it here, and closes
+it after :meth:`VideoEncoder.flush`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from streamdenoise.frame import Frame
+from streamdenoise.options import SinkOptions
+
+#: Encoder time base: fine enough to keep any source timestamp to within 11 µs.
+TIME_BASE = Fraction(1, 90_000)
+
+
+class VideoEncoder:
+    """Adds one libx264 stream to ``container`` and encodes RGB frames into it.
+
+    Usage::
+
+        container = av.open("out.mkv", "w")
+        encoder = VideoEncoder(container, width, height, fps, SinkOptions(), zerolatency=False)
+        for frame in frames:               # streamdenoise.frame.Frame, RGB uint8
+            encoder.encode(frame)
+        encoder.flush()                    # drain delayed packets, then:
+        container.close()
+
+    * ``width``/``height`` are rounded down to even numbers (yuv420p); frames of another size
+      (a source that changed resolution) are scaled to the stream's size.
+    * Timestamps: output PTS = source PTS in seconds minus the first frame's, on a 1/90000
+      time base; frames without PTS use ``seq / fps``. PTS are forced strictly increasing, so
+      a source that jumps back (reconnect, loop) never produces an invalid stream.
+    * ``options``: ``bitrate`` (bits/s; else CRF ``crf``), ``gop`` (else about 2 s), ``preset``.
+    * ``zerolatency=True`` (live pushing): preset ultrafast, tune zerolatency, no B-frames,
+      so every packet leaves the encoder as soon as its frame goes in.
+    """
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        width: int,
+        height: int,
+        fps: float | None,
+        options: SinkOptions,
+        zerolatency: bool = False,
+    ) -> None:
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.width, self.height = width - width % 2, height - height % 2
+        if self.width < 2 or self.height < 2:
+            raise ValueError(f"frame size {width}x{height} is too small to encode")
+        self._container = container
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self.stream = container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.time_base = TIME_BASE
+        codec = self.stream.codec_context
+        codec.time_base = TIME_BASE
+        codec.gop_size = options.gop or max(round(self.fps * 2), 1)
+        x264 = {"preset": "ultrafast" if zerolatency else options.preset}
+        if zerolatency:
+            x264["tune"] = "zerolatency"
+            codec.max_b_frames = 0
+        if options.bitrate:
+            codec.bit_rate = int(options.bitrate)
+        else:
+            x264["crf"] = str(options.crf)
+        codec.options = x264
+        self._first_seconds: float | None = None
+        self._last_pts = -1
+        self.frames_encoded = 0
+
+    def _pts(self, frame: Frame) -> int:
+        seconds = frame.pts_seconds
+        if seconds is None:
+            seconds = frame.seq / self.fps
+        if self._first_seconds is None:
+            self._first_seconds = seconds
+        pts = round((seconds - self._first_seconds) / TIME_BASE)
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        return pts
+
+    def encode(self, frame: Frame) -> None:
+        """Encode one frame and mux whatever packets the encoder releases."""
+        image = np.ascontiguousarray(frame.image)
+        video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        video_frame = video_frame.reformat(self.width, self.height, "yuv420p")
+        video_frame.pts = self._pts(frame)
+        video_frame.time_base = TIME_BASE
+        self._container.mux(self.stream.encode(video_frame))
+        self.frames_encoded += 1
+
+    def flush(self) -> None:
+        """Drain frames the encoder still holds (B-frames, lookahead) into the container."""
+        self._container.mux(self.stream.encode(None))

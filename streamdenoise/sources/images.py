@@ -1,0 +1,60 @@
+"""A folder of still images played as a video, in file-name order, at a fixed 25 fps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+
+from streamdenoise.errors import SourceError
+from streamdenoise.frame import Frame
+from streamdenoise.options import SourceOptions
+from streamdenoise.sources.base import Source, SourceState
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+FOLDER_FPS = 25
+
+
+class ImageFolderSource(Source):
+    def __init__(self, folder: str | Path, options: SourceOptions) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.options = options
+        self.fps = float(options.fps or FOLDER_FPS)
+        self._files: list[Path] = []
+
+    def open(self) -> None:
+        self._files = sorted(
+            p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not self._files:
+            raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.folder}")
+        self.state = SourceState.LIVE
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        time_base = 1 / Fraction(self.fps).limit_denominator(1001)
+        seq = 0
+        for path in self._files:
+            if stop.is_set():
+                break
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                log.warning("skipping unreadable image %s", path)
+                continue
+            if self.options.size and (bgr.shape[1], bgr.shape[0]) != self.options.size:
+                bgr = cv2.resize(bgr, self.options.size, interpolation=cv2.INTER_AREA)
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), seq=seq, pts=seq, time_base=time_base)
+            seq += 1
+        if seq == 0 and not stop.is_set():
+            self.state = SourceState.FAILED
+            raise SourceError(f"none of the images in {self.folder} could be read")
+        self.state = SourceState.ENDED
+
+    def describe(self) -> str:
+        return f"{self.folder}/ ({len(self._files)} images)"

@@ -1,0 +1,116 @@
+"""What the user sees: a live one-line status while running and a stats table at the end."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from streamdenoise.metrics import STAGE_HELP, STAGES
+from streamdenoise.redact import redact
+
+REFRESH_S = 0.5
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def status_text(snap: dict) -> str:
+    """One line from Pipeline.snapshot(): fps in/out, e2e p50/p99, drops, source state."""
+    parts = [
+        f"in {snap['fps_in']:5.1f} fps",
+        f"out {snap['fps_out']:5.1f} fps",
+        f"e2e p50 {_ms(snap['e2e_p50_ms'])} ms p99 {_ms(snap['e2e_p99_ms'])} ms",
+        f"drops {snap['drops']}",
+        f"frames {snap['frames_out']}",
+    ]
+    if "source_state" in snap:
+        parts.append(f"source {snap['source_state']}")
+        if snap.get("reconnects"):
+            parts.append(f"reconnects {snap['reconnects']}")
+    return redact(" | ".join(parts))
+
+
+class StatusLine:
+    """Refreshes a transient status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, snapshot: Callable[[], dict]) -> None:
+        self._snapshot = snapshot
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Start refreshing; False (and nothing shown) when stderr is not a terminal."""
+        if not sys.stderr.isatty():
+            return False
+        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        console = Console(stderr=True)
+        with Live(Text(""), console=console, transient=True, auto_refresh=False) as live:
+            while not self._done.wait(REFRESH_S):
+                live.update(Text(status_text(self._snapshot())), refresh=True)
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+
+def stats_table(stats: dict) -> Table:
+    """The end-of-run summary: throughput, drops, then latency per stage."""
+    backend = stats.get("backend", {})
+    source = stats.get("source", {})
+    title = (
+        f"{source.get('description', '?')} → {backend.get('backend', '?')} "
+        f"({backend.get('precision', '?')}, {backend.get('device', '?')})"
+    )
+    table = Table(title=redact(title), title_justify="left")
+    table.add_column("stage")
+    for column in ("p50 ms", "p95 ms", "p99 ms", "max ms", "what it measures"):
+        table.add_column(column, justify="right" if "ms" in column else "left")
+    for stage in STAGES:
+        row = stats["latency_ms"][stage]
+        table.add_row(
+            stage, *(_ms(row[k]) for k in ("p50", "p95", "p99", "max")), STAGE_HELP[stage]
+        )
+    drops = stats["drops_detail"]
+    table.caption = redact(
+        f"frames in {stats['frames_in']}, out {stats['frames_out']} in {stats['duration_s']} s"
+        f" · fps in {stats['fps_in']}, out {stats['fps_out']}"
+        f" · drops {stats['drops']} (source queue {drops['source_queue']})"
+        f" · source {source.get('state', '?')}, reconnects {source.get('reconnects', 0)}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def sinks_table(stats: dict) -> Table:
+    table = Table(title="outputs", title_justify="left")
+    for column in ("output", "frames", "drops", "e2e p50 ms", "e2e p99 ms", "error"):
+        table.add_column(column)
+    for name, sink in stats["sinks"].items():
+        e2e = sink["latency_ms"]["e2e"]
+        table.add_row(
+            redact(name),
+            str(sink["frames_written"]),
+            str(sink["drops"]),
+            _ms(e2e["p50"]),
+            _ms(e2e["p99"]),
+            redact(sink["error"] or ""),
+        )
+    return table
+
+
+def print_stats(stats: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(stats_table(stats))
+    console.print(sinks_table(stats))

@@ -1,0 +1,137 @@
+"""``streamdenoise devices``: what can run here — backends, accelerators, cameras, versions."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib
+import os
+import platform
+from importlib import metadata
+
+INTERESTING_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "neon")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def cpu_info() -> dict:
+    """CPU model, core count and the instruction-set flags that decide backend speed."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "flags": [f for f in INTERESTING_CPU_FLAGS if f in flags],
+    }
+
+
+def accelerators() -> dict:
+    found: dict = {"cpu": cpu_info(), "cuda": []}
+    try:
+        import torch
+    except ImportError:
+        return found
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            found["cuda"].append(
+                {
+                    "index": index,
+                    "name": props.name,
+                    "memory_gib": round(props.total_memory / 2**30, 1),
+                }
+            )
+    return found
+
+
+def backends() -> dict[str, str | None]:
+    """Backend name -> None when usable, else the one-line reason it is not."""
+    from streamdenoise.backends import BACKENDS, unavailable_reason
+
+    return {name: unavailable_reason(name) for name in BACKENDS}
+
+
+def cameras() -> list[str]:
+    return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for dist, module in (
+        ("torch", "torch"),
+        ("av", "av"),
+        ("opencv", "cv2"),
+        ("onnxruntime", "onnxruntime"),
+        ("openvino", "openvino"),
+        ("tensorrt", "tensorrt"),
+        ("numpy", "numpy"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except Exception:  # absent or broken optional package: just not listed
+            continue
+        found[dist] = str(getattr(mod, "__version__", "") or _dist_version(dist))
+    try:
+        import av
+
+        libavcodec = ".".join(map(str, av.library_versions["libavcodec"]))
+        found["ffmpeg (in PyAV)"] = f"libavcodec {libavcodec}"
+    except (ImportError, KeyError):
+        pass
+    return found
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def run(args: argparse.Namespace) -> int:
+    report = {
+        "backends": backends(),
+        "accelerators": accelerators(),
+        "cameras": cameras(),
+        "versions": versions(),
+    }
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="backends", title_justify="left")
+    table.add_column("backend")
+    table.add_column("status")
+    for name, reason in report["backends"].items():
+        table.add_row(name, "[green]available[/]" if reason is None else f"[red]{reason}[/]")
+    console.print(table)
+    cpu = report["accelerators"]["cpu"]
+    console.print(
+        f"CPU: {cpu['model']} · {cpu['cores']} cores · flags: "
+        f"{', '.join(cpu['flags']) or 'none of interest'}"
+    )
+    gpus = report["accelerators"]["cuda"]
+    console.print(
+        "CUDA: "
+        + (", ".join(f"{g['index']}: {g['name']} ({g['memory_gib']} GiB)" for g in gpus) or "none")
+    )
+    console.print("cameras: " + (", ".join(report["cameras"]) or "none found"))
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    return 0

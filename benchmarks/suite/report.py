@@ -94,13 +94,18 @@ def speed_rows(rows: list[dict]) -> list[list[str]]:
 
 def machine_lines(machine: dict) -> list[str]:
     cpu = machine.get("cpu", {})
-    lines = [f"- CPU: {cpu.get('model', '?')}, {cpu.get('logical_cores', '?')} logical cores"]
+    lines = [
+        f"- CPU: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, flags: "
+        + (", ".join(cpu.get("flags", [])) or "none of interest")
+    ]
     gpus = machine.get("gpus") or []
     lines.append("- GPU: " + (", ".join(str(g) for g in gpus) if gpus else "none"))
     versions = machine.get("versions", {})
     if versions:
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    lines.append(f"- Python {machine.get('python', '?')}, {machine.get('os', '?')}")
     lines.append(f"- Git commit: {machine.get('git_commit', '?')}")
+    lines.append(f"- Load average (1 min) at start: {machine.get('load_avg_1m_at_start', '?')}")
     return lines
 
 

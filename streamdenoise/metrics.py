@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamdenoise.frame import Frame
-from streamdenoise.redact import redact_obj
+from streamdenoise.redact import redact, redact_obj
 
 #: Samples kept per latency series for percentiles (≈ 5.5 min at 30 fps).
 WINDOW = 10_000
@@ -201,12 +201,12 @@ class Metrics:
         end: float | None = None,
         **extra,
     ) -> dict:
-        """The ``--stats-json`` document; every string in it is redacted."""
+        """The ``--stats-json`` document; every string in it (keys too) is redacted."""
         end = end if end is not None else time.monotonic()
         elapsed = self.elapsed(end)
         sinks = {}
         for name, counters in self.sinks.items():
-            sinks[name] = {
+            sinks[redact(name)] = {
                 "frames_written": counters.frames_written,
                 "drops": counters.drops,
                 "error": counters.error,
@@ -222,7 +222,7 @@ class Metrics:
             "drops": self.source_drops + self.sink_drops(),
             "drops_detail": {
                 "source_queue": self.source_drops,
-                "sinks": {n: c.drops for n, c in self.sinks.items()},
+                "sinks": {redact(n): c.drops for n, c in self.sinks.items()},
             },
             "duration_s": round(elapsed, 3),
             "fps_in": round(self.frames_in / elapsed, 2),

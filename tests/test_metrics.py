@@ -1,0 +1,69 @@
+"""Percentile maths against numpy, bounded memory, and the report's shape."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from streamdenoise.frame import Frame
+from streamdenoise.metrics import STAGES, LatencySeries, Metrics, percentile
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
+@pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 95, 99, 99.9, 100])
+def test_percentile_matches_numpy_linear(n, q):
+    data = np.random.default_rng(n).exponential(5.0, n).tolist()
+    assert percentile(data, q) == pytest.approx(float(np.percentile(data, q)), rel=1e-12)
+
+
+def test_percentile_hand_computed_interpolation():
+    # rank = 0.5 * 3 = 1.5 -> halfway between 2 and 10
+    assert percentile([10, 1, 2, 20], 50) == 6
+    assert percentile([5], 99) == 5
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile([1], 101)
+
+
+def test_series_keeps_a_bounded_window_but_exact_totals():
+    series = LatencySeries(window=100)
+    for i in range(1000):
+        series.add(i / 1000)
+    assert series.count == 1000
+    assert series.max == pytest.approx(0.999)
+    recent = series.recent()
+    assert len(recent) == 100
+    assert sorted(recent) == pytest.approx([i / 1000 for i in range(900, 1000)])
+    summary = series.summary_ms()
+    assert summary["p50"] == pytest.approx(np.percentile(np.arange(900, 1000), 50), rel=1e-9)
+    assert summary["mean"] == pytest.approx(499.5)
+
+
+def test_report_contains_every_stage_and_redacts():
+    metrics = Metrics()
+    sink = metrics.add_sink("rtsp://user:secret@cam/out")
+    for seq in range(5):
+        f = Frame(np.zeros((2, 2, 3), np.uint8), seq=seq, capture_ts=100.0 + seq)
+        f.marks.update(enqueued=100.001 + seq, dequeued=100.01 + seq, denoised=100.02 + seq)
+        metrics.captured(f)
+        metrics.denoised(f)
+        metrics.written(sink, f, picked=100.03 + seq, done=100.05 + seq)
+    report = metrics.report(
+        source={"description": "rtsp://admin:hunter2@10.0.0.1/stream"},
+        backend={"backend": "x"},
+        sink_stats={},
+        end=105.0,
+    )
+    text = json.dumps(report)
+    assert "secret" not in text and "hunter2" not in text and "admin" not in text
+    assert report["frames_in"] == report["frames_out"] == 5
+    assert set(report["latency_ms"]) == set(STAGES)
+    for stage in STAGES:
+        assert {"p50", "p95", "p99", "max"} <= set(report["latency_ms"][stage])
+    assert report["latency_ms"]["e2e"]["p50"] == pytest.approx(50.0)
+    assert report["latency_ms"]["denoise"]["max"] == pytest.approx(10.0)
+    assert report["fps_out"] == pytest.approx(1.0)
+    assert report["sinks"]["rtsp://***@cam/out"]["frames_written"] == 5

@@ -1,0 +1,67 @@
+"""Output string -> sink kind, and the sinks opened for local outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamdenoise.errors import SinkError, UsageError
+from streamdenoise.options import SinkOptions
+from streamdenoise.sinks import open_sink, sink_kind
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("out.mp4", "file"),
+        ("dir/OUT.MKV", "file"),
+        ("x.ts", "file"),
+        ("clip.mov", "file"),
+        ("display", "display"),
+        ("null", "null"),
+        ("rtsp://127.0.0.1:8554/live", "restream"),
+        ("rtmp://server/app/key", "restream"),
+        ("udp://127.0.0.1:5000", "restream"),
+        ("srt://127.0.0.1:9000", "restream"),
+        ("http://127.0.0.1:8080", "preview"),
+        ("http://0.0.0.0:8080/", "preview"),
+    ],
+)
+def test_kind(spec, kind):
+    assert sink_kind(spec) == kind
+
+
+@pytest.mark.parametrize("spec", ["out.avi", "out", "foo://x", "ftp://h/x.mp4", "Display", ""])
+def test_unsupported_output_is_a_usage_error_listing_choices(spec):
+    with pytest.raises(UsageError) as err:
+        sink_kind(spec)
+    assert ".mp4" in str(err.value) and "rtsp://" in str(err.value)
+
+
+def test_usage_error_redacts_credentials():
+    with pytest.raises(UsageError) as err:
+        sink_kind("ftp://user:secret@host/x")
+    assert "secret" not in str(err.value)
+
+
+def test_local_sinks(tmp_path):
+    from streamdenoise.sinks.file import FileSink
+    from streamdenoise.sinks.null import NullSink
+
+    sink = open_sink(str(tmp_path / "a.mkv"), SinkOptions())
+    assert isinstance(sink, FileSink) and sink.lossless
+    assert isinstance(open_sink("null", SinkOptions()), NullSink)
+
+
+def test_file_in_missing_folder_is_a_sink_error(tmp_path):
+    with pytest.raises(SinkError, match="does not exist"):
+        open_sink(str(tmp_path / "nope" / "a.mp4"), SinkOptions())
+
+
+def test_display_without_gui_is_a_clear_error():
+    from streamdenoise.sinks.display import gui_unavailable_reason
+
+    reason = gui_unavailable_reason()
+    if reason is None:
+        pytest.skip("this machine has an OpenCV GUI and a display")
+    with pytest.raises(SinkError, match="display"):
+        open_sink("display", SinkOptions())

@@ -211,15 +211,15 @@ class Pipeline:
         sinks = [open_sink(spec, config.sink_options) for spec in config.outputs]
         if not sinks:
             raise UserError("no outputs given")
+        self._source = open_source(config.source, config.source_options)
+        if config.max_frames and hasattr(self._source, "ensure_length"):
+            self._source.ensure_length(config.max_frames)
         # Only the settings given: a backend applies its own default for the rest.
         given = {"model": config.model, "precision": config.precision, "strength": config.strength}
         self._backend = create_backend(
             config.backend, **{key: value for key, value in given.items() if value is not None}
         )
         try:
-            self._source = open_source(config.source, config.source_options)
-            if config.max_frames and hasattr(self._source, "ensure_length"):
-                self._source.ensure_length(config.max_frames)
             self._source.open()
             return self._stream(sinks)
         finally:

@@ -16,7 +16,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 POLICIES = ("latest", "lossless")
 DEFAULT_MODEL = "temporal"
 FALLBACK_BACKEND = "atadenoise"
-log = logging.getLogger("streamdenoise")
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
@@ -210,7 +209,7 @@ def default_output(source: str) -> str:
     return f"{stem or 'stream'}_denoised.mp4"
 
 
-def choose_backend(settings: dict) -> tuple[str, str | None]:
+def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None]:
     """(backend, model): the trained torch model when it can load, else the classical one."""
     from streamdenoise.backends import backend_class, unavailable_reason
 
@@ -220,7 +219,12 @@ def choose_backend(settings: dict) -> tuple[str, str | None]:
     reason = unavailable_reason("torch") or _missing_weights(settings.get("model", DEFAULT_MODEL))
     if reason is None:
         return "torch", settings.get("model", DEFAULT_MODEL)
-    log.warning("torch backend not usable (%s); using %s", reason, FALLBACK_BACKEND)
+    if not quiet:
+        print(
+            f"streamdenoise: note: using {FALLBACK_BACKEND}; the trained model is not usable "
+            f"({reason})",
+            file=sys.stderr,
+        )
     return FALLBACK_BACKEND, None
 
 
@@ -239,11 +243,14 @@ def _missing_weights(model: str) -> str | None:
 def build_config(args: argparse.Namespace):
     from streamdenoise.options import SinkOptions, SourceOptions
     from streamdenoise.pipeline import PipelineConfig
+    from streamdenoise.sinks import sink_kind
 
     settings = merged_settings(args)
     if "source" not in settings:
         raise UsageError("no SOURCE given (try `streamdenoise run demo`)")
-    backend, model = choose_backend(settings)
+    for output in settings.get("output", []):
+        sink_kind(output)  # a mistyped output is a usage error before anything starts
+    backend, model = choose_backend(settings, quiet=settings.get("quiet", False))
     source_options = SourceOptions(
         size=settings.get("size"),
         fps=settings.get("fps"),

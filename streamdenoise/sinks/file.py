@@ -2,7 +2,8 @@
 
 MP4/MOV are written fragmented (``frag_keyframe+empty_moov+default_base_moof``): the index
 is at the front and each GOP is a self-contained fragment, so even a killed process leaves a
-file that plays up to its last complete fragment. MKV and MPEG-TS are robust by design.
+file that plays up to its last complete fragment. MKV and MPEG-TS are robust by design (TS
+shifts all timestamps by the B-frame delay, about two frames; intervals are unchanged).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from streamdenoise.sinks.video_encoder import VideoEncoder
 
 FILE_SUFFIXES = (".mp4", ".mkv", ".ts", ".mov")
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# negative_cts_offsets lets B-frames reorder without shifting the first PTS off zero.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"}
 
 
 class FileSink(Sink):

@@ -122,17 +122,32 @@ class Probe:
         return all(b > a for a, b in zip(self.pts_seconds, self.pts_seconds[1:], strict=False))
 
 
-def probe(path: Path) -> Probe:
-    """Decode every frame of ``path`` with PyAV (raises if the file is unplayable)."""
+def probe(path: Path, tolerant: bool = False) -> Probe:
+    """Decode every frame of ``path`` with PyAV (raises if the file is unplayable).
+
+    ``tolerant=True`` decodes like a player would a file cut short by a kill: a damaged last
+    packet or fragment ends decoding instead of raising.
+    """
     import av
 
+    pts, size = [], (0, 0)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
-        pts, size = [], (0, 0)
-        for frame in container.decode(stream):
-            pts.append(float(frame.pts * frame.time_base))
-            size = (frame.width, frame.height)
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError:
+                    if not tolerant:
+                        raise
+                    continue
+                for frame in frames:
+                    pts.append(float(frame.pts * frame.time_base))
+                    size = (frame.width, frame.height)
+        except av.FFmpegError:
+            if not tolerant:
+                raise
     return Probe(len(pts), size[0], size[1], pts, float(rate) if rate else None)
 
 

@@ -1,0 +1,135 @@
+"""CLI parsing, config merging and usage errors (exit 2, one line, no traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamdenoise import __version__
+from streamdenoise.cli import build_parser, main
+from streamdenoise.commands.run import build_config, choose_backend, default_output
+
+
+def exit_code_of(argv: list[str]) -> int:
+    """main()'s exit code, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+def config_for(*argv: str):
+    args = build_parser().parse_args(["run", *argv])
+    config, _quiet = build_config(args)
+    return config
+
+
+def test_version_is_fast_and_exact():
+    out = subprocess.run(
+        [sys.executable, "-m", "streamdenoise", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"streamdenoise {__version__}"
+
+
+def test_flags_fill_the_config(tmp_path, test_backend):
+    config = config_for(
+        "demo", "-o", "a.mp4", "-o", "null", "--backend", test_backend, "--precision", "bf16",
+        "--strength", "0.5", "--policy", "latest", "--size", "640x360", "--fps", "25",
+        "--compare", "--max-frames", "10", "--duration", "2.5", "--stats-json", "s.json",
+        "--queue-size", "3", "--timeout", "4", "--reconnect-max", "2", "--bitrate", "2.5M",
+        "--gop", "50", "--bind", "0.0.0.0", "--quiet",
+    )  # fmt: skip
+    assert config.outputs == ["a.mp4", "null"]
+    assert (config.backend, config.precision, config.strength) == (test_backend, "bf16", 0.5)
+    assert config.policy == "latest" and config.queue_size == 3
+    assert config.source_options.size == (640, 360) and config.source_options.fps == 25
+    assert config.source_options.timeout_s == 4 and config.source_options.reconnect_max == 2
+    assert config.sink_options.bitrate == 2_500_000 and config.sink_options.gop == 50
+    assert config.sink_options.bind == "0.0.0.0" and config.sink_options.compare
+    assert (config.max_frames, config.duration) == (10, 2.5)
+    assert config.stats_json == Path("s.json") and config.status is False
+
+
+def test_yaml_config_with_flags_winning(tmp_path, test_backend):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"source: demo\noutputs: [x.mkv, null]\nbackend: {test_backend}\nstrength: 2\n"
+        "max-frames: 7\nsize: 320x240\n"
+    )
+    config = config_for("--config", str(cfg), "--strength", "0.25", "-o", "y.mp4")
+    assert config.source == "demo"
+    assert config.outputs == ["y.mp4"]  # flag wins
+    assert config.strength == 0.25  # flag wins
+    assert config.max_frames == 7 and config.source_options.size == (320, 240)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("demo", "demo_denoised.mp4"),
+        ("/videos/holiday clip.mov", "holiday clip_denoised.mp4"),
+        ("frames/", "frames_denoised.mp4"),
+        ("0", "0_denoised.mp4"),
+        ("rtsp://admin:secret@cam.local:554/stream1", "cam.local_554_stream1_denoised.mp4"),
+    ],
+)
+def test_default_output_name(source, expected):
+    assert default_output(source) == expected
+
+
+def test_default_backend_never_random_weights():
+    backend, model = choose_backend({}, quiet=True)
+    if backend == "torch":
+        assert model == "temporal"
+        weights = Path(__import__("streamdenoise.models").models.__file__).parent / "weights"
+        assert (weights / "temporal.pt").is_file()
+    else:
+        assert (backend, model) == ("atadenoise", None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--size", "12x"], "bad size '12x'"),
+        (["demo", "--size", "0x10"], "bad size"),
+        (["demo", "--strength", "-1"], "bad strength '-1': must be >= 0"),
+        (["demo", "--strength", "lots"], "expected a number"),
+        (["demo", "--max-frames", "0"], "bad max-frames"),
+        (["demo", "--duration", "0"], "bad duration"),
+        (["demo", "--fps", "-5"], "bad fps"),
+        (["demo", "--bitrate", "fast"], "bad bitrate"),
+        (["demo", "--backend", "nope"], "unknown backend 'nope'"),
+        (["demo", "-o", "out.avi"], "unsupported output 'out.avi'"),
+        (["demo", "--precision", "int4"], "invalid choice"),
+        (["demo", "--policy", "newest"], "invalid choice"),
+        (["demo", "--config", "/nonexistent/x.yaml"], "cannot read config"),
+        ([], "no SOURCE given"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    code = exit_code_of(["run", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("source: demo\nstrenght: 2\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "unknown setting(s) strenght" in capsys.readouterr().err
+
+
+def test_unsupported_scheme_is_a_usage_error(capsys):
+    assert main(["run", "foo://x", "-o", "null", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported source scheme in 'foo://x'" in err

@@ -168,7 +168,6 @@ class Pipeline:
         self._interrupted = False
         self._fatal: BaseException | None = None
         self._source_error: BaseException | None = None
-        self._fatal_output: str | None = None
         self._source: Source | None = None
         self._backend: Denoiser | None = None
         self._runners: list[_SinkRunner] = []
@@ -346,9 +345,8 @@ class Pipeline:
                 processed += 1
                 if self.config.max_frames and processed >= self.config.max_frames:
                     break
-                if self._runners and not any(r.thread.is_alive() for r in self._runners):
-                    self._fatal_output = "every output failed"
-                    break
+                if not any(r.thread.is_alive() for r in self._runners):
+                    break  # every output failed: nothing left to feed
         except Exception as err:
             self._fatal = self._fatal or err
         finally:
@@ -389,12 +387,9 @@ class Pipeline:
             error = _one_line(self._fatal)
         elif self._source_error is not None:
             error = _one_line(self._source_error)
-        elif self._fatal_output:
-            error = (
-                self._fatal_output
-                + ": "
-                + "; ".join(f"{r.name}: {r.counters.error}" for r in self._runners)
-            )
+        else:  # the run went on without them, but the user asked for these outputs
+            failed = [f"{r.name}: {r.counters.error}" for r in self._runners if r.counters.error]
+            error = ("output failed: " + "; ".join(failed)) if failed else None
         sink_stats = {}
         for runner in self._runners:
             try:

@@ -2,8 +2,7 @@
 
 MP4/MOV are written fragmented (``frag_keyframe+empty_moov+default_base_moof``): the index
 is at the front and each GOP is a self-contained fragment, so even a killed process leaves a
-file that plays up to its last complete fragment. MKV and MPEG-TS are robust by design (TS
-shifts all timestamps by the B-frame delay, about two frames; intervals are unchanged).
+file that plays up to its last complete fragment. MKV and MPEG-TS are robust by design.
 """
 
 from __future__ import annotations
@@ -20,8 +19,10 @@ from streamdenoise.sinks.video_encoder import VideoEncoder
 
 FILE_SUFFIXES = (".mp4", ".mkv", ".ts", ".mov")
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
-# negative_cts_offsets lets B-frames reorder without shifting the first PTS off zero.
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"}
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+#: Containers that store B-frame reordering without shifting timestamps; the others are
+#: written without B-frames so that the first frame keeps its source timestamp.
+_B_FRAMES_OK = ("matroska",)
 
 
 class FileSink(Sink):
@@ -42,7 +43,14 @@ class FileSink(Sink):
             self._container = av.open(str(self.path), "w", format=fmt, options=options)
         except (OSError, av.FFmpegError) as err:
             raise SinkError(f"cannot write {self.path}: {err}") from None
-        self._encoder = VideoEncoder(self._container, first.width, first.height, fps, self.options)
+        self._encoder = VideoEncoder(
+            self._container,
+            first.width,
+            first.height,
+            fps,
+            self.options,
+            b_frames=fmt in _B_FRAMES_OK,
+        )
 
     def write(self, frame: Frame) -> None:
         self._encoder.encode(frame)

@@ -39,6 +39,8 @@ class VideoEncoder:
     * ``options``: ``bitrate`` (bits/s; else CRF ``crf``), ``gop`` (else about 2 s), ``preset``.
     * ``zerolatency=True`` (live pushing): preset ultrafast, tune zerolatency, no B-frames,
       so every packet leaves the encoder as soon as its frame goes in.
+    * ``b_frames=False``: no B-frames. Containers without edit lists (fragmented MP4,
+      MPEG-TS) otherwise shift every timestamp by the B-frame delay (two frames).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class VideoEncoder:
         fps: float | None,
         options: SinkOptions,
         zerolatency: bool = False,
+        b_frames: bool = True,
     ) -> None:
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.width, self.height = width - width % 2, height - height % 2
@@ -66,6 +69,7 @@ class VideoEncoder:
         x264 = {"preset": "ultrafast" if zerolatency else options.preset}
         if zerolatency:
             x264["tune"] = "zerolatency"
+        if zerolatency or not b_frames:
             codec.max_b_frames = 0
         if options.bitrate:
             codec.bit_rate = int(options.bitrate)

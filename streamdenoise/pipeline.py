@@ -39,12 +39,12 @@ from streamdenoise.redact import redact
 from streamdenoise.sinks import open_sink
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
-from streamdenoise.sources.base import Source
+from streamdenoise.sources.base import Source, SourceState
 
 log = logging.getLogger(__name__)
 
 #: Per-sink queue depths: files may fall a little behind; live outputs keep only fresh frames.
-LOSSLESS_SINK_QUEUE = 8
+LOSSLESS_SINK_QUEUE = 4
 LIVE_SINK_QUEUE = 2
 POLL_S = 0.1  # how often blocked stages look at the stop flags
 
@@ -61,7 +61,7 @@ class PipelineConfig:
     strength: float | None = None
     #: None = from the source: ``latest`` for live inputs, ``lossless`` for files and demo.
     policy: Policy | None = None
-    queue_size: int = 4
+    queue_size: int = 2
     max_frames: int | None = None
     duration: float | None = None
     stats_json: Path | None = None
@@ -304,6 +304,9 @@ class Pipeline:
             self._fatal = self._fatal or err
         finally:
             self._started.set()
+            if source.state not in (SourceState.ENDED, SourceState.FAILED):
+                # Stopped early (max_frames, stop()) or failed without saying so itself.
+                source.state = SourceState.FAILED if error else SourceState.ENDED
             try:
                 source.close()
             except Exception as err:

@@ -22,18 +22,17 @@ def _ms(value: float | None) -> str:
 
 
 def status_text(snap: dict) -> str:
-    """One line from Pipeline.snapshot(): fps in/out, e2e p50/p99, drops, source state."""
+    """One short line from Pipeline.snapshot(): fps in/out, e2e p50/p99, drops, source."""
     parts = [
-        f"in {snap['fps_in']:5.1f} fps",
-        f"out {snap['fps_out']:5.1f} fps",
-        f"e2e p50 {_ms(snap['e2e_p50_ms'])} ms p99 {_ms(snap['e2e_p99_ms'])} ms",
+        f"fps {snap['fps_in']:.1f} in {snap['fps_out']:.1f} out",
+        f"e2e p50 {_ms(snap['e2e_p50_ms'])} p99 {_ms(snap['e2e_p99_ms'])} ms",
         f"drops {snap['drops']}",
-        f"frames {snap['frames_out']}",
     ]
     if "source_state" in snap:
         parts.append(f"source {snap['source_state']}")
         if snap.get("reconnects"):
             parts.append(f"reconnects {snap['reconnects']}")
+    parts.append(f"{snap['frames_out']} frames")
     return redact(" | ".join(parts))
 
 

@@ -67,3 +67,25 @@ def test_report_contains_every_stage_and_redacts():
     assert report["latency_ms"]["denoise"]["max"] == pytest.approx(10.0)
     assert report["fps_out"] == pytest.approx(1.0)
     assert report["sinks"]["rtsp://***@cam/out"]["frames_written"] == 5
+
+
+def test_status_line_and_final_table_render_a_report():
+    from rich.console import Console
+
+    from streamdenoise.status import print_stats, status_text
+
+    line = status_text(
+        {"fps_in": 30.0, "fps_out": 29.5, "e2e_p50_ms": 41.26, "e2e_p99_ms": None, "drops": 3,
+         "frames_out": 120, "source_state": "reconnecting", "reconnects": 2}
+    )  # fmt: skip
+    assert line == (
+        "fps 30.0 in 29.5 out | e2e p50 41.3 p99 - ms | drops 3 | source reconnecting | "
+        "reconnects 2 | 120 frames"
+    )
+    metrics = Metrics()
+    metrics.add_sink("rtsp://u:pw@h/x")
+    report = metrics.report(source={"description": "rtsp://u:pw@cam"}, backend={}, sink_stats={})
+    console = Console(record=True, width=120)
+    print_stats(report, console)
+    text = console.export_text()
+    assert "e2e" in text and "rtsp://***@h/x" in text and "pw" not in text

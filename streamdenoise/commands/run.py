@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--duration", metavar="S", help="stop after S seconds")
     add("--stats-json", metavar="PATH", help="write the metrics report as JSON at the end")
     add("--config", metavar="FILE.yaml", help="YAML file with any of these settings; flags win")
-    add("--queue-size", metavar="N", help="source queue length [4]")
+    add("--queue-size", metavar="N", help="source queue length [2]")
     add("--timeout", metavar="S", help="seconds any source open/read may block [10]")
     add("--reconnect-max", metavar="N", help="reconnect attempts for live sources [unlimited]")
     add("--bitrate", metavar="B", help="encoder bitrate, e.g. 4M [files: CRF 20]")
@@ -276,7 +276,7 @@ def build_config(args: argparse.Namespace):
         precision=settings.get("precision"),
         strength=settings.get("strength"),
         policy=settings.get("policy"),
-        queue_size=settings.get("queue_size", 4),
+        queue_size=settings.get("queue_size", 2),
         max_frames=settings.get("max_frames"),
         duration=settings.get("duration"),
         stats_json=settings.get("stats_json"),

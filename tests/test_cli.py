@@ -133,3 +133,10 @@ def test_unsupported_scheme_is_a_usage_error(capsys):
     assert main(["run", "foo://x", "-o", "null", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "unsupported source scheme in 'foo://x'" in err
+
+
+def test_refuses_to_overwrite_the_source_or_write_stats_nowhere(clip, capsys):
+    assert exit_code_of(["run", str(clip), "-o", str(clip)]) == 2
+    assert "would overwrite the source" in capsys.readouterr().err
+    assert exit_code_of(["run", str(clip), "--stats-json", "/nonexistent/dir/s.json"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -240,16 +240,29 @@ def _missing_weights(model: str) -> str | None:
     return f"no trained '{model}' weights in {folder}"
 
 
+def check_paths(settings: dict) -> None:
+    """Mistakes that would otherwise surface only after streaming: bad outputs, overwriting
+    the input, a stats file in a missing folder."""
+    from streamdenoise.sinks import sink_kind
+
+    source = Path(settings["source"]).expanduser()
+    for output in settings.get("output", []):
+        is_file = sink_kind(output) == "file"
+        if is_file and source.is_file() and Path(output).expanduser().resolve() == source.resolve():
+            raise UsageError(f"output {output} would overwrite the source")
+    stats = settings.get("stats_json")
+    if stats is not None and not stats.expanduser().parent.is_dir():
+        raise UsageError(f"cannot write --stats-json {stats}: folder {stats.parent} does not exist")
+
+
 def build_config(args: argparse.Namespace):
     from streamdenoise.options import SinkOptions, SourceOptions
     from streamdenoise.pipeline import PipelineConfig
-    from streamdenoise.sinks import sink_kind
 
     settings = merged_settings(args)
     if "source" not in settings:
         raise UsageError("no SOURCE given (try `streamdenoise run demo`)")
-    for output in settings.get("output", []):
-        sink_kind(output)  # a mistyped output is a usage error before anything starts
+    check_paths(settings)
     backend, model = choose_backend(settings, quiet=settings.get("quiet", False))
     source_options = SourceOptions(
         size=settings.get("size"),

@@ -30,6 +30,7 @@ class CameraSource(Source):
         self.device = device
         self.options = options
         self._cap: cv2.VideoCapture | None = None
+        self._reader: threading.Thread | None = None
 
     def open(self) -> None:
         api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
@@ -51,38 +52,42 @@ class CameraSource(Source):
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         assert self._cap is not None, "open() first"
         frames: queue.Queue = queue.Queue(maxsize=2)
-        reader = threading.Thread(
-            target=self._read_loop, args=(frames, stop), daemon=True, name="camera-reader"
+        done = threading.Event()  # ends the reader when this generator ends, for any reason
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(frames, stop, done), daemon=True, name="camera-reader"
         )
-        reader.start()
+        self._reader.start()
         start = time.monotonic()
         seq = 0
-        while not stop.is_set():
-            try:
-                item = frames.get(timeout=self.options.timeout_s)
-            except queue.Empty:
-                self.state = SourceState.FAILED
-                raise SourceError(
-                    f"camera {self.device}: no frame for {self.options.timeout_s:g} s"
-                ) from None
-            if item is None:
-                self.state = SourceState.FAILED
-                raise SourceError(f"camera {self.device} stopped delivering frames")
-            bgr, captured = item
-            self.state = SourceState.LIVE
-            yield Frame(
-                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                seq=seq,
-                pts=round((captured - start) * 1_000_000),
-                time_base=TIME_BASE,
-                capture_ts=captured,
-            )
-            seq += 1
-        self.state = SourceState.ENDED
+        try:
+            while not stop.is_set():
+                try:
+                    item = frames.get(timeout=self.options.timeout_s)
+                except queue.Empty:
+                    self.state = SourceState.FAILED
+                    raise SourceError(
+                        f"camera {self.device}: no frame for {self.options.timeout_s:g} s"
+                    ) from None
+                if item is None:
+                    self.state = SourceState.FAILED
+                    raise SourceError(f"camera {self.device} stopped delivering frames")
+                bgr, captured = item
+                self.state = SourceState.LIVE
+                yield Frame(
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                    seq=seq,
+                    pts=round((captured - start) * 1_000_000),
+                    time_base=TIME_BASE,
+                    capture_ts=captured,
+                )
+                seq += 1
+            self.state = SourceState.ENDED
+        finally:
+            done.set()
 
-    def _read_loop(self, frames: queue.Queue, stop: threading.Event) -> None:
+    def _read_loop(self, frames: queue.Queue, stop: threading.Event, done: threading.Event):
         """Blocking reads live here; the consumer waits on the queue with a timeout instead."""
-        while not stop.is_set():
+        while not (stop.is_set() or done.is_set()):
             ok, bgr = self._cap.read()
             item = (bgr, time.monotonic()) if ok else None
             if frames.full():  # keep only the freshest frames
@@ -93,9 +98,15 @@ class CameraSource(Source):
                 return
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._cap is None:
+            return
+        if self._reader is not None:
+            # Releasing the device under a read in progress can crash the driver: wait for it.
+            self._reader.join(timeout=self.options.timeout_s)
+            if self._reader.is_alive():
+                return  # a read is stuck in the driver; the process exit will release it
+        self._cap.release()
+        self._cap = None
 
     def describe(self) -> str:
         return f"camera {self.device}"

@@ -1,0 +1,154 @@
+"""Pipeline behaviour through the Python API with small test-only sources and sinks: a source
+that dies mid-stream, a size change with a discontinuity, and a slow live output next to a
+file. Outputs are real files checked with PyAV."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from helpers import probe
+
+import streamdenoise.pipeline as pipeline_module
+from streamdenoise.errors import SourceError
+from streamdenoise.frame import Frame
+from streamdenoise.options import SinkOptions
+from streamdenoise.pipeline import Pipeline, PipelineConfig
+from streamdenoise.sinks import open_sink
+from streamdenoise.sinks.base import Sink
+from streamdenoise.sources.base import Source, SourceState
+
+
+class ScriptedSource(Source):
+    """Yields frames of the given sizes at 25 fps; optionally dies with a SourceError."""
+
+    def __init__(self, sizes: list[tuple[int, int]], die_with: str | None = None,
+                 live: bool = False, interval: float = 0.0) -> None:  # fmt: skip
+        super().__init__()
+        self.sizes, self.die_with, self.live, self.interval = sizes, die_with, live, interval
+        self.fps = 25.0
+        self.closed = False
+
+    def open(self) -> None:
+        self.state = SourceState.LIVE
+
+    def frames(self, stop: threading.Event):
+        previous = None
+        for seq, (w, h) in enumerate(self.sizes):
+            if stop.is_set():
+                return
+            image = np.full((h, w, 3), (seq * 9) % 256, np.uint8)
+            yield Frame(image, seq=seq, pts=seq, time_base=Fraction(1, 25),
+                        discontinuity=previous is not None and previous != (w, h))  # fmt: skip
+            previous = (w, h)
+            if self.interval:
+                time.sleep(self.interval)
+        if self.die_with:
+            self.state = SourceState.FAILED
+            raise SourceError(self.die_with)
+        self.state = SourceState.ENDED
+
+    def close(self) -> None:
+        self.closed = True
+
+    def describe(self) -> str:
+        return "scripted"
+
+
+class SlowLiveSink(Sink):
+    """A display-like output that takes 50 ms per frame."""
+
+    lossless = False
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def open(self, first, fps) -> None:
+        pass
+
+    def write(self, frame) -> None:
+        time.sleep(0.05)
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "slow"
+
+
+@pytest.fixture
+def use_source(monkeypatch):
+    def install(source: Source) -> Source:
+        monkeypatch.setattr(pipeline_module, "open_source", lambda spec, options: source)
+        return source
+
+    return install
+
+
+def config(test_backend: str, *outputs: str, **kw) -> PipelineConfig:
+    return PipelineConfig(source="scripted", outputs=list(outputs), backend=test_backend,
+                          status=False, **kw)  # fmt: skip
+
+
+def test_source_dying_mid_stream_finalizes_outputs(tmp_path, test_backend, use_source):
+    source = use_source(ScriptedSource([(64, 48)] * 12, die_with="camera unplugged"))
+    out = tmp_path / "o.mp4"
+    report = Pipeline(config(test_backend, str(out))).run()
+    assert report.exit_code == 1
+    assert report.error == "camera unplugged"
+    assert report.stats["source"]["state"] == "failed"
+    assert source.closed
+    assert probe(out).frames == 12
+
+
+def test_size_change_prepares_and_resets_the_backend(tmp_path, test_backend, use_source):
+    use_source(ScriptedSource([(64, 48)] * 5 + [(96, 64)] * 5))
+    out = tmp_path / "o.mkv"
+    pipeline = Pipeline(config(test_backend, str(out), "null"))
+    report = pipeline.run()
+    assert report.exit_code == 0
+    assert pipeline.backend.prepared == [(64, 48), (96, 64)]
+    assert pipeline.backend.resets == 1
+    written = probe(out)
+    assert (written.frames, written.width, written.height) == (10, 64, 48)  # scaled to the first
+
+
+def test_slow_live_output_never_stalls_a_file(tmp_path, test_backend, use_source, monkeypatch):
+    use_source(ScriptedSource([(64, 48)] * 60))
+    slow = SlowLiveSink()
+
+    def pick(spec: str, options: SinkOptions) -> Sink:
+        return slow if spec == "slow" else open_sink(spec, options)
+
+    monkeypatch.setattr(pipeline_module, "open_sink", pick)
+    out = tmp_path / "o.mkv"
+    report = Pipeline(config(test_backend, str(out), "slow")).run()
+    assert report.exit_code == 0
+    assert probe(out).frames == 60
+    sinks = report.stats["sinks"]
+    assert sinks[str(out)]["drops"] == 0
+    assert sinks["slow"]["drops"] > 0
+    assert sinks["slow"]["frames_written"] == slow.written < 60
+
+
+def test_max_frames_is_exact_even_with_the_latest_policy(tmp_path, test_backend, use_source):
+    use_source(ScriptedSource([(64, 48)] * 2000, live=True, interval=0.002))
+    out = tmp_path / "o.mkv"
+    report = Pipeline(config(test_backend, str(out), max_frames=25)).run()
+    assert report.stats["policy"] == "latest"
+    assert report.stats["frames_out"] == 25
+    assert probe(out).frames == 25
+
+
+def test_stop_twice_abandons_queued_frames_but_still_finalizes(tmp_path, test_backend, use_source):
+    use_source(ScriptedSource([(64, 48)] * 1000, interval=0.002))
+    out = tmp_path / "o.ts"
+    pipeline = Pipeline(config(test_backend, str(out)))
+    threading.Timer(0.5, lambda: (pipeline.stop(interrupted=True), pipeline.stop())).start()
+    report = pipeline.run()
+    assert report.exit_code == 130 and report.interrupted
+    assert 0 < probe(out).frames < 1000

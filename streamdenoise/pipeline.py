@@ -207,22 +207,44 @@ class Pipeline:
     # -- run ------------------------------------------------------------------------------
     def run(self) -> Report:
         config = self.config
-        sinks = [open_sink(spec, config.sink_options) for spec in config.outputs]
-        if not sinks:
+        if not config.outputs:
             raise UserError("no outputs given")
-        self._source = open_source(config.source, config.source_options)
-        if config.max_frames and hasattr(self._source, "ensure_length"):
-            self._source.ensure_length(config.max_frames)
-        # Only the settings given: a backend applies its own default for the rest.
-        given = {"model": config.model, "precision": config.precision, "strength": config.strength}
-        self._backend = create_backend(
-            config.backend, **{key: value for key, value in given.items() if value is not None}
-        )
+        sinks: list[Sink] = []
         try:
-            self._source.open()
-            return self._stream(sinks)
+            for spec in config.outputs:
+                sinks.append(open_sink(spec, config.sink_options))
+            self._source = open_source(config.source, config.source_options)
+            if config.max_frames and hasattr(self._source, "ensure_length"):
+                self._source.ensure_length(config.max_frames)
+            self._backend = self._create_backend()
+            self._open_source()
+        except BaseException:
+            for sink in sinks:  # e.g. a preview server that already bound its port
+                with contextlib.suppress(Exception):
+                    sink.close()
+            if self._backend is not None:
+                self._backend.close()
+            raise
+        try:
+            return self._stream(sinks)  # from here on the sink threads close the sinks
         finally:
             self._backend.close()
+
+    def _create_backend(self) -> Denoiser:
+        # Only the settings given: a backend applies its own default for the rest.
+        config = self.config
+        given = {"model": config.model, "precision": config.precision, "strength": config.strength}
+        return create_backend(
+            config.backend, **{key: value for key, value in given.items() if value is not None}
+        )
+
+    def _open_source(self) -> None:
+        try:
+            self._source.open()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._source.close()
+            raise
 
     def _stream(self, sinks: list[Sink]) -> Report:
         config, source = self.config, self._source

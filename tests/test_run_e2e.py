@@ -263,3 +263,17 @@ def test_file_corrupt_midway_ends_with_what_decoded(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert 0 < probe(out).frames <= 60
+
+
+def test_file_loop_resize_and_realtime_pacing(clip, tmp_path):
+    out = tmp_path / "loop.mkv"
+    start = time.monotonic()
+    result = run_cli("run", clip, "--loop", "--realtime", "--policy", "lossless", "--size",
+                     "80x48", "--max-frames", "45", "-o", out, *BACKEND, "-q")  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    written = probe(out)
+    assert (written.frames, written.width, written.height) == (45, 80, 48)
+    assert written.monotonic  # timestamps keep increasing across the loop
+    assert written.duration == pytest.approx(45 / 25, abs=1 / 25 + 1e-6)
+    assert elapsed >= 45 / 25 - 0.2  # paced at 25 fps, not as fast as possible

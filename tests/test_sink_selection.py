@@ -19,6 +19,7 @@ from streamdenoise.sinks import open_sink, sink_kind
         ("display", "display"),
         ("null", "null"),
         ("rtsp://127.0.0.1:8554/live", "restream"),
+        ("rtsps://cam.example/live", "restream"),
         ("rtmp://server/app/key", "restream"),
         ("udp://127.0.0.1:5000", "restream"),
         ("srt://127.0.0.1:9000", "restream"),

@@ -11,10 +11,10 @@ from streamdenoise.options import SinkOptions
 from streamdenoise.redact import redact
 from streamdenoise.sinks.base import Sink
 
-RESTREAM_SCHEMES = ("rtsp", "rtmp", "udp", "srt")
+RESTREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "srt")
 ACCEPTED = (
     "a file ending in .mp4, .mkv, .ts or .mov; 'display'; 'null'; "
-    "rtsp:// rtmp:// udp:// srt:// (restream); http://HOST:PORT (MJPEG preview)"
+    "rtsp:// rtsps:// rtmp:// udp:// srt:// (restream); http://HOST:PORT (MJPEG preview)"
 )
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 

@@ -69,12 +69,12 @@ def latency_cdf(series: dict[str, list[float]], path: Path, title: str) -> Path:
 
 
 def stage_bars(rows: list[dict], path: Path, title: str) -> Path:
-    """Median per-stage latency (ms) stacked per contender, log-free so shares are visible."""
+    """Median latency of each pipeline stage, stacked per contender (linear ms)."""
     stages: list[str] = []
     for row in rows:
         stages += [s for s in row.get("stages_ms", {}) if s not in stages]
     labels = [row["contender"] for row in rows]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 2.2))
     left = np.zeros(len(rows))
     for stage in stages:
         widths = np.array(
@@ -82,10 +82,12 @@ def stage_bars(rows: list[dict], path: Path, title: str) -> Path:
         )
         ax.barh(labels, widths, left=left, label=stage)
         left += widths
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel("median latency per stage (ms, linear to 10 ms, log above)")
+    ax.set_xlabel("median latency per stage (ms), stacked")
     ax.set_title(title, fontsize=9)
     ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
-    return _save(fig, path)
+    fig.legend(fontsize=8, loc="lower center", ncol=len(stages), frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -9,23 +9,25 @@ import av
 import cv2
 import numpy as np
 
-LABEL_HEIGHT = 22
+LABEL_LINE = 15
 TILE_GAP = 4
 
 
-def label_tile(image: np.ndarray, text: str) -> np.ndarray:
-    """The RGB image with a black caption bar above it."""
-    bar = np.zeros((LABEL_HEIGHT, image.shape[1], 3), np.uint8)
-    cv2.putText(
-        bar,
-        text,
-        (4, LABEL_HEIGHT - 7),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.45,
-        (255, 255, 255),
-        1,
-        cv2.LINE_AA,
-    )
+def label_tile(image: np.ndarray, text: str, rows: int = 1) -> np.ndarray:
+    """The RGB image with a black caption bar above it (one line per ``\\n``)."""
+    lines = text.split("\n")
+    bar = np.zeros((LABEL_LINE * max(rows, len(lines)) + 4, image.shape[1], 3), np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(
+            bar,
+            line,
+            (3, LABEL_LINE * (i + 1) - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return np.vstack([bar, image])
 
 
@@ -44,15 +46,13 @@ def crop_box(height: int, width: int, size: int) -> tuple[slice, slice]:
     return slice(top, top + size), slice(left, left + size)
 
 
-def comparison_grid(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path) -> Path:
-    """One row per noise setting; each tile labelled "<name> <PSNR>"; saved as PNG."""
-    width = max(len(tiles) for _, tiles in rows)
+def comparison_grid(rows: list[list[tuple[str, np.ndarray]]], path: Path) -> Path:
+    """One row per noise setting of (caption, image) tiles; saved as PNG."""
+    width = max(len(tiles) for tiles in rows)
+    caption_rows = max(caption.count("\n") + 1 for tiles in rows for caption, _ in tiles)
     lines = []
-    for title, tiles in rows:
-        labelled = [
-            label_tile(image, f"{title}: {name}" if i == 0 else name)
-            for i, (name, image) in enumerate(tiles)
-        ]
+    for tiles in rows:
+        labelled = [label_tile(image, caption, caption_rows) for caption, image in tiles]
         blank = np.full_like(labelled[0], 255)
         labelled += [blank] * (width - len(labelled))
         lines.append(hstack(labelled))

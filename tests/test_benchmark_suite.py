@@ -10,7 +10,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from helpers import REPO_ROOT, probe
 
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -125,7 +124,7 @@ def test_markdown_tables_match_json(suite_out, results):
     tables = markdown_tables((suite_out / "summary.md").read_text())
     e2e_rows = section(tables, "End-to-end")
     assert len(e2e_rows) == len(results["e2e"]["results"])
-    for cells, row in zip(e2e_rows, results["e2e"]["results"]):
+    for cells, row in zip(e2e_rows, results["e2e"]["results"], strict=True):
         assert cells[0] == row["contender"] and cells[1] == row["size"]
         assert cells[2] == str(row["frames"]) and cells[3] == f"{row['fps']:.1f}"
         assert cells[4] == f"{row['latency_ms']['p50']:.1f}"
@@ -139,7 +138,7 @@ def test_markdown_tables_match_json(suite_out, results):
     assert [c[0] for c in quality_rows] == contenders
     header = markdown_header(suite_out / "summary.md", "Quality (")
     for cells in quality_rows:
-        for column, cell in zip(header[1:], cells[1:]):
+        for column, cell in zip(header[1:], cells[1:], strict=True):
             noise, sigma = (
                 ("realistic", by_realistic_sigma(results))
                 if column == "realistic"
@@ -149,7 +148,7 @@ def test_markdown_tables_match_json(suite_out, results):
             assert cell == f"{row['psnr']:.2f} / {row['ssim']:.3f}"
     speed_rows = section(tables, "Quality vs speed")
     assert len(speed_rows) == len(results["quality_vs_speed"]["results"])
-    for cells, row in zip(speed_rows, results["quality_vs_speed"]["results"]):
+    for cells, row in zip(speed_rows, results["quality_vs_speed"]["results"], strict=True):
         assert cells[0] == row["contender"] and cells[2] == f"{row['psnr']:.2f}"
 
 

@@ -1,0 +1,138 @@
+"""ONNX export: the one graph that ONNX Runtime, OpenVINO and TensorRT all run.
+
+Graph interface (opset ``OPSET``, float32, NCHW, values in [0, 1]):
+
+* inputs ``noisy`` (N, 3, H, W), ``sigma`` (N, 3, 1, 1) per-channel noise std, and for temporal
+  models ``prev`` (N, 3, H, W): the recurrent state, i.e. the previous output;
+* output ``denoised`` (N, 3, H, W), which is also the next call's ``prev``.
+
+N, H and W are dynamic. H and W must be multiples of the model's ``multiple`` (stored in the
+file's metadata); the backend wrapper pads, never the user. File names carry the model name
+and a hash of the weights and architecture, so a retrained model never meets a stale export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from streamdenoise.errors import UserError
+from streamdenoise.models.nets import UNetDenoiser
+
+OPSET = 17
+REPO_ENGINES = Path(__file__).resolve().parents[1] / "engines"
+
+
+def user_cache_dir() -> Path:
+    """Where exports and engines go when the source tree's ``engines/`` is not writable."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "streamdenoise"
+
+
+def engines_dir() -> Path:
+    """Top-level ``engines/`` of a source checkout, else the user cache."""
+    if REPO_ENGINES.is_dir() and os.access(REPO_ENGINES, os.W_OK):
+        return REPO_ENGINES
+    return user_cache_dir() / "engines"
+
+
+def net_hash(net: UNetDenoiser) -> str:
+    """12 hex digits identifying the architecture and every weight value."""
+    digest = hashlib.sha256(json.dumps(net.config.to_dict(), sort_keys=True).encode())
+    for key, tensor in sorted(net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def onnx_filename(model: str, digest: str) -> str:
+    return f"{model}-{digest}.onnx"
+
+
+def input_names(net: UNetDenoiser) -> list[str]:
+    return ["noisy", "sigma", "prev"] if net.config.temporal else ["noisy", "sigma"]
+
+
+def export_onnx(net: UNetDenoiser, path: Path, model: str = "model") -> Path:
+    """Write ``net`` as ONNX to ``path`` (atomically) and validate it with onnx.checker."""
+    import onnx
+
+    net = net.float().eval()
+    multiple = net.config.multiple
+    frame = torch.rand(1, 3, 2 * multiple, 3 * multiple)
+    args = (frame, torch.full((1, 3, 1, 1), 0.05))
+    if net.config.temporal:
+        args = (*args, frame)
+    names = input_names(net)
+    image_axes = {0: "batch", 2: "height", 3: "width"}
+    dynamic = {name: image_axes for name in names if name != "sigma"}
+    dynamic |= {"sigma": {0: "batch"}, "denoised": image_axes}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    # The TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency,
+    # and this net has no control flow, which is all the dynamo exporter would add.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net,
+            args,
+            str(tmp),
+            input_names=names,
+            output_names=["denoised"],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load(str(tmp))
+    metadata = {
+        "streamdenoise_model": model,
+        "streamdenoise_hash": net_hash(net),
+        "multiple": str(multiple),
+        "temporal": str(net.config.temporal).lower(),
+        "config": json.dumps(net.config.to_dict()),
+    }
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def load_net(model: str) -> UNetDenoiser:
+    """The shipped network ``model`` in eval mode (its weights file must exist)."""
+    from streamdenoise.models import load_model
+
+    net, _ = load_model(model)
+    return net.float().eval()
+
+
+def find_or_export_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
+    """Path of an up-to-date ONNX export of ``model``: the committed one, else a cached one.
+
+    A file whose name carries another weights hash is stale and ignored; a missing export is
+    written on the fly to the user cache (a read-only install still works).
+    """
+    net = net if net is not None else load_net(model)
+    name = onnx_filename(model, net_hash(net))
+    for folder in (REPO_ENGINES, user_cache_dir() / "onnx"):
+        if (folder / name).is_file():
+            return folder / name
+    target = user_cache_dir() / "onnx" / name
+    try:
+        return export_onnx(net, target, model)
+    except OSError as err:
+        raise UserError(f"cannot write the ONNX export {target}: {err}") from err

@@ -143,8 +143,9 @@ class _SinkRunner:
             try:
                 self.sink.close()
             except Exception as err:
-                self.counters.error = self.counters.error or f"close failed: {_one_line(err)}"
-                log.error("output %s could not be finalized: %s", redact(self.name), err)
+                if not self.counters.error:  # a failed sink's close failing is no news
+                    self.counters.error = f"could not be finalized: {_one_line(err)}"
+                    log.error("output %s %s", redact(self.name), self.counters.error)
 
 
 def _one_line(err: BaseException) -> str:

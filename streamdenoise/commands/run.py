@@ -300,8 +300,32 @@ def build_config(args: argparse.Namespace):
     ), settings.get("quiet", False)
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Last line of defence: no log line leaves the process with a URL password in it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from streamdenoise.redact import redact
+
+        return redact(super().format(record))
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time, so that the live status line (which
+    redirects stderr) keeps log lines above itself instead of tearing through them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def setup_logging() -> None:
+    handler = _CurrentStderr()
+    handler.setFormatter(_RedactingFormatter("streamdenoise: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="streamdenoise: %(message)s")
+    setup_logging()
     from streamdenoise.pipeline import Pipeline
     from streamdenoise.redact import redact
     from streamdenoise.status import print_stats

@@ -40,8 +40,12 @@ class FileSink(Sink):
         fmt = _FORMATS[self.path.suffix.lower()]
         options = _FRAGMENTED if fmt in ("mp4", "mov") else {}
         try:
+            # PyAV opens the file only when the header is written; fail here, readably.
+            self.path.open("wb").close()
             self._container = av.open(str(self.path), "w", format=fmt, options=options)
-        except (OSError, av.FFmpegError) as err:
+        except OSError as err:
+            raise SinkError(f"cannot write {self.path}: {err.strerror}") from None
+        except av.FFmpegError as err:
             raise SinkError(f"cannot write {self.path}: {err}") from None
         self._encoder = VideoEncoder(
             self._container,

@@ -12,6 +12,9 @@ from streamdenoise.errors import BackendUnavailable, UsageError
 # returning None when it can run here, or one line saying what is missing and how to fix it.
 BACKENDS: dict[str, str] = {
     "torch": "streamdenoise.backends.torch_backend:TorchDenoiser",
+    "onnxruntime": "streamdenoise.backends.onnxruntime_backend:OnnxRuntimeDenoiser",
+    "openvino": "streamdenoise.backends.openvino_backend:OpenVINODenoiser",
+    "tensorrt": "streamdenoise.backends.tensorrt_backend:TensorRTDenoiser",
     "hqdn3d": "streamdenoise.backends.classical:Hqdn3dDenoiser",
     "nlmeans": "streamdenoise.backends.classical:NlmeansDenoiser",
     "atadenoise": "streamdenoise.backends.classical:AtadenoiseDenoiser",

@@ -1,0 +1,523 @@
+"""``streamdenoise bench``: fps and latency per backend × precision × size, in one run.
+
+Model-only mode feeds pre-generated noisy demo frames straight to ``Denoiser.process`` (the
+uint8 ↔ float conversion and padding the backend does are included; decode and encode are
+not). Pipeline mode runs the real pipeline (file decode → denoise → x264 file or null sink)
+through the Python API. Every case is warmed up first, then all cases are measured in
+several rounds with a rotating order, so slow drift of a shared machine hits all alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from streamdenoise.errors import UsageError, UserError
+from streamdenoise.metrics import percentile
+
+NEURAL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080))
+#: Precisions each backend is measured in unless ``--precision`` narrows it.
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("fp32", "bf16"),
+    "onnxruntime": ("fp32",),
+    "openvino": ("fp32", "bf16"),
+    "tensorrt": ("fp16",),
+}
+CLASSICAL_PRECISION = ("uint8",)
+INPUT_FRAMES = 8  # distinct noisy frames cycled through in model-only mode
+
+
+@dataclass(frozen=True)
+class Case:
+    backend: str
+    precision: str
+    width: int
+    height: int
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision} {self.size}"
+
+
+@dataclass
+class BenchConfig:
+    backends: list[str] = field(default_factory=lambda: list(NEURAL_BACKENDS))
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: list(DEFAULT_SIZES))
+    precisions: list[str] | None = None
+    batch: int = 1
+    seconds: float = 5.0
+    warmup_s: float = 1.0
+    rounds: int = 3
+    model: str | None = None
+    pipeline: bool = False
+    clip: str | None = None
+    pipeline_output: str = "mp4"
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    from streamdenoise.commands.run import parse_size
+
+    return [parse_size(item) for item in text.split(",") if item.strip()]
+
+
+def parse_backends(text: str) -> list[str]:
+    from streamdenoise.backends import BACKENDS
+
+    names = list(BACKENDS) if text == "all" else [n.strip() for n in text.split(",") if n]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        known = ", ".join(sorted(BACKENDS))
+        raise UsageError(f"unknown backend {unknown[0]!r} (choose from: {known}, or all)")
+    return names
+
+
+def precisions_for(backend: str, wanted: list[str] | None) -> list[str]:
+    own = PRECISIONS.get(backend, CLASSICAL_PRECISION)
+    if backend == "torch" and _cuda_available():
+        own = (*own, "fp16")
+    return [p for p in own if wanted is None or p in wanted]
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def plan_cases(config: BenchConfig) -> tuple[list[Case], list[dict]]:
+    """Cases to run, and one ``{backend, precision, reason}`` per combination that cannot."""
+    from streamdenoise.backends import unavailable_reason
+
+    cases, unavailable = [], []
+    for backend in config.backends:
+        reason = unavailable_reason(backend)
+        precisions = precisions_for(backend, config.precisions)
+        if reason:
+            unavailable.append({"backend": backend, "precision": None, "reason": reason})
+            continue
+        if not precisions:
+            own = ", ".join(precisions_for(backend, None))
+            unavailable.append(
+                {"backend": backend, "precision": None, "reason": f"runs only in {own}"}
+            )
+        cases += [Case(backend, p, w, h) for p in precisions for w, h in config.sizes]
+    return cases, unavailable
+
+
+# -- measurement ------------------------------------------------------------------------------
+@dataclass
+class Samples:
+    latencies_s: list[float] = field(default_factory=list)
+    frames: int = 0
+    busy_s: float = 0.0
+
+    def summary(self) -> dict:
+        ms = [s * 1000 for s in self.latencies_s]
+        fps = self.frames / self.busy_s if self.busy_s else 0.0
+        return {
+            "fps": round(fps, 2),
+            "latency_ms": {
+                "p50": round(percentile(ms, 50), 2) if ms else None,
+                "p99": round(percentile(ms, 99), 2) if ms else None,
+                "mean": round(sum(ms) / len(ms), 2) if ms else None,
+            },
+            "frames": self.frames,
+            "seconds": round(self.busy_s, 2),
+        }
+
+
+class ModelRunner:
+    """One backend instance prepared for one size, fed from a fixed set of noisy frames."""
+
+    def __init__(self, case: Case, config: BenchConfig, frames: list[np.ndarray]) -> None:
+        from streamdenoise.backends import create_backend
+
+        kwargs = {"precision": case.precision}
+        if config.model and case.backend in NEURAL_BACKENDS:
+            kwargs["model"] = config.model
+        self.denoiser = create_backend(case.backend, **kwargs)
+        self.denoiser.prepare(case.width, case.height)
+        self.frames = frames
+        self.batch = config.batch
+        self.next_index = 0
+        self.samples = Samples()
+        if self.batch > 1 and not hasattr(self.denoiser, "process_batch"):
+            self.denoiser.close()
+            raise UserError(f"backend {case.backend!r} has no batched processing")
+
+    def step(self) -> float:
+        """Process one frame (or one batch); returns the call's latency in seconds."""
+        if self.batch == 1:
+            image = self.frames[self.next_index % len(self.frames)]
+            start = time.perf_counter()
+            self.denoiser.process(image)
+        else:
+            images = [
+                self.frames[(self.next_index + i) % len(self.frames)] for i in range(self.batch)
+            ]
+            start = time.perf_counter()
+            self.denoiser.process_batch(images)
+        self.next_index += self.batch
+        return time.perf_counter() - start
+
+    def run_for(self, seconds: float, record: bool) -> None:
+        end = time.perf_counter() + seconds
+        calls = 0
+        while calls < 2 or time.perf_counter() < end:
+            latency = self.step()
+            calls += 1
+            if record:
+                self.samples.latencies_s.append(latency)
+                self.samples.frames += self.batch
+                self.samples.busy_s += latency
+
+    def close(self) -> None:
+        self.denoiser.close()
+
+
+def bench_frames(width: int, height: int, count: int = INPUT_FRAMES) -> list[np.ndarray]:
+    from streamdenoise.sources.demo import DemoClip
+
+    clip = DemoClip(width, height)
+    return [clip.noisy(i) for i in range(count)]
+
+
+def rotated(items: list, offset: int) -> list:
+    offset %= max(len(items), 1)
+    return items[offset:] + items[:offset]
+
+
+def run_model_bench(
+    config: BenchConfig, cases: list[Case], log=print
+) -> tuple[list[dict], list[dict]]:
+    """Warm up every case, then measure them interleaved; returns (results, failures)."""
+    frames = {size: bench_frames(*size) for size in {(c.width, c.height) for c in cases}}
+    runners: dict[Case, ModelRunner] = {}
+    failures = []
+    for case in cases:
+        try:
+            runner = ModelRunner(case, config, frames[(case.width, case.height)])
+            runner.run_for(config.warmup_s, record=False)
+        except UserError as err:
+            failures.append(
+                {
+                    "backend": case.backend,
+                    "precision": case.precision,
+                    "size": case.size,
+                    "reason": str(err),
+                }
+            )
+            continue
+        runners[case] = runner
+        log(f"warmed up {case.label}")
+    slice_s = config.seconds / config.rounds
+    try:
+        for round_index in range(config.rounds):
+            for case in rotated(list(runners), round_index):
+                runners[case].run_for(slice_s, record=True)
+            log(f"round {round_index + 1}/{config.rounds} done")
+    finally:
+        for runner in runners.values():
+            runner.close()
+    results = [
+        {**_case_fields(case, config), "mode": "model", **runner.samples.summary()}
+        for case, runner in runners.items()
+    ]
+    return results, failures
+
+
+def _case_fields(case: Case, config: BenchConfig) -> dict:
+    return {
+        "backend": case.backend,
+        "precision": case.precision,
+        "size": case.size,
+        "width": case.width,
+        "height": case.height,
+        "batch": config.batch,
+    }
+
+
+# -- pipeline mode ----------------------------------------------------------------------------
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -> Path:
+    """An H.264 clip of the noisy demo scene, so the pipeline run really decodes."""
+    import av
+
+    from streamdenoise.sources.demo import DemoClip
+
+    clip = DemoClip(width, height, fps=fps)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "16"}
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip.noisy(index), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def run_pipeline_once(case: Case, config: BenchConfig, clip: Path, out_dir: Path, seconds: float):
+    from streamdenoise.options import SourceOptions
+    from streamdenoise.pipeline import Pipeline, PipelineConfig
+
+    output = "null" if config.pipeline_output == "null" else str(out_dir / "bench_out.mp4")
+    pipeline_config = PipelineConfig(
+        source=str(clip),
+        outputs=[output],
+        backend=case.backend,
+        model=config.model if case.backend in NEURAL_BACKENDS else None,
+        precision=case.precision,
+        policy="lossless",
+        duration=seconds,
+        source_options=SourceOptions(size=(case.width, case.height), loop=True),
+        status=False,
+    )
+    report = Pipeline(pipeline_config).run()
+    if report.error:
+        raise UserError(report.error)
+    return report.stats
+
+
+def run_pipeline_bench(
+    config: BenchConfig, cases: list[Case], log=print
+) -> tuple[list[dict], list[dict]]:
+    """Each case runs the full pipeline ``rounds`` times for ``seconds / rounds``, interleaved."""
+    pooled: dict[Case, list[dict]] = {case: [] for case in cases}
+    failures: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="streamdenoise-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        clips = {}
+        for width, height in {(c.width, c.height) for c in cases}:
+            given = Path(config.clip) if config.clip else None
+            clips[(width, height)] = given or make_clip(
+                tmp_dir / f"clip_{width}x{height}.mp4", width, height, frames=60
+            )
+        slice_s = config.seconds / config.rounds
+        for round_index in range(config.rounds):
+            for case in rotated([c for c in cases if c in pooled], round_index):
+                try:
+                    stats = run_pipeline_once(
+                        case, config, clips[(case.width, case.height)], tmp_dir, slice_s
+                    )
+                except UserError as err:
+                    failures.append(
+                        {
+                            "backend": case.backend,
+                            "precision": case.precision,
+                            "size": case.size,
+                            "reason": str(err),
+                        }
+                    )
+                    pooled.pop(case)
+                    continue
+                pooled[case].append(stats)
+            log(f"pipeline round {round_index + 1}/{config.rounds} done")
+    results = []
+    for case, runs in pooled.items():
+        frames = sum(r["frames_out"] for r in runs)
+        duration = sum(r["duration_s"] for r in runs)
+        e2e = [r["latency_ms"]["e2e"] for r in runs]
+        results.append(
+            {
+                **_case_fields(case, config),
+                "mode": "pipeline",
+                "output": config.pipeline_output,
+                "fps": round(frames / duration, 2) if duration else 0.0,
+                # Pooled over rounds: the median of round medians, the worst round's p99.
+                "latency_ms": {
+                    "p50": _median([s["p50"] for s in e2e if s.get("p50") is not None]),
+                    "p99": max((s["p99"] for s in e2e if s.get("p99") is not None), default=None),
+                },
+                "denoise_ms_p50": _median(
+                    [
+                        r["latency_ms"]["denoise"]["p50"]
+                        for r in runs
+                        if r["latency_ms"]["denoise"].get("p50") is not None
+                    ]
+                ),
+                "frames": frames,
+                "seconds": round(duration, 2),
+            }
+        )
+    return results, failures
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 2) if values else None
+
+
+# -- annotations and report -------------------------------------------------------------------
+def add_macs_and_ratios(results: list[dict], model: str | None) -> dict[str, int | None]:
+    """MACs per frame for the neural backends, and each row's fps relative to torch fp32."""
+    macs: dict[str, int | None] = {}
+    for row in results:
+        neural = row["backend"] in NEURAL_BACKENDS
+        if neural and row["size"] not in macs:
+            macs[row["size"]] = _model_macs(model, row["width"], row["height"])
+        row["macs_per_frame"] = macs[row["size"]] if neural else None
+    reference = {
+        (r["mode"], r["size"]): r["fps"]
+        for r in results
+        if r["backend"] == "torch" and r["precision"] == "fp32"
+    }
+    for row in results:
+        ref = reference.get((row["mode"], row["size"]))
+        row["vs_torch_fp32"] = round(row["fps"] / ref, 2) if ref else None
+    return macs
+
+
+def _model_macs(model: str | None, width: int, height: int) -> int | None:
+    from streamdenoise.export import load_net
+    from streamdenoise.models.macs import count_net_macs
+
+    try:
+        net = load_net(model or default_model())
+    except UserError:
+        return None
+    return count_net_macs(net, width, height)
+
+
+def default_model() -> str:
+    from streamdenoise.models import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def machine_record() -> dict:
+    """What the numbers depend on: CPU, GPUs, library versions, commit, load."""
+    from streamdenoise.commands.devices import accelerators, versions
+    from streamdenoise.models.weights import git_commit
+
+    found = accelerators()
+    return {
+        "cpu": found["cpu"],
+        "physical_cores": physical_cores(),
+        "gpus": [g["name"] for g in found["cuda"]],
+        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "git_dirty": _git_dirty(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def physical_cores() -> int:
+    """Physical cores (threads per core excluded); the thread count CPU runtimes want."""
+    try:
+        import psutil
+
+        count = psutil.cpu_count(logical=False)
+    except ImportError:
+        count = None
+    return count or os.cpu_count() or 1
+
+
+def _git_dirty() -> bool | None:
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def run_bench(config: BenchConfig, log=print) -> dict:
+    """Measure everything ``config`` asks for; returns the JSON document."""
+    cases, unavailable = plan_cases(config)
+    started = time.time()
+    results, failures = run_model_bench(config, cases, log) if cases else ([], [])
+    if config.pipeline and cases:
+        measured = {(r["backend"], r["precision"], r["size"]) for r in results}
+        usable = [c for c in cases if (c.backend, c.precision, c.size) in measured]
+        pipe_results, pipe_failures = run_pipeline_bench(config, usable, log)
+        results += pipe_results
+        failures += pipe_failures
+    macs = add_macs_and_ratios(results, config.model)
+    return {
+        "argv": sys.argv[1:],
+        "model": config.model or (default_model() if macs else None),
+        "settings": {
+            "seconds": config.seconds,
+            "warmup_s": config.warmup_s,
+            "rounds": config.rounds,
+            "batch": config.batch,
+            "pipeline_output": config.pipeline_output if config.pipeline else None,
+        },
+        "macs_per_frame": macs,
+        "machine": machine_record(),
+        "started_unix": round(started),
+        "wall_s": round(time.time() - started, 1),
+        "results": results,
+        "unavailable": unavailable + failures,
+    }
+
+
+def to_markdown(doc: dict) -> str:
+    machine = doc["machine"]
+    cpu = machine["cpu"]
+    gpus = ", ".join(machine["gpus"]) or "none"
+    lines = [
+        f"# streamdenoise bench — model `{doc['model'] or 'none'}`",
+        "",
+        f"Machine: {cpu['model']}, {cpu['cores']} logical cores "
+        f"({machine['physical_cores']} physical), flags {', '.join(cpu['flags']) or '-'}; "
+        f"GPU: {gpus}; commit {machine['git_commit'][:10]}; load {machine['load_avg_1m']}.",
+        f"Settings: {doc['settings']['seconds']} s per case in {doc['settings']['rounds']} "
+        f"interleaved rounds after {doc['settings']['warmup_s']} s warm-up, batch "
+        f"{doc['settings']['batch']}.",
+        "",
+    ]
+    for mode, title in (
+        ("model", "Model only"),
+        ("pipeline", "End to end (decode → denoise → encode)"),
+    ):
+        rows = [r for r in doc["results"] if r["mode"] == mode]
+        if not rows:
+            continue
+        lines += [
+            f"## {title}",
+            "",
+            "| backend | precision | size | fps | p50 ms | p99 ms | × torch fp32 | GMAC/frame |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in sorted(rows, key=lambda r: (r["width"] * r["height"], -r["fps"])):
+            macs = r.get("macs_per_frame")
+            lines.append(
+                f"| {r['backend']} | {r['precision']} | {r['size']} | {r['fps']:.1f} "
+                f"| {_fmt(r['latency_ms']['p50'])} | {_fmt(r['latency_ms']['p99'])} "
+                f"| {_fmt(r.get('vs_torch_fp32'))} | {_fmt(macs / 1e9 if macs else None)} |"
+            )
+        lines.append("")
+    if doc["unavailable"]:
+        lines += ["## Not measured", ""]
+        for item in doc["unavailable"]:
+            what = " ".join(str(item[k]) for k in ("backend", "precision", "size") if item.get(k))
+            lines.append(f"- {what}: {item['reason']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}"

@@ -19,10 +19,14 @@ BACKEND = ("--backend", "test-blur")
 STAGES = ("capture", "queue_wait", "denoise", "sink_queue_wait", "sink_write", "e2e")
 
 
-def assert_clean_failure(result: subprocess.CompletedProcess, code: int, message: str) -> None:
+def assert_clean_failure(
+    result: subprocess.CompletedProcess, code: int, message: str, one_line: bool = True
+) -> None:
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    if one_line:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_file_to_mp4_keeps_frames_size_and_timestamps(clip, tmp_path):
@@ -110,7 +114,8 @@ def test_demo_done_criterion(tmp_path):
 def test_failing_output_does_not_stop_the_others(clip, tmp_path):
     good = tmp_path / "good.mkv"
     result = run_cli("run", clip, "-o", "/proc/not-writable.mp4", "-o", good, *BACKEND, "-q")
-    assert_clean_failure(result, 1, "/proc/not-writable.mp4")
+    # reported when it happens, and again as the run's error at the end
+    assert_clean_failure(result, 1, "cannot write /proc/not-writable.mp4", one_line=False)
     assert probe(good).frames == 30
 
 

@@ -34,7 +34,12 @@ class CameraSource(Source):
 
     def open(self) -> None:
         api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-        cap = cv2.VideoCapture(self.device, api)
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message is clearer
+        try:
+            cap = cv2.VideoCapture(self.device, api)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         if not cap.isOpened():
             cap.release()
             raise SourceError(

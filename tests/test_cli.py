@@ -88,8 +88,9 @@ def test_default_backend_never_random_weights():
     backend, model = choose_backend({}, quiet=True)
     if backend == "torch":
         assert model == "temporal"
-        weights = Path(__import__("streamdenoise.models").models.__file__).parent / "weights"
-        assert (weights / "temporal.pt").is_file()
+        from streamdenoise.models import weights_path
+
+        assert weights_path("temporal").is_file()
     else:
         assert (backend, model) == ("atadenoise", None)
 

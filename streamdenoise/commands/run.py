@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from streamdenoise.errors import UsageError
+from streamdenoise.models import DEFAULT_MODEL
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 POLICIES = ("latest", "lossless")
-DEFAULT_MODEL = "temporal"
 FALLBACK_BACKEND = "atadenoise"
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
@@ -229,15 +229,14 @@ def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None
 
 
 def _missing_weights(model: str) -> str | None:
-    """Reason the packaged weights for ``model`` are missing, or None when a file exists."""
-    if Path(model).suffix == ".pt":
-        return None if Path(model).is_file() else f"weights file {model} not found"
-    import streamdenoise.models
+    """Reason the weights for ``model`` are not installed, or None when the file exists.
 
-    folder = Path(streamdenoise.models.__file__).parent / "weights"
-    if (folder / f"{model}.pt").is_file():
-        return None
-    return f"no trained '{model}' weights in {folder}"
+    (A file that exists but is corrupt is not hidden behind a fallback: loading it gives a
+    clear error.)"""
+    from streamdenoise.models import weights_path
+
+    path = weights_path(model)
+    return None if path.is_file() else f"no trained '{model}' weights at {path}"
 
 
 def check_paths(settings: dict) -> None:

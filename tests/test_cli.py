@@ -141,3 +141,19 @@ def test_refuses_to_overwrite_the_source_or_write_stats_nowhere(clip, capsys):
     assert "would overwrite the source" in capsys.readouterr().err
     assert exit_code_of(["run", str(clip), "--stats-json", "/nonexistent/dir/s.json"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_devices_lists_backends_cpu_and_versions():
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "streamdenoise", "devices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert {"torch", "atadenoise"} <= set(found["backends"])
+    assert found["accelerators"]["cpu"]["cores"] >= 1
+    assert "av" in found["versions"] and isinstance(found["cameras"], list)

@@ -66,3 +66,17 @@ def test_display_without_gui_is_a_clear_error():
         pytest.skip("this machine has an OpenCV GUI and a display")
     with pytest.raises(SinkError, match="display"):
         open_sink("display", SinkOptions())
+
+
+def test_compare_view_puts_noisy_left_and_denoised_right():
+    import numpy as np
+
+    from streamdenoise.frame import Frame
+    from streamdenoise.sinks.display import side_by_side
+
+    noisy = np.zeros((4, 6, 3), np.uint8)
+    clean = np.full((4, 6, 3), 255, np.uint8)
+    view = side_by_side(Frame(clean, seq=0, original=noisy))
+    assert view.shape == (4, 12, 3)
+    assert (view[:, :6] == 0).all() and (view[:, 6:] == 255).all()
+    assert side_by_side(Frame(clean, seq=0)) is clean  # nothing to compare with

@@ -60,7 +60,13 @@ def backends() -> dict[str, str | None]:
     """Backend name -> None when usable, else the one-line reason it is not."""
     from streamdenoise.backends import BACKENDS, unavailable_reason
 
-    return {name: unavailable_reason(name) for name in BACKENDS}
+    found = {}
+    for name in BACKENDS:
+        try:
+            found[name] = unavailable_reason(name)
+        except Exception as err:  # one broken backend must not hide the others
+            found[name] = f"cannot be loaded: {type(err).__name__}: {err}"
+    return found
 
 
 def cameras() -> list[str]:

@@ -216,9 +216,14 @@ def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None
     if "backend" in settings:
         backend_class(settings["backend"])  # UsageError for an unknown name
         return settings["backend"], settings.get("model")
-    reason = unavailable_reason("torch") or _missing_weights(settings.get("model", DEFAULT_MODEL))
+    if "model" in settings:  # asked for a model: no silent fallback, torch says what is wrong
+        return "torch", settings["model"]
+    try:
+        reason = unavailable_reason("torch") or _missing_weights(DEFAULT_MODEL)
+    except Exception as err:  # a broken torch backend must not break the default run
+        reason = f"{type(err).__name__}: {err}"
     if reason is None:
-        return "torch", settings.get("model", DEFAULT_MODEL)
+        return "torch", DEFAULT_MODEL
     if not quiet:
         print(
             f"streamdenoise: note: using {FALLBACK_BACKEND}; the trained model is not usable "

@@ -43,15 +43,23 @@ def percentile(samples: Sequence[float], q: float) -> float:
     rank = q/100 · (n - 1); the result interpolates between the samples at floor(rank) and
     ceil(rank) of the sorted data. NaN for no samples.
     """
-    if not 0 <= q <= 100:
+    return percentiles(samples, (q,))[0]
+
+
+def percentiles(samples: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """Several percentiles of the same data, sorting it once."""
+    if any(not 0 <= q <= 100 for q in qs):
         raise ValueError("q must be within [0, 100]")
     data = sorted(samples)
     if not data:
-        return math.nan
-    rank = q / 100 * (len(data) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (rank - low)
+        return [math.nan] * len(qs)
+    out = []
+    for q in qs:
+        rank = q / 100 * (len(data) - 1)
+        low = math.floor(rank)
+        high = min(low + 1, len(data) - 1)
+        out.append(data[low] + (data[high] - data[low]) * (rank - low))
+    return out
 
 
 class LatencySeries:
@@ -81,10 +89,10 @@ class LatencySeries:
         """p50/p95/p99 over the window; mean/max/count over the whole run; None if empty."""
         if not self.count:
             return {"count": 0, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
-        samples = self.recent().tolist()
         out = {"count": self.count, "mean": round(self.total / self.count * 1000, 3)}
-        for q in PERCENTILES:
-            out[f"p{q}"] = round(percentile(samples, q) * 1000, 3)
+        values = percentiles(self.recent().tolist(), PERCENTILES)
+        for q, value in zip(PERCENTILES, values, strict=True):
+            out[f"p{q}"] = round(value * 1000, 3)
         out["max"] = round(self.max * 1000, 3)
         return out
 
@@ -183,11 +191,12 @@ class Metrics:
     def snapshot(self) -> dict:
         """Cheap live figures for the status line."""
         e2e = self.latency["e2e"].recent().tolist()
+        p50, p99 = percentiles(e2e, (50, 99)) if e2e else (None, None)
         return {
             "fps_in": self.rate_in.rate(),
             "fps_out": self.rate_out.rate(),
-            "e2e_p50_ms": percentile(e2e, 50) * 1000 if e2e else None,
-            "e2e_p99_ms": percentile(e2e, 99) * 1000 if e2e else None,
+            "e2e_p50_ms": None if p50 is None else p50 * 1000,
+            "e2e_p99_ms": None if p99 is None else p99 * 1000,
             "drops": self.source_drops + self.sink_drops(),
             "frames_out": self.frames_out,
         }

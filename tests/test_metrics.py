@@ -89,3 +89,11 @@ def test_status_line_and_final_table_render_a_report():
     print_stats(report, console)
     text = console.export_text()
     assert "e2e" in text and "rtsp://***@h/x" in text and "pw" not in text
+
+
+def test_several_percentiles_at_once_match_numpy():
+    from streamdenoise.metrics import percentiles
+
+    data = np.random.default_rng(7).lognormal(size=333).tolist()
+    qs = (50, 95, 99, 99.9)
+    assert percentiles(data, qs) == pytest.approx(np.percentile(data, qs).tolist(), rel=1e-12)

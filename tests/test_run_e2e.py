@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import pytest
 from helpers import make_clip, probe, run_cli, start_cli
 
@@ -77,8 +78,8 @@ def test_max_frames_and_image_folder(tmp_path):
 
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i in range(12):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((64, 80, 3), i * 20, np.uint8))
+    for i in range(12):  # unpadded numbers: frame2 must come before frame10
+        cv2.imwrite(str(folder / f"frame{i}.png"), np.full((64, 80, 3), i * 20, np.uint8))
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "f.mkv"
     result = run_cli("run", folder, "-o", out, *BACKEND, "--max-frames", "7", "-q")
@@ -86,6 +87,9 @@ def test_max_frames_and_image_folder(tmp_path):
     written = probe(out)
     assert (written.frames, written.width, written.height) == (7, 80, 64)
     assert written.pts_seconds[1] - written.pts_seconds[0] == pytest.approx(1 / 25, abs=1e-3)
+    with av.open(str(out)) as container:
+        means = [f.to_ndarray(format="gray").mean() for f in container.decode(video=0)]
+    assert means == sorted(means)  # natural order: brightness rises frame by frame
 
 
 def test_duration_stops_a_looping_source(tmp_path):

@@ -1,8 +1,9 @@
-"""A folder of still images played as a video, in file-name order, at a fixed 25 fps."""
+"""A folder of still images played as a video, in natural file-name order, at 25 fps."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -21,6 +22,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 FOLDER_FPS = 25
 
 
+def natural_key(path: Path) -> list:
+    """Sort key that puts frame2.png before frame10.png."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
 class ImageFolderSource(Source):
     def __init__(self, folder: str | Path, options: SourceOptions) -> None:
         super().__init__()
@@ -31,7 +37,12 @@ class ImageFolderSource(Source):
 
     def open(self) -> None:
         self._files = sorted(
-            p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            (
+                p
+                for p in self.folder.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            ),
+            key=natural_key,
         )
         if not self._files:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.folder}")

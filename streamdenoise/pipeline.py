@@ -392,8 +392,8 @@ class Pipeline:
             self._size = size
         elif frame.discontinuity:
             self._backend.reset()
-        if self.config.compare:
-            frame.original = frame.image
+        if self.config.compare or self.config.sink_options.compare:
+            frame.original = frame.image  # kept for noisy | denoised views
         frame.image = self._backend.process(frame.image)
         frame.marks["denoised"] = time.monotonic()
         self.metrics.denoised(frame)

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL
@@ -117,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--model", metavar="NAME", help="model name or weights file for neural backends")
     add("--precision", choices=PRECISIONS, help="inference precision [backend default]")
-    add("--strength", type=str, metavar="S", help="denoising strength >= 0 [1.0]")
+    add("--strength", metavar="S", help="denoising strength >= 0 [backend default]")
     add(
         "--policy",
         choices=POLICIES,
@@ -191,22 +192,18 @@ def merged_settings(args: argparse.Namespace) -> dict:
 
 
 def default_output(source: str) -> str:
-    """``<source stem>_denoised.mp4`` in the current directory."""
+    """``<source name>_denoised.mp4`` in the current directory (never URL credentials)."""
     if source == "demo":
         return "demo_denoised.mp4"
-    stem = (
-        Path(source.rstrip("/").split("?")[0]).stem
-        if "://" not in source
-        else (
-            source.split("://", 1)[1]
-            .split("@")[-1]
-            .split("?")[0]
-            .rstrip("/")
-            .replace(":", "_")
-            .replace("/", "_")
-        )
-    )
-    return f"{stem or 'stream'}_denoised.mp4"
+    if "://" not in source:
+        return f"{Path(source.rstrip('/')).stem or 'stream'}_denoised.mp4"
+    url = urlsplit(source)
+    try:
+        port = str(url.port or "")
+    except ValueError:
+        port = ""
+    parts = [url.hostname or "", port, *url.path.strip("/").split("/")]
+    return f"{'_'.join(p for p in parts if p) or 'stream'}_denoised.mp4"
 
 
 def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None]:

@@ -405,7 +405,7 @@ def machine_record() -> dict:
     found = accelerators()
     return {
         "cpu": found["cpu"],
-        "physical_cores": physical_cores(),
+        "physical_cores": _physical_cores(),
         "gpus": [g["name"] for g in found["cuda"]],
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
@@ -416,15 +416,10 @@ def machine_record() -> dict:
     }
 
 
-def physical_cores() -> int:
-    """Physical cores (threads per core excluded); the thread count CPU runtimes want."""
-    try:
-        import psutil
+def _physical_cores() -> int:
+    from streamdenoise.backends.onnxruntime_backend import physical_cores
 
-        count = psutil.cpu_count(logical=False)
-    except ImportError:
-        count = None
-    return count or os.cpu_count() or 1
+    return physical_cores()
 
 
 def _git_dirty() -> bool | None:

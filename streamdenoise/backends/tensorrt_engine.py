@@ -16,6 +16,7 @@ in turn), so it never crosses the bus again.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -115,11 +116,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def load_or_build_engine(onnx_path: Path, key: EngineKey, input_names: list[str], cache_dir: Path):
-    """A deserialised ICudaEngine: from the cached plan when valid, else freshly built."""
+@functools.cache
+def _runtime():
+    """One TensorRT runtime for the process; it must outlive every engine it deserialised."""
     import tensorrt as trt
 
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    return trt.Runtime(trt.Logger(trt.Logger.ERROR))
+
+
+def load_or_build_engine(onnx_path: Path, key: EngineKey, input_names: list[str], cache_dir: Path):
+    """A deserialised ICudaEngine: from the cached plan when valid, else freshly built."""
+    runtime = _runtime()
     path = key.plan_path(cache_dir)
     if path.is_file():
         try:
@@ -254,6 +261,7 @@ class EngineRunner:
         self.outputs = [self.memory.device(image), self.memory.device(image)]
         self.host_out = [self.memory.host(image), self.memory.host(image)]
         self.turn = 0
+        self.shape = (batch, height, width)
         for name, shape in shapes.items():
             self.context.set_input_shape(name, shape)
         self.recurrent = "prev" in input_names

@@ -1,0 +1,90 @@
+"""ONNX Runtime on the CPU: the exported graph with every graph optimisation, one thread per
+physical core (hyper-threads only contend for the same FMA units in conv-heavy nets)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from streamdenoise.backends.neural import NeuralDenoiser
+from streamdenoise.errors import BackendUnavailable
+
+
+class OrtGraph:
+    """An ONNX Runtime session for one exported model, CPU execution provider."""
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["denoised"], feeds)[0]
+
+
+def physical_cores() -> int:
+    """Physical cores (SMT siblings excluded): the thread count conv-heavy runtimes want."""
+    try:
+        import psutil
+
+        count = psutil.cpu_count(logical=False)
+    except ImportError:
+        count = None
+    return count or os.cpu_count() or 1
+
+
+def model_onnx(denoiser: NeuralDenoiser) -> Path:
+    """The up-to-date export of the denoiser's network (exported on the fly if missing)."""
+    from streamdenoise.export import find_or_export_onnx
+
+    return find_or_export_onnx(Path(denoiser.model).stem, denoiser.net)
+
+
+def feeds(noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> dict[str, np.ndarray]:
+    named = {"noisy": noisy, "sigma": sigma}
+    if prev is not None:
+        named["prev"] = prev
+    return named
+
+
+class OnnxRuntimeDenoiser(NeuralDenoiser):
+    name = "onnxruntime"
+    precisions = ("fp32",)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        for module in ("onnx", "onnxruntime"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed (pip install 'streamdenoise[onnx]')"
+        return None
+
+    def _check_precision(self, precision: str) -> None:
+        if precision != "fp32":
+            raise BackendUnavailable(
+                f"backend 'onnxruntime' runs fp32 only, not {precision} "
+                "(for bf16 use --backend openvino or torch)"
+            )
+        if self.device != "cpu":
+            raise BackendUnavailable(f"backend 'onnxruntime' runs on the cpu, not {self.device}")
+
+    def _setup(self) -> None:
+        self.onnx_path = model_onnx(self)
+        self.threads = physical_cores()
+        self.graph = OrtGraph(self.onnx_path, self.threads)
+
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        return self.graph(feeds(noisy, sigma, prev))
+
+    def describe(self) -> dict:
+        return {**super().describe(), "onnx": str(self.onnx_path), "threads": self.threads}

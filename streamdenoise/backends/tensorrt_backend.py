@@ -1,0 +1,130 @@
+"""TensorRT on an NVIDIA GPU: an FP16 engine built from the ONNX export and cached.
+
+See :mod:`streamdenoise.backends.tensorrt_engine` for the cache key, the rebuild rules and the
+buffer handling. The engine is (re)built or loaded in :meth:`prepare` for the padded frame
+size; a frame size the current profile covers reuses the engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import numpy as np
+
+from streamdenoise.backends.neural import NeuralDenoiser
+from streamdenoise.backends.onnxruntime_backend import feeds, model_onnx
+from streamdenoise.errors import BackendUnavailable
+
+INSTALL = "pip install 'streamdenoise[tensorrt]'"
+
+
+@functools.cache
+def cuda_device_name() -> str | None:
+    """Name of CUDA device 0 via torch or cuda-python; None when there is none."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    try:
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart
+    except ImportError:
+        return None
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count < 1:
+        return None
+    err, props = cudart.cudaGetDeviceProperties(0)
+    return props.name.decode(errors="replace").rstrip("\x00") if int(err) == 0 else None
+
+
+def _cuda_memory_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or any(
+        importlib.util.find_spec(m) is not None for m in ("cuda.bindings", "cuda.cudart")
+    )
+
+
+class TensorRTDenoiser(NeuralDenoiser):
+    name = "tensorrt"
+    precisions = ("fp16", "fp32")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("tensorrt") is None:
+            if cuda_device_name() is None:
+                return f"no CUDA device (TensorRT needs an NVIDIA GPU; then {INSTALL})"
+            return f"tensorrt is not installed ({INSTALL})"
+        if cuda_device_name() is None:
+            return "no CUDA device (TensorRT needs an NVIDIA GPU and its driver)"
+        if importlib.util.find_spec("onnx") is None or not _cuda_memory_available():
+            return f"onnx or cuda-python is not installed ({INSTALL})"
+        return None
+
+    def default_precision(self) -> str:
+        return "fp16"
+
+    def _check_precision(self, precision: str) -> None:
+        super()._check_precision(precision)
+        if self.device not in ("cpu", "cuda", "cuda:0"):
+            raise BackendUnavailable(f"backend 'tensorrt' runs on cuda:0, not {self.device}")
+
+    def _setup(self) -> None:
+        import tensorrt as trt
+
+        from streamdenoise.export import engines_dir, net_hash
+
+        self.device = "cuda:0"
+        self.onnx_path = model_onnx(self)
+        self.cache_dir = engines_dir() / "cache"
+        self.input_names = ["noisy", "sigma", "prev"] if self.temporal else ["noisy", "sigma"]
+        self.key_fields = {
+            "model": self.onnx_path.stem.rsplit("-", 1)[0],
+            "model_hash": net_hash(self.net),
+            "gpu": cuda_device_name() or "?",
+            "tensorrt": trt.__version__,
+            "precision": self.precision,
+        }
+        self.key = None
+        self.runner = None
+
+    def prepare(self, width: int, height: int) -> None:
+        from streamdenoise.backends.tensorrt_engine import (
+            EngineKey,
+            EngineRunner,
+            Profile,
+            load_or_build_engine,
+        )
+
+        super().prepare(width, height)
+        m = self.multiple
+        padded = (1, -(-height // m) * m, -(-width // m) * m)
+        if self.runner is not None and self.runner.shape == padded:
+            return
+        if self.key is None or not self.key.profile.covers(*padded):
+            self.key = EngineKey(**self.key_fields, profile=Profile.for_size(*padded, m))
+            self.engine = load_or_build_engine(
+                self.onnx_path, self.key, self.input_names, self.cache_dir
+            )
+        self.close()
+        self.runner = EngineRunner(self.engine, self.input_names, *padded)
+
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        if self.runner is None or self.runner.shape != noisy.shape[:1] + noisy.shape[2:]:
+            raise BackendUnavailable("tensorrt: prepare() was not called for this frame size")
+        return self.runner(feeds(noisy, sigma, prev))
+
+    def describe(self) -> dict:
+        plan = self.key.plan_path(self.cache_dir) if self.key else None
+        return {**super().describe(), "onnx": str(self.onnx_path), "plan": str(plan)}
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -126,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("backend")
     table.add_column("status")
     for name, reason in report["backends"].items():
-        table.add_row(name, "[green]available[/]" if reason is None else f"[red]{reason}[/]")
+        table.add_row(
+            name, "[green]available[/]" if reason is None else f"[red]{escape(reason)}[/]"
+        )
     console.print(table)
     cpu = report["accelerators"]["cpu"]
     console.print(

@@ -23,8 +23,7 @@ def exit_code_of(argv: list[str]) -> int:
 
 def config_for(*argv: str):
     args = build_parser().parse_args(["run", *argv])
-    config, _quiet = build_config(args)
-    return config
+    return build_config(args)
 
 
 def test_version_is_fast_and_exact():

@@ -298,7 +298,7 @@ def build_config(args: argparse.Namespace):
         sink_options=sink_options,
         compare=settings.get("compare", False),
         status=not settings.get("quiet", False),
-    ), settings.get("quiet", False)
+    )
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -331,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
     from streamdenoise.redact import redact
     from streamdenoise.status import print_stats
 
-    config, quiet = build_config(args)
+    config = build_config(args)
     pipeline = Pipeline(config)
 
     def on_signal(signum, _frame):
@@ -345,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not quiet:
+    if config.status:  # --quiet turns off both the status line and the table
         print_stats(report.stats)
     if report.error:
         print(f"streamdenoise: error: {redact(report.error)}", file=sys.stderr)

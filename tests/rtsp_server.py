@@ -48,13 +48,13 @@ def record_factory(record_dir: str) -> GstRtspServer.RTSPMediaFactory:
     factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
     factory.set_launch(
         "( rtph264depay name=depay0 ! h264parse config-interval=-1 ! "
-        "mpegtsmux ! filesink name=out sync=false )"
+        "mpegtsmux ! filesink name=out sync=false buffer-mode=unbuffered )"
     )
     factory.set_latency(100)
     counter = itertools.count(1)
 
     def on_configure(_factory, media):
-        path = os.path.join(record_dir, f"push-{next(counter)}.ts")
+        path = os.path.join(record_dir, f"push-{os.getpid()}-{next(counter)}.ts")
         media.get_element().get_by_name("out").set_property("location", path)
         print(f"RECORDING {path}", flush=True)
 

@@ -255,6 +255,8 @@ class Pipeline:
         for name, sink in zip(names, sinks, strict=True):
             if hasattr(sink, "on_quit"):
                 sink.on_quit = self.stop
+            if hasattr(sink, "stats_provider"):  # the HTTP preview's /stats
+                sink.stats_provider = self.snapshot
             self._runners.append(_SinkRunner(name, sink, self.metrics, lambda: source.fps))
         capture = threading.Thread(
             target=self._capture, args=(source_queue,), name="capture", daemon=True

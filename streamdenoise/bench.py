@@ -52,6 +52,15 @@ class Case:
     def label(self) -> str:
         return f"{self.backend} {self.precision} {self.size}"
 
+    def failure(self, err: Exception) -> dict:
+        """The ``unavailable`` entry for a case that could not be set up or run."""
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "size": self.size,
+            "reason": str(err),
+        }
+
 
 @dataclass
 class BenchConfig:
@@ -213,14 +222,7 @@ def run_model_bench(
             runner = ModelRunner(case, config, frames[(case.width, case.height)])
             runner.run_for(config.warmup_s, record=False)
         except UserError as err:
-            failures.append(
-                {
-                    "backend": case.backend,
-                    "precision": case.precision,
-                    "size": case.size,
-                    "reason": str(err),
-                }
-            )
+            failures.append(case.failure(err))
             continue
         runners[case] = runner
         log(f"warmed up {case.label}")
@@ -314,14 +316,7 @@ def run_pipeline_bench(
                         case, config, clips[(case.width, case.height)], tmp_dir, slice_s
                     )
                 except UserError as err:
-                    failures.append(
-                        {
-                            "backend": case.backend,
-                            "precision": case.precision,
-                            "size": case.size,
-                            "reason": str(err),
-                        }
-                    )
+                    failures.append(case.failure(err))
                     pooled.pop(case)
                     continue
                 pooled[case].append(stats)

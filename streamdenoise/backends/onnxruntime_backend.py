@@ -44,6 +44,14 @@ def physical_cores() -> int:
     return count or os.cpu_count() or 1
 
 
+def missing_package(modules: tuple[str, ...], extra: str) -> str | None:
+    """One line naming the first module that is not installed and the extra that brings it."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'streamdenoise[{extra}]')"
+    return None
+
+
 def model_onnx(denoiser: NeuralDenoiser) -> Path:
     """The up-to-date export of the denoiser's network (exported on the fly if missing)."""
     from streamdenoise.export import find_or_export_onnx
@@ -64,10 +72,7 @@ class OnnxRuntimeDenoiser(NeuralDenoiser):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        for module in ("onnx", "onnxruntime"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed (pip install 'streamdenoise[onnx]')"
-        return None
+        return missing_package(("onnx", "onnxruntime"), "onnx")
 
     def _check_precision(self, precision: str) -> None:
         if precision != "fp32":

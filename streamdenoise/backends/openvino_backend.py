@@ -8,13 +8,12 @@ instructions (AVX512-BF16 or AMX); on this project's Zen 5 box it is the fastest
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from streamdenoise.backends.neural import NeuralDenoiser
-from streamdenoise.backends.onnxruntime_backend import feeds, model_onnx
+from streamdenoise.backends.onnxruntime_backend import feeds, missing_package, model_onnx
 from streamdenoise.errors import BackendUnavailable
 
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -75,10 +74,7 @@ class OpenVINODenoiser(NeuralDenoiser):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        for module in ("onnx", "openvino"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed (pip install 'streamdenoise[openvino]')"
-        return None
+        return missing_package(("onnx", "openvino"), "openvino")
 
     def _check_precision(self, precision: str) -> None:
         super()._check_precision(precision)

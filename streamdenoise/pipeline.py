@@ -44,7 +44,7 @@ from streamdenoise.sources.base import Source, SourceState
 log = logging.getLogger(__name__)
 
 #: Per-sink queue depths: files may fall a little behind; live outputs keep only fresh frames.
-LOSSLESS_SINK_QUEUE = 4
+LOSSLESS_SINK_QUEUE = 2
 LIVE_SINK_QUEUE = 2
 POLL_S = 0.1  # how often blocked stages look at the stop flags
 

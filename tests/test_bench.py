@@ -115,3 +115,42 @@ def test_bad_arguments_are_usage_errors():
     assert parse_sizes("640x360,33x17") == [(640, 360), (33, 17)]
     assert "onnxruntime" in parse_backends("all")
     assert main(["bench", "--backends", "nosuch"]) == 2
+
+
+@pytest.fixture(scope="module")
+def untrained_weights(tmp_path_factory):
+    """A freshly initialised network: speeds and schema only (never shipped, never judged)."""
+    import torch
+
+    from streamdenoise.models.nets import NetConfig, build_net
+    from streamdenoise.models.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "benchnet.pt"
+    save_weights(path, "benchnet", build_net(NetConfig()), {"note": "bench tests only"})
+    return path
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_neural_rows_carry_macs_and_the_ratio_to_torch_fp32(
+    untrained_weights, monkeypatch, tmp_path, batch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # on-the-fly ONNX export goes here
+    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    config = BenchConfig(
+        backends=["torch", "onnxruntime"],
+        sizes=[(40, 24)],
+        precisions=["fp32"],
+        model=str(untrained_weights),
+        batch=batch,
+        **FAST,
+    )
+    doc = run_bench(config, log=lambda _: None)
+    rows = {r["backend"]: r for r in doc["results"]}
+    assert set(rows) == {"torch", "onnxruntime"}
+    for row in rows.values():
+        _check_row(row, "model")
+        assert row["batch"] == batch
+        assert row["macs_per_frame"] == doc["macs_per_frame"]["40x24"] > 0
+    assert rows["torch"]["vs_torch_fp32"] == 1.0
+    assert rows["onnxruntime"]["vs_torch_fp32"] > 0

@@ -95,6 +95,11 @@ class TensorRTDenoiser(NeuralDenoiser):
         self.runner = None
 
     def prepare(self, width: int, height: int) -> None:
+        super().prepare(width, height)
+        self.prepare_batch(1, width, height)
+
+    def prepare_batch(self, batch: int, width: int, height: int) -> None:
+        """Load or build an engine whose profile covers (batch, padded size); allocate buffers."""
         from streamdenoise.backends.tensorrt_engine import (
             EngineKey,
             EngineRunner,
@@ -102,9 +107,8 @@ class TensorRTDenoiser(NeuralDenoiser):
             load_or_build_engine,
         )
 
-        super().prepare(width, height)
         m = self.multiple
-        padded = (1, -(-height // m) * m, -(-width // m) * m)
+        padded = (batch, -(-height // m) * m, -(-width // m) * m)
         if self.runner is not None and self.runner.shape == padded:
             return
         if self.key is None or not self.key.profile.covers(*padded):

@@ -138,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             args.data / SOURCE_CLIP, work / "live_in.mp4", plan.live.size, plan.live.fps * 4
         )
         live_section = live.run(available, REPO, live_clip, plan.live, work, log)
-        quality_section = quality.run(available, args.data, plan.quality, work, log)
+        videos = quality.dataset(args.data, plan.quality, work)
+        quality_section = quality.run(available, videos, plan.quality, log)
         pictures = visual_outputs.render(
-            available, args.data, quality_section, plan.quality, out, log
+            available, videos, quality_section["results"], plan.quality, out, log
         )
     speed_size = e2e.size_name(SPEED_SIZE if SPEED_SIZE in plan.e2e.sizes else plan.e2e.sizes[-1])
     results = {

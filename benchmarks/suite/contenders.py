@@ -49,7 +49,7 @@ def _reason(backend: str) -> str | None:
 
 
 def discover() -> tuple[list[Contender], list[dict]]:
-    """(available contenders, unavailable ones with the reason) in a stable order."""
+    """(contenders that load here, the others with the reason) in a stable order."""
     model_backends = [DEFAULT_BACKEND] + [
         name for name in BACKENDS if name not in BASELINES and name != DEFAULT_BACKEND
     ]
@@ -60,7 +60,7 @@ def discover() -> tuple[list[Contender], list[dict]]:
     wanted += [Contender(b, b, "baseline") for b in BASELINES if b in BACKENDS]
     available, missing = [], []
     for contender in wanted:
-        reason = _reason(contender.backend)
+        reason = _reason(contender.backend) or probe(contender, (64, 64))
         if reason is None:
             available.append(contender)
         else:

@@ -35,6 +35,9 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 CLASSICAL_PRECISION = ("uint8",)
 INPUT_FRAMES = 8  # distinct noisy frames cycled through in model-only mode
+# Generated pipeline clip: 10 s at 30 fps, so that looping (a discontinuity that resets
+# temporal state) is rare within one measured slice.
+CLIP_FRAMES = 300
 
 
 @dataclass(frozen=True)
@@ -326,7 +329,7 @@ def run_pipeline_bench(
         for width, height in {(c.width, c.height) for c in cases}:
             given = Path(config.clip) if config.clip else None
             clips[(width, height)] = given or make_clip(
-                tmp_dir / f"clip_{width}x{height}.mp4", width, height, frames=60
+                tmp_dir / f"clip_{width}x{height}.mp4", width, height, frames=CLIP_FRAMES
             )
         slice_s = config.seconds / config.rounds
         for round_index in range(config.rounds):

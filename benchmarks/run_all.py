@@ -23,7 +23,8 @@ from pathlib import Path
 from suite import contenders as contenders_mod
 from suite import e2e, live, plots, quality, report, visual_outputs
 from suite.clips import make_noisy_clip
-from suite.machine import machine_info
+
+from streamdenoise.bench import machine_record
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "suite"
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
     if args.out.resolve() != DEFAULT_OUT:
         command += f" --out {shlex.quote(str(args.out))}"
-    machine = machine_info()
+    machine = machine_record()
     available, missing = contenders_mod.discover()
     log("contenders: " + ", ".join(c.label for c in available))
     with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:

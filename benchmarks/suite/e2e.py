@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamdenoise.bench import rotated
 from streamdenoise.options import SinkOptions, SourceOptions
 from suite.clips import read_frames
 from suite.contenders import Contender
@@ -70,9 +71,8 @@ def run(
             budgets[(c.label, size)] = (frame_budget(plan, fps), fps)
     runs: dict[tuple[str, tuple[int, int]], list[RunResult]] = {}
     for rnd in range(plan.rounds):
-        order = contenders[rnd % len(contenders) :] + contenders[: rnd % len(contenders)]
         for size, clip in clips.items():
-            for c in order:
+            for c in rotated(contenders, rnd):
                 total, _ = budgets[(c.label, size)]
                 frames = -(-total // plan.rounds)
                 log(

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamdenoise.bench import rotated
 from streamdenoise.options import SinkOptions, SourceOptions
 from suite.contenders import Contender
 from suite.runner import RunResult, run_pipeline
@@ -93,8 +94,7 @@ def run(
             source, kind = str(fallback_clip), "paced file source (realtime=True)"
             options = SourceOptions(realtime=True, loop=True)
         for rnd in range(plan.rounds):
-            order = contenders[rnd % len(contenders) :] + contenders[: rnd % len(contenders)]
-            for c in order:
+            for c in rotated(contenders, rnd):
                 log(f"live round {rnd + 1}/{plan.rounds} {c.label}")
                 runs.setdefault(c.label, []).append(
                     run_pipeline(

@@ -93,20 +93,21 @@ def speed_rows(rows: list[dict]) -> list[list[str]]:
 
 
 def machine_lines(machine: dict) -> list[str]:
+    """The machine record of ``streamdenoise.bench.machine_record`` as a bullet list."""
     cpu = machine.get("cpu", {})
-    lines = [
-        f"- CPU: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, flags: "
-        + (", ".join(cpu.get("flags", [])) or "none of interest")
-    ]
     gpus = machine.get("gpus") or []
-    lines.append("- GPU: " + (", ".join(str(g) for g in gpus) if gpus else "none"))
     versions = machine.get("versions", {})
-    if versions:
-        lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    lines.append(f"- Python {machine.get('python', '?')}, {machine.get('os', '?')}")
-    lines.append(f"- Git commit: {machine.get('git_commit', '?')}")
-    lines.append(f"- Load average (1 min) at start: {machine.get('load_avg_1m_at_start', '?')}")
-    return lines
+    dirty = " (with uncommitted changes)" if machine.get("git_dirty") else ""
+    return [
+        f"- CPU: {cpu.get('model', '?')}, {cpu.get('cores', '?')} logical cores "
+        f"({machine.get('physical_cores', '?')} physical), flags: "
+        + (", ".join(cpu.get("flags", [])) or "none of interest"),
+        "- GPU: " + (", ".join(gpus) if gpus else "none"),
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        f"- Python {machine.get('python', '?')}, {machine.get('platform', '?')}",
+        f"- Git commit: {machine.get('git_commit', '?')}{dirty}",
+        f"- Load average (1 min) at start: {machine.get('load_avg_1m', '?')}",
+    ]
 
 
 E2E_HEADER = [

@@ -50,7 +50,7 @@ QUICK = Plan(
 FULL = Plan(
     e2e=e2e.E2EPlan(
         sizes=[(640, 360), (1280, 720), (1920, 1080)],
-        max_frames=150,
+        max_frames=120,
         min_frames=6,
         budget_s=8.0,
         rounds=2,
@@ -106,6 +106,7 @@ def quality_vs_speed(quality_results: list[dict], e2e_results: list[dict], size:
                 "kind": row["kind"],
                 "psnr": row["psnr"],
                 "ssim": row["ssim"],
+                "flicker": row["flicker"],
                 "fps": fastest.get("fps"),
                 "fps_from": fastest.get("contender"),
             }

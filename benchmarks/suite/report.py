@@ -87,7 +87,14 @@ def quality_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def speed_rows(rows: list[dict]) -> list[list[str]]:
     return [
-        [r["contender"], r["kind"], fmt(r.get("psnr"), 2), fmt(r.get("ssim"), 3), fmt(r.get("fps"))]
+        [
+            r["contender"],
+            r["kind"],
+            fmt(r.get("psnr"), 2),
+            fmt(r.get("ssim"), 3),
+            fmt(r.get("flicker"), 2),
+            fmt(r.get("fps")),
+        ]
         for r in rows
     ]
 
@@ -131,7 +138,7 @@ LIVE_HEADER = [
     "p99 ms",
     "note",
 ]
-SPEED_HEADER = ["contender", "kind", "PSNR σ=25 dB", "SSIM σ=25", "fps"]
+SPEED_HEADER = ["contender", "kind", "PSNR σ=25 dB", "SSIM σ=25", "flicker σ=25", "fps"]
 
 
 def render(results: dict) -> str:

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="frames per call, for backends with batched processing [1]",
+        help="N > 1: N stacked streams per network-graph call (graph time only) [1]",
     )
     add(
         "--seconds",

@@ -131,6 +131,7 @@ def _summarize(c: Contender, runs: list[RunResult]) -> dict:
         "frames_out": frames_out,
         "drops": drops,
         "drop_rate": round(drops / frames_in, 4) if frames_in else None,
+        "fps_in": round(frames_in / seconds, 2) if seconds else None,
         "fps_out": round(frames_out / seconds, 2) if seconds else None,
         "latency_ms": summarize(e2e),
         "latency_samples_ms": thin(e2e),

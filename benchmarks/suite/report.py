@@ -47,6 +47,7 @@ def live_rows(results: list[dict]) -> list[list[str]]:
             [
                 r["contender"],
                 str(r.get("frames_out", 0)),
+                fmt(r.get("fps_in")),
                 fmt(r.get("fps_out")),
                 fmt(100 * r["drop_rate"] if r.get("drop_rate") is not None else None),
                 fmt(lat.get("p50")),
@@ -131,6 +132,7 @@ E2E_HEADER = [
 LIVE_HEADER = [
     "contender",
     "frames out",
+    "fps in",
     "fps out",
     "dropped %",
     "e2e p50 ms",

@@ -1,0 +1,31 @@
+"""Trained denoising models shipped with the package, looked up by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamdenoise.errors import UsageError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# name -> whether the model is temporal (recurrent). "temporal" is the default for video.
+MODEL_NAMES = ("temporal", "spatial")
+DEFAULT_MODEL = "temporal"
+
+
+def weights_path(name: str) -> Path:
+    """Packaged weights file of model ``name``, or a path given directly by the user."""
+    if name in MODEL_NAMES:
+        return WEIGHTS_DIR / f"{name}.pt"
+    path = Path(name)
+    if path.suffix == ".pt" or path.exists():
+        return path
+    known = ", ".join(MODEL_NAMES)
+    raise UsageError(f"unknown model {name!r} (choose from: {known}, or a .pt weights file)")
+
+
+def load_model(name: str):
+    """(network in eval mode, weights-file contents) for model name or weights path."""
+    from streamdenoise.models.weights import load_weights
+
+    return load_weights(weights_path(name))

@@ -1,0 +1,166 @@
+"""Shared logic of every neural backend; subclasses only run the graph.
+
+:class:`NeuralDenoiser` converts uint8 RGB frames to float NCHW, pads them to the multiple the
+network needs (reflect padding, cropped back afterwards), estimates the per-channel noise
+level of every frame (smoothed over time so the strength does not flicker), scales it by
+``strength``, holds the recurrent state between frames, and resets it on ``reset()``, on a
+frame-size change and on a detected scene cut.
+
+A subclass implements :meth:`NeuralDenoiser._infer` — one call of the exported graph — and may
+override :meth:`_setup` to build it (``self.net`` holds the loaded torch network, e.g. to
+export it to ONNX) and ``precisions`` / :meth:`default_precision`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import cv2
+import numpy as np
+
+from streamdenoise.backends.base import Denoiser
+from streamdenoise.errors import BackendUnavailable, UsageError
+from streamdenoise.models import DEFAULT_MODEL, load_model
+from streamdenoise.models.noise import estimate_noise_sigma
+
+# Mean absolute difference between 1/8-scale thumbnails (0–1 scale) above which two
+# consecutive frames are treated as a cut. Thumbnails average 64 pixels, so even σ=50 noise
+# moves them by < 0.01; ordinary motion stays well below this, a cut to another scene does not.
+SCENE_CUT_THRESHOLD = 0.12
+# Weight of the newest frame in the running noise-level estimate.
+SIGMA_SMOOTHING = 0.25
+
+
+class NeuralDenoiser(Denoiser):
+    """Base of the torch / ONNX Runtime / OpenVINO / TensorRT backends."""
+
+    name = "neural"
+    precisions: tuple[str, ...] = ("fp32",)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        precision: str | None = None,
+        strength: float = 1.0,
+        device: str | None = None,
+        sigma: float | None = None,
+    ) -> None:
+        if strength < 0:
+            raise UsageError(f"strength must be ≥ 0, got {strength}")
+        self.model = model or DEFAULT_MODEL
+        self.net, blob = load_model(self.model)
+        self.model_metadata = blob["metadata"]
+        self.temporal = self.net.config.temporal
+        self.multiple = self.net.config.multiple
+        self.strength = float(strength)
+        self.sigma_hint = sigma
+        self.device = device or "cpu"
+        self.precision = precision or self.default_precision()
+        self._check_precision(self.precision)
+        self._state: np.ndarray | None = None
+        self._sigma: np.ndarray | None = None
+        self._thumb: np.ndarray | None = None
+        self._size: tuple[int, int] | None = None
+        self.scene_cuts = 0
+        self._setup()
+
+    # -- subclass interface ------------------------------------------------------------------
+    def default_precision(self) -> str:
+        return self.precisions[0]
+
+    def _check_precision(self, precision: str) -> None:
+        if precision not in self.precisions:
+            allowed = ", ".join(self.precisions)
+            raise BackendUnavailable(
+                f"backend {self.name!r} supports precision {allowed}, not {precision}"
+            )
+
+    def _setup(self) -> None:
+        """Build the runtime graph from ``self.net`` (called once, at the end of __init__)."""
+
+    @abstractmethod
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        """Run the network once.
+
+        ``noisy``: float32 (1, 3, H, W) in [0, 1], H and W multiples of ``self.multiple``.
+        ``sigma``: float32 (1, 3, 1, 1), per-channel noise std on the [0, 1] scale, already
+        scaled by strength. ``prev``: float32 (1, 3, H, W), the previous output (the recurrent
+        state; after a reset it is ``noisy`` itself), or None for spatial models.
+        Returns the denoised float32 (1, 3, H, W), unclipped; it becomes the next ``prev``.
+        """
+
+    # -- Denoiser ----------------------------------------------------------------------------
+    def prepare(self, width: int, height: int) -> None:
+        if self._size != (width, height):
+            self.reset()
+            self._size = (width, height)
+
+    def reset(self) -> None:
+        self._state = None
+        self._sigma = None
+        self._thumb = None
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(),
+            "model": self.model,
+            "temporal": self.temporal,
+            "strength": self.strength,
+            "scene_cuts": self.scene_cuts,
+        }
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise UsageError(f"expected an H×W×3 uint8 frame, got {image.shape} {image.dtype}")
+        if self.strength == 0:
+            self.prepare(image.shape[1], image.shape[0])
+            return image.copy()
+        out = self.process_float(image.astype(np.float32) * np.float32(1 / 255))
+        return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    def process_float(self, image: np.ndarray) -> np.ndarray:
+        """Float H×W×3 RGB on the [0, 1] scale (may be unclipped) in, float out.
+
+        The evaluation's ``--protocol float`` feeds unquantised noise through this path.
+        """
+        height, width = image.shape[:2]
+        self.prepare(width, height)
+        if self.strength == 0:
+            return image.copy()
+        self._detect_scene_cut(image)
+        sigma = self._noise_level(image) * self.strength
+        m = self.multiple
+        pad_h, pad_w = (-height) % m, (-width) % m
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+        prev = None
+        if self.temporal:
+            prev = x if self._state is None else self._state
+        out = self._infer(x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev)
+        if self.temporal:
+            self._state = out
+        return out[0, :, :height, :width].transpose(1, 2, 0)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _noise_level(self, image: np.ndarray) -> np.ndarray:
+        """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""
+        if self.sigma_hint is not None:
+            return np.full(3, self.sigma_hint / 255, np.float32)
+        est = estimate_noise_sigma(image).astype(np.float32)
+        if self._sigma is None:
+            self._sigma = est
+        else:
+            self._sigma = (1 - SIGMA_SMOOTHING) * self._sigma + SIGMA_SMOOTHING * est
+        return self._sigma
+
+    def _detect_scene_cut(self, image: np.ndarray) -> None:
+        if not self.temporal:
+            return
+        h, w = image.shape[:2]
+        thumb = cv2.resize(image, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        if self._thumb is not None and np.abs(thumb - self._thumb).mean() > SCENE_CUT_THRESHOLD:
+            self._state = None
+            self._sigma = None
+            self.scene_cuts += 1
+        self._thumb = thumb

@@ -1,0 +1,127 @@
+"""Grid search of the classical baselines' settings per noise level, on training data.
+
+Writes ``streamdenoise/backends/classical_presets.json`` (schema in
+:mod:`streamdenoise.backends.classical`), which the classical backends read, so the
+comparison with the trained models uses each filter at its best on data it was not scored on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from streamdenoise.evaluation.metrics import psnr
+from streamdenoise.evaluation.runner import Sequence, load_sequences, make_noisy, run_backend
+
+TUNE_SEQUENCES = ("davis-bus", "sam2-bedroom")
+
+
+def grid(backend: str, sigma: float) -> list[dict]:
+    """Candidate settings around the σ-proportional values each filter's docs suggest."""
+    if backend == "hqdn3d":
+        return [
+            {
+                "luma_spatial": a * sigma,
+                "chroma_spatial": a * sigma,
+                "luma_tmp": b * a * sigma,
+                "chroma_tmp": b * a * sigma,
+            }
+            for a in (0.5, 1.0, 1.5, 2.2)
+            for b in (1.0, 2.0)
+        ]
+    if backend == "nlmeans":
+        return [
+            {"s": float(min(30.0, max(1.0, a * sigma))), "p": 7, "r": 9}
+            for a in (0.4, 0.6, 0.8, 1.0)
+        ]
+    if backend == "atadenoise":
+        return [
+            {"0a": a, "0b": b, "1a": a, "1b": b, "2a": a, "2b": b, "s": s}
+            for a in (0.2, 0.3)
+            for b in (min(5.0, sigma / 255 * k) for k in (8.0, 16.0, 32.0))
+            for s in (9, 17)
+        ]
+    if backend == "opencv-nlm":
+        return [
+            {"h": a * sigma, "hColor": a * sigma, "templateWindowSize": 7, "searchWindowSize": 21}
+            for a in (0.4, 0.6, 0.8, 1.0)
+        ]
+    raise ValueError(backend)
+
+
+@contextlib.contextmanager
+def _forced_params(backend: str, params: dict) -> Iterator[None]:
+    """Make the classical module's preset lookup return exactly ``params``."""
+    from streamdenoise.backends import classical
+
+    original = classical.load_presets
+    classical.load_presets = lambda *a, **k: {**original(), backend: {"0": params}}
+    try:
+        yield
+    finally:
+        classical.load_presets = original
+
+
+def tune_classical(
+    train_videos: Path,
+    sigmas: list[float],
+    backends: list[str],
+    out: Path,
+    frames: int = 10,
+    crop: int = 256,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict:
+    from streamdenoise.backends import create_backend, unavailable_reason
+
+    seqs = [
+        s for s in load_sequences(train_videos, frames) if s.name in TUNE_SEQUENCES
+    ] or load_sequences(train_videos, frames)[:2]
+    seqs = [Sequence(s.name, [_centre(f, crop) for f in s.frames]) for s in seqs]
+    table: dict[str, dict[str, dict]] = {}
+    for name in backends:
+        if reason := unavailable_reason(name):
+            log(f"{name}: skipped ({reason})")
+            continue
+        table[name] = {}
+        for sigma in sigmas:
+            noisy = [make_noisy(s, i, sigma, "awgn", 1000)[0] for i, s in enumerate(seqs)]
+            scored = []
+            for params in grid(name, sigma):
+                with _forced_params(name, params):
+                    backend = create_backend(name, sigma=sigma)
+                    try:
+                        score = np.mean(
+                            [
+                                np.mean(
+                                    [
+                                        psnr(o, c)
+                                        for o, c in zip(
+                                            run_backend(backend, s.frames, n)[0],
+                                            s.frames,
+                                            strict=True,
+                                        )
+                                    ]
+                                )
+                                for s, n in zip(seqs, noisy, strict=True)
+                            ]
+                        )
+                    finally:
+                        backend.close()
+                scored.append((float(score), params))
+            best_score, best = max(scored, key=lambda t: t[0])
+            table[name][f"{sigma:g}"] = {
+                k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()
+            }
+            log(f"{name} σ={sigma:g}: best {best} → {best_score:.2f} dB")
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    return table
+
+
+def _centre(frame: np.ndarray, size: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(frame[y : y + size, x : x + size])

@@ -1,0 +1,210 @@
+"""Noise synthesis (training and evaluation) and the blind noise-level estimator.
+
+All synthesis is deterministic under a seed: every function takes a ``numpy`` or ``torch``
+generator. Images are float in [0, 1] unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+MAX_SIGMA = 55.0 / 255.0
+
+# Immerkær's 3×3 operator: it cancels smooth image structure (up to second order) and
+# has L2 norm 6, so for white noise of std s its response has std 6·s.
+_LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+_MAD_TO_STD = 1.0 / (0.6745 * 6.0)
+
+
+def estimate_noise_sigma(image: np.ndarray) -> np.ndarray:
+    """Per-channel noise std of an H×W×3 image (uint8 → 8-bit scale, float → its own scale).
+
+    Median of the absolute Immerkær response, so edges and texture (a minority of pixels)
+    bias it little. The median is taken over every second row and column for speed;
+    quantisation and
+    clipping make it read a little low at very low and very high levels, which the
+    networks learn because they are trained with this same estimate.
+    """
+    resp = cv2.filter2D(image.astype(np.float32), -1, _LAPLACE, borderType=cv2.BORDER_REFLECT)
+    resp = np.abs(resp[1:-1:2, 1:-1:2]).reshape(-1, 3)
+    return np.median(resp, axis=0) * _MAD_TO_STD
+
+
+def estimate_noise_sigma_torch(x: torch.Tensor) -> torch.Tensor:
+    """Batched torch version of :func:`estimate_noise_sigma`: (N, 3, H, W) → (N, 3, 1, 1)."""
+    k = torch.from_numpy(_LAPLACE).to(x.dtype).to(x.device).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    resp = F.conv2d(x, k, groups=3)[:, :, ::2, ::2].abs().flatten(2)
+    return (resp.median(dim=2).values * _MAD_TO_STD).view(x.shape[0], 3, 1, 1)
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] and round to 8 bits, as a camera delivers frames."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def add_awgn(x: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """x + N(0, sigma²); ``sigma`` broadcasts against x (e.g. (N, 1, 1, 1, 1))."""
+    return x + sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+
+
+def add_realistic(x: torch.Tensor, gen: torch.Generator, level: torch.Tensor) -> torch.Tensor:
+    """Camera-like noise with random parameters on clips (N, T, 3, H, W), before compression.
+
+    ``level`` (N,) in [0, 1] sets the overall strength; shot/read/chroma shares are drawn per
+    clip. See :func:`camera_noise` for the model.
+    """
+    n = x.shape[0]
+    lv = level.view(n, 1, 1, 1, 1)
+    u = torch.rand((n, 3), generator=gen)
+    shot = (0.002 + 0.03 * u[:, 0]).view(n, 1, 1, 1, 1) * lv
+    read = (0.0002 + 0.004 * u[:, 1]).view(n, 1, 1, 1, 1) * lv**2
+    chroma = (0.3 * u[:, 2]).view(n, 1, 1, 1) * level.view(n, 1, 1, 1) * 0.06
+    return camera_noise(x, gen, shot, read, chroma)
+
+
+def camera_noise(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    shot: torch.Tensor,
+    read: torch.Tensor,
+    chroma: torch.Tensor,
+) -> torch.Tensor:
+    """Poisson–Gaussian noise in linear light, the sRGB gamma, then chroma noise.
+
+    ``shot``: variance per unit linear signal, ``read``: constant std in linear light (both
+    broadcast as (N, 1, 1, 1, 1)); ``chroma`` (N, 1, 1, 1): std of a blotchy colour offset
+    (noise at 1/4 resolution, upsampled) on the colour-difference axes only, as demosaicing
+    and in-camera chroma denoising leave it.
+    """
+    lin = srgb_to_linear(x.clamp(0, 1))
+    std = (shot * lin + read**2).sqrt()
+    lin = lin + std * torch.randn(x.shape, generator=gen)
+    y = linear_to_srgb(lin)
+    n, t, h, w = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    hs, ws = max(1, h // 4), max(1, w // 4)
+    c = torch.randn((n * t, 2, hs, ws), generator=gen)
+    c = F.interpolate(c, size=(h, w), mode="bilinear", align_corners=False).view(n, t, 2, h, w)
+    cb, cr = c[:, :, 0] * chroma, c[:, :, 1] * chroma
+    offset = torch.stack([1.402 * cr, -0.344 * cb - 0.714 * cr, 1.772 * cb], 2)
+    return y + offset
+
+
+def realistic_eval_noise(clean: np.ndarray, sigma255: float, seed: int) -> np.ndarray:
+    """Deterministic camera-like noise for evaluation: a T×H×W×3 uint8 clip in and out.
+
+    Poisson–Gaussian with 70 % of the variance from shot noise at mid-grey and a total std of
+    ≈ ``sigma255`` there (after gamma), chroma noise of std 0.25·σ, then H.264 (CRF 23,
+    typical of camera streams) for clips or JPEG quality 85 for single images.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(clean).permute(0, 3, 1, 2)[None].float() / 255
+    lin_std = sigma255 / 255 / 1.08  # sRGB slope at mid-grey (linear 0.214) is ≈ 1.08
+    shot = torch.tensor(0.7 * lin_std**2 / 0.214).view(1, 1, 1, 1, 1)
+    read = torch.tensor(math.sqrt(0.3) * lin_std).view(1, 1, 1, 1, 1)
+    chroma = torch.tensor(0.25 * sigma255 / 255).view(1, 1, 1, 1)
+    noisy = camera_noise(x, gen, shot, read, chroma)[0]
+    u8 = (noisy.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if len(u8) > 1:
+        return h264_roundtrip(u8, 23)
+    return jpeg_roundtrip(u8[0], 85)[None]
+
+
+def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
+    """Compress an H×W×3 uint8 RGB frame as JPEG at ``quality`` and decode it."""
+    ok, buf = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def h264_roundtrip(frames: np.ndarray, crf: int) -> np.ndarray:
+    """Encode a T×H×W×3 uint8 RGB clip with libx264 at ``crf`` and decode it back."""
+    import io
+
+    import av
+
+    t, h, w, _ = frames.shape
+    pad_h, pad_w = (-h) % 2, (-w) % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": "ultrafast", "bf": "0"}
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), "rgb24")))
+        out.mux(stream.encode(None))
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    return np.stack(decoded)[:t, :h, :w]
+
+
+def compress_clips(x: torch.Tensor, rng: np.random.Generator, p_h264: float = 0.3) -> torch.Tensor:
+    """Quantise clips (N, T, 3, H, W) to 8 bit and compress each with JPEG or H.264.
+
+    Quality is drawn per clip: JPEG quality 30–95 per frame, or H.264 CRF 18–35 per clip.
+    """
+    out = []
+    for clip in x:
+        u8 = (clip.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        if rng.random() < p_h264:
+            u8 = h264_roundtrip(u8, int(rng.integers(18, 36)))
+        else:
+            q = int(rng.integers(30, 96))
+            u8 = np.stack([jpeg_roundtrip(f, q) for f in u8])
+        out.append(torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2))
+    return torch.stack(out).float() / 255
+
+
+def synthesize(
+    clean: torch.Tensor,
+    seed: int,
+    kind: str = "mixed",
+    sigma: float | None = None,
+    p_realistic: float = 0.35,
+) -> torch.Tensor:
+    """Noisy 8-bit version of clean clips (N, T, 3, H, W), deterministic under ``seed``.
+
+    ``kind``: "awgn" (σ fixed if given, else uniform in [0, 55]/255 per clip), "realistic"
+    (Poisson–Gaussian + chroma + JPEG/H.264), or "mixed" (each clip realistic with
+    probability ``p_realistic``).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = clean.shape[0]
+    if kind == "awgn":
+        realistic = torch.zeros(n, dtype=torch.bool)
+    elif kind == "realistic":
+        realistic = torch.ones(n, dtype=torch.bool)
+    elif kind == "mixed":
+        realistic = torch.rand(n, generator=gen) < p_realistic
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}")
+    if sigma is None:
+        sig = torch.rand(n, generator=gen) * MAX_SIGMA
+    else:
+        sig = torch.full((n,), float(sigma))
+    noisy = add_awgn(clean, sig.view(n, 1, 1, 1, 1), gen)
+    if realistic.any():
+        idx = realistic.nonzero().flatten()
+        level = 0.1 + 0.9 * torch.rand(len(idx), generator=gen)
+        real = add_realistic(clean[idx], gen, level)
+        noisy[idx] = compress_clips(quantize(real), rng)
+    return quantize(noisy)

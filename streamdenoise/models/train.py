@@ -1,0 +1,215 @@
+"""Training loop: time-budgeted, resumable, bf16 autocast on CPU.
+
+The learning-rate schedule follows the fraction of the time budget used (not a step count),
+so a run given ``--minutes M`` anneals properly whatever the machine's speed. Batches and
+noise are drawn from seeds derived from the step number, so a resumed run sees the same data
+as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from streamdenoise.models.data import ClipSampler, val_clips
+from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net
+from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
+from streamdenoise.models.weights import git_commit, save_weights
+
+
+@dataclass
+class TrainConfig:
+    model: str = "temporal"
+    data: str = "../shared/datasets"
+    minutes: float = 35.0
+    batch: int = 8
+    frames: int = 5
+    patch: int = 80
+    lr: float = 1e-3
+    seed: int = 0
+    val_every_s: float = 120.0
+    val_size: int = 256
+    val_frames: int = 12
+    checkpoint: str = "checkpoints"
+    out: str | None = None
+    resume: str | None = None
+    init: str | None = None
+    bf16: bool = True
+    net: dict = field(default_factory=dict)
+
+
+def default_net_config(model: str) -> NetConfig:
+    return NetConfig(temporal=model != "spatial")
+
+
+def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Denoise clips (N, T, 3, H, W) causally; spatial nets see frames independently."""
+    outs = []
+    prev = noisy[:, 0]
+    for t in range(noisy.shape[1]):
+        x = noisy[:, t].contiguous(memory_format=torch.channels_last)
+        if net.config.temporal:
+            y = net(x, sigma[:, t], prev.contiguous(memory_format=torch.channels_last))
+        else:
+            y = net(x, sigma[:, t])
+        outs.append(y)
+        prev = y
+    return torch.stack(outs, 1)
+
+
+def frame_sigmas(noisy: torch.Tensor) -> torch.Tensor:
+    n, t = noisy.shape[:2]
+    return estimate_noise_sigma_torch(noisy.flatten(0, 1).float()).view(n, t, 3, 1, 1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a.clamp(0, 1) * 255).round() / 255 - b).pow(2).mean().item()
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+@torch.no_grad()
+def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: bool) -> float:
+    """Mean PSNR over the validation clips (AWGN σ=25, 8-bit input)."""
+    net.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = run_clip(net, noisy, frame_sigmas(noisy)).float()
+    net.train()
+    return sum(psnr(out[i], clean[i]) for i in range(len(clean))) / len(clean)
+
+
+def init_from(net: UNetDenoiser, path: Path) -> None:
+    """Start from trained weights; a spatial model can seed a temporal one.
+
+    The temporal head sees [noisy, prev, sigma] where the spatial one sees [noisy, sigma]:
+    the ``prev`` input weights start at zero, so training begins from exactly the spatial
+    model and only has to learn how to use the past, not how to denoise.
+    """
+    from streamdenoise.models.weights import read_weights_file
+
+    state = read_weights_file(path)["state_dict"]
+    own = net.state_dict()
+    key = "head.0.weight"
+    if own[key].shape != state[key].shape:
+        r2 = 3 * net.config.unshuffle**2
+        w = torch.zeros_like(own[key])
+        w[:, :r2] = state[key][:, :r2]
+        w[:, -3:] = state[key][:, -3:]
+        state = {**state, key: w}
+    net.load_state_dict(state)
+
+
+def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:
+    warm = min(1.0, (step + 1) / 100)
+    return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def train(cfg: TrainConfig, command: str = "", log: Callable[[str], None] | None = None) -> dict:
+    """Train until the time budget is spent; returns the final metrics."""
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    torch.manual_seed(cfg.seed)
+    net_cfg = NetConfig(**{**default_net_config(cfg.model).to_dict(), **cfg.net})
+    net_cfg = NetConfig.from_dict(net_cfg.to_dict())
+    net = build_net(net_cfg).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
+    step, elapsed, history = 0, 0.0, []
+    if cfg.init and not cfg.resume:
+        init_from(net, Path(cfg.init))
+        log(f"initialised from {cfg.init}")
+    if cfg.resume:
+        ckpt = torch.load(cfg.resume, map_location="cpu", weights_only=False)
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        step, elapsed, history = ckpt["step"], ckpt["elapsed"], ckpt["history"]
+        log(f"resumed from {cfg.resume} at step {step} ({elapsed / 60:.1f} min)")
+    data_dir = Path(cfg.data)
+    sampler = ClipSampler.load(data_dir)
+    val_clean = val_clips(data_dir, cfg.val_frames, cfg.val_size)
+    val_noisy = synthesize(val_clean, seed=12345, kind="awgn", sigma=25 / 255)
+    frames = cfg.frames if net_cfg.temporal else 1
+    batch = cfg.batch
+    budget = cfg.minutes * 60
+    ckpt_dir = Path(cfg.checkpoint)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last_val = time.monotonic()
+    start = time.monotonic() - elapsed
+    loss_ema, val_psnr = None, float("nan")
+
+    def checkpoint() -> None:
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed": time.monotonic() - start,
+                "history": history,
+                "config": asdict(cfg),
+            },
+            ckpt_dir / f"{cfg.model}-last.pt",
+        )
+
+    net.train()
+    while (now := time.monotonic()) - start < budget:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(cfg, step, (now - start) / budget)
+        seed = cfg.seed * 1_000_003 + step
+        clean = sampler.batch(seed, batch, frames, cfg.patch)
+        noisy = synthesize(clean, seed)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = run_clip(net, noisy, frame_sigmas(noisy))
+        loss = ((out.float() - clean).pow(2) + 1e-6).sqrt().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        if time.monotonic() - last_val > cfg.val_every_s:
+            val_psnr = validate(net, val_clean, val_noisy, cfg.bf16)
+            minutes = (time.monotonic() - start) / 60
+            history.append({"step": step, "minutes": round(minutes, 2), "val_psnr": val_psnr})
+            log(
+                f"step {step} {minutes:.1f} min loss {loss_ema * 255:.2f}/255 "
+                f"val PSNR {val_psnr:.2f} dB"
+            )
+            checkpoint()
+            last_val = time.monotonic()
+    val_psnr = validate(net, val_clean, val_noisy, cfg.bf16)
+    minutes = (time.monotonic() - start) / 60
+    history.append({"step": step, "minutes": round(minutes, 2), "val_psnr": val_psnr})
+    log(f"done: step {step} {minutes:.1f} min val PSNR {val_psnr:.2f} dB")
+    checkpoint()
+    metrics = {
+        "val_psnr_vid4_crops_sigma25": round(val_psnr, 3),
+        "steps": step,
+        "minutes": round(minutes, 2),
+    }
+    if cfg.out:
+        save_weights(
+            Path(cfg.out),
+            cfg.model,
+            net,
+            {
+                "training_command": command,
+                "train_config": asdict(cfg),
+                "data": _data_note(),
+                "git_commit": git_commit(),
+                "final_validation": metrics,
+                "history": history,
+            },
+        )
+    return metrics
+
+
+def _data_note() -> str:
+    return (
+        "clean: train/images/{cbsd432,wiki}, train/videos/{davis-bus,davis-giant-slalom,"
+        "sam2-bedroom} from ../shared/datasets; noise synthesised on the fly "
+        "(AWGN σ∈[0,55]/255 or Poisson-Gaussian+chroma+JPEG/H.264); "
+        "validation: centre 256² crops of val/videos/vid4-{walk,city}, AWGN σ=25"
+    )

@@ -1,0 +1,94 @@
+"""Evaluation: metrics, data loading, the identity baseline's known PSNR, the CLI report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamdenoise.cli import main
+from streamdenoise.evaluation.metrics import flicker, psnr, ssim
+from streamdenoise.evaluation.runner import (
+    BackendSpec,
+    evaluate,
+    load_sequences,
+    make_noisy,
+    markdown,
+)
+
+
+def write_sequences(root: Path, count: int = 2, frames: int = 3) -> Path:
+    rng = np.random.default_rng(0)
+    for s in range(count):
+        folder = root / f"seq{s}"
+        folder.mkdir(parents=True)
+        base = rng.integers(40, 200, (32, 48, 3)).astype(np.uint8)
+        base = cv2.GaussianBlur(base, (5, 5), 2)
+        for t in range(frames):
+            frame = np.roll(base, t, axis=1)
+            cv2.imwrite(str(folder / f"{t:05d}.png"), frame[:, :, ::-1])
+    return root
+
+
+def test_metrics_basics():
+    a = np.full((20, 20, 3), 100, np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 110
+    assert psnr(a, a) > 90
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / (100 / 1200)), rel=1e-6)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert flicker([a, a], [a, a]) == 0.0
+    assert flicker([a, b], [a, a]) > 0
+
+
+def test_identity_backend_gives_the_noisy_psnr(tmp_path):
+    data = write_sequences(tmp_path / "seqs")
+    seqs = load_sequences(data)
+    assert [s.name for s in seqs] == ["seq0", "seq1"] and len(seqs[0].frames) == 3
+    report = evaluate([data], [20.0], [BackendSpec.parse("identity")], seed=0)
+    (row,) = report["results"]
+    expected = np.mean(
+        [
+            np.mean(
+                [
+                    psnr(n, c)
+                    for n, c in zip(make_noisy(s, i, 20.0, "awgn", 0)[0], s.frames, strict=True)
+                ]
+            )
+            for i, s in enumerate(seqs)
+        ]
+    )
+    assert row["psnr"] == pytest.approx(expected, abs=1e-3)
+    assert row["psnr"] == pytest.approx(20 * np.log10(255 / 20), abs=0.4)
+    assert {"backend", "sigma", "psnr", "ssim", "flicker", "fps"} <= row.keys()
+    assert "identity" in markdown(report)
+
+
+def test_image_folder_and_video_file_load(tmp_path, clip):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"{i}.png"), np.full((16, 16, 3), 80 + i, np.uint8))
+    seqs = load_sequences(images)
+    assert len(seqs) == 2 and all(len(s.frames) == 1 for s in seqs)
+    (video,) = load_sequences(clip, max_frames=4)
+    assert len(video.frames) == 4 and video.frames[0].ndim == 3
+
+
+def test_eval_cli_writes_json_and_markdown(tmp_path):
+    data = write_sequences(tmp_path / "seqs", count=1)
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    args = ["eval", "--data", str(data), "--sigma", "10,30", "--backends", "identity"]
+    assert main([*args, "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    report = json.loads(out_json.read_text())
+    assert [r["sigma"] for r in report["results"]] == [10.0, 30.0]
+    assert report["results"][0]["psnr"] > report["results"][1]["psnr"]
+    assert "σ=10" in out_md.read_text()
+
+
+def test_eval_rejects_bad_sigma(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path), "--sigma", "abc"]) == 2
+    assert "sigma" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""Architectures, MAC budget, weights files (round trip and bad files), the torch backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamdenoise.backends.torch_backend import TorchDenoiser
+from streamdenoise.errors import UserError
+from streamdenoise.models import WEIGHTS_DIR, weights_path
+from streamdenoise.models.macs import count_net_macs
+from streamdenoise.models.nets import NetConfig, build_net
+from streamdenoise.models.weights import load_weights, read_weights_file, save_weights
+
+MAC_BUDGET_720P = 6e9
+
+
+def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    net = build_net(NetConfig(temporal=temporal))
+    with torch.no_grad():  # make the random net do something visible
+        net.tail.weight.normal_(0, 0.01)
+    save_weights(path, "temporal" if temporal else "spatial", net, {"note": "test"})
+    return path
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_forward_shapes_and_multiple(temporal):
+    net = build_net(NetConfig(temporal=temporal)).eval()
+    m = net.config.multiple
+    x = torch.rand(2, 3, 2 * m, 3 * m)
+    sigma = torch.full((2, 3, 1, 1), 0.1)
+    with torch.no_grad():
+        y = net(x, sigma, x) if temporal else net(x, sigma)
+    assert y.shape == x.shape
+
+
+def test_default_architecture_fits_the_720p_budget():
+    for temporal in (True, False):
+        macs = count_net_macs(build_net(NetConfig(temporal=temporal)), 1280, 720)
+        assert 1e9 < macs <= MAC_BUDGET_720P
+
+
+def test_mac_count_of_one_conv_is_exact():
+    net = build_net(NetConfig(temporal=False))
+    head_macs = (720 // 2) * (1280 // 2) * 16 * 15 * 9  # output pixels × out ch × in ch × 3×3
+    assert count_net_macs(net, 1280, 720) > head_macs
+
+
+def test_weights_round_trip(tmp_path):
+    path = tmp_weights(tmp_path / "w.pt")
+    net, blob = load_weights(path)
+    assert blob["metadata"] == {"note": "test"} and blob["name"] == "temporal"
+    torch.manual_seed(0)
+    ref = build_net(NetConfig(temporal=True))
+    with torch.no_grad():
+        ref.tail.weight.normal_(0, 0.01)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, net.state_dict()[k])
+
+
+def test_bad_weights_files_give_one_line_errors(tmp_path):
+    good = tmp_weights(tmp_path / "good.pt")
+    with pytest.raises(UserError, match="not found"):
+        load_weights(tmp_path / "missing.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        load_weights(truncated)
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    with pytest.raises(UserError):
+        load_weights(text)
+    other = tmp_path / "other.pt"
+    torch.save({"some": "dict"}, other)
+    with pytest.raises(UserError, match="not a streamdenoise weights file"):
+        load_weights(other)
+    blob = read_weights_file(good)
+    blob["config"]["channels"] = [8, 16, 32, 64]
+    mismatched = tmp_path / "mismatched.pt"
+    torch.save(blob, mismatched)
+    with pytest.raises(UserError, match="does not match"):
+        load_weights(mismatched)
+    with pytest.raises(UserError, match="spatial"):
+        load_weights(good, expect_temporal=False)
+    for err_path in (truncated, mismatched):
+        with pytest.raises(UserError) as info:
+            load_weights(err_path)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["temporal", "spatial"])
+def test_shipped_weights_carry_metadata(name):
+    path = weights_path(name)
+    if not path.exists():
+        pytest.skip(f"{path} not trained yet")
+    assert path.parent == WEIGHTS_DIR and path.stat().st_size < 8_000_000
+    net, blob = load_weights(path)
+    meta = blob["metadata"]
+    for key in ("training_command", "data", "git_commit", "final_validation"):
+        assert meta.get(key), key
+    assert net.config.temporal == (name == "temporal")
+    assert count_net_macs(net, 1280, 720) <= MAC_BUDGET_720P
+
+
+def frames(n: int = 4, h: int = 37, w: int = 53, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_torch_backend_pads_crops_and_passes_through_at_strength_zero(tmp_path):
+    path = str(tmp_weights(tmp_path / "t.pt"))
+    den = TorchDenoiser(model=path, precision="fp32")
+    f = frames(1)[0]
+    out = den.process(f)
+    assert out.shape == f.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, f)
+    assert np.array_equal(TorchDenoiser(model=path, strength=0.0).process(f), f)
+    assert den.describe()["temporal"] is True
+
+
+def test_temporal_state_resets(tmp_path):
+    path = str(tmp_weights(tmp_path / "t.pt"))
+    seq = frames(3)
+    den = TorchDenoiser(model=path, precision="fp32")
+    first = den.process(seq[0])
+    second = den.process(seq[1])  # uses the state from seq[0]
+    fresh = TorchDenoiser(model=path, precision="fp32")
+    assert not np.array_equal(second, fresh.process(seq[1]))
+    den.reset()
+    assert np.array_equal(den.process(seq[0]), first)
+    den.process(np.zeros((40, 40, 3), np.uint8))  # a size change resets too
+    assert den._state is not None and den._state.shape[2:] == (48, 48)
+
+
+def test_scene_cut_resets_state(tmp_path):
+    path = str(tmp_weights(tmp_path / "t.pt"))
+    den = TorchDenoiser(model=path, precision="fp32")
+    den.process(np.full((32, 32, 3), 20, np.uint8))
+    den.process(np.full((32, 32, 3), 230, np.uint8))
+    assert den.scene_cuts == 1
+
+
+def test_unknown_model_is_a_usage_error():
+    with pytest.raises(UserError, match="unknown model"):
+        TorchDenoiser(model="nonsense")

@@ -129,7 +129,10 @@ class NetworkSource(Source):
     # -- opening -------------------------------------------------------------------------
     def _ffmpeg_options(self) -> dict[str, str]:
         micros = str(int(self.options.timeout_s * 1_000_000))
-        opts = {"fflags": "nobuffer", "flags": "low_delay"}
+        # low_delay: no decoder frame reordering delay. Not fflags=nobuffer: it throws away
+        # the packets read while probing, so the first picture waits for the next keyframe.
+        # A short analyzeduration caps probing (FFmpeg's 5 s default delays the start ~1 s).
+        opts = {"flags": "low_delay", "analyzeduration": "500000"}
         if self.scheme in ("rtsp", "rtsps"):
             opts |= {"rtsp_transport": self.options.rtsp_transport, "timeout": micros}
         elif self.scheme in ("udp", "srt"):

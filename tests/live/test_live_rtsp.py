@@ -19,7 +19,9 @@ from helpers import probe, run_cli, start_cli
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
 
-BACKEND = "atadenoise"  # classical and quick at 320×240: these tests are about transport
+BACKEND = "atadenoise"  # a real classical denoiser, quick at 320×240
+#: The shared test-only box blur: starts instantly, for tests that are about transport only.
+QUICK_BACKEND = "test-blur"
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -96,7 +98,7 @@ def test_camera_reboots_three_times(rtsp_server, tmp_path):
         "-o",
         out,
         "--backend",
-        BACKEND,
+        QUICK_BACKEND,
         "--timeout",
         "3",
         "--stats-json",
@@ -183,7 +185,7 @@ def test_stalled_outputs_do_not_stop_the_others(rtsp_server, silent_server, unus
         "-o",
         f"http://127.0.0.1:{preview_port}/",
         "--backend",
-        BACKEND,
+        QUICK_BACKEND,
         "--duration",
         "8",
         "--stats-json",
@@ -225,11 +227,11 @@ def test_sigint_at_random_points_leaves_playable_outputs(rtsp_server, tmp_path):
             "-o",
             rtsp_server.url("/push"),
             "--backend",
-            BACKEND,
+            QUICK_BACKEND,
         )
         try:
             wait_for(lambda p=out_mp4: p.exists(), 30, "the output to open")
-            time.sleep(rng.uniform(0.0, 2.0))
+            time.sleep(rng.uniform(0.0, 1.5))
             cli.send_signal(signal.SIGINT)
             _, stderr = cli.communicate(timeout=30)
         finally:

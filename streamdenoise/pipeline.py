@@ -278,6 +278,7 @@ class Pipeline:
         status = _start_status(self) if config.status else None
         try:
             self._wait(denoise)
+            streaming_end = time.monotonic()  # what follows is finalizing the outputs
             for runner in self._runners:
                 self._join_interruptibly(runner.thread)
         finally:
@@ -289,7 +290,7 @@ class Pipeline:
             log.warning(
                 "source %s did not stop in time; leaving it behind", redact(source.describe())
             )
-        return self._report()
+        return self._report(streaming_end)
 
     def _wait(self, denoise: threading.Thread) -> None:
         """Main thread: wait for the denoise worker, enforcing ``duration`` and staying
@@ -401,7 +402,7 @@ class Pipeline:
         self.metrics.denoised(frame)
 
     # -- results ----------------------------------------------------------------------------
-    def _report(self) -> Report:
+    def _report(self, streaming_end: float) -> Report:
         if self._fatal is not None and not isinstance(self._fatal, UserError):
             raise self._fatal  # a bug: outputs are finalized, now show the traceback
         source, backend = self._source, self._backend
@@ -432,6 +433,8 @@ class Pipeline:
             backend=backend.describe(),
             sink_stats=sink_stats,
             policy=self.config.policy or ("latest" if source.live else "lossless"),
+            end=streaming_end,
+            shutdown_s=round(time.monotonic() - streaming_end, 3),
             interrupted=self._interrupted,
             error=error,
         )

@@ -82,8 +82,17 @@ class LatencySeries:
             self.max = max(self.max, seconds)
 
     def recent(self) -> np.ndarray:
+        """The samples in the window, oldest first."""
         with self._lock:
-            return self._ring[: min(self.count, len(self._ring))].copy()
+            if self.count < len(self._ring):
+                return self._ring[: self.count].copy()
+            return np.roll(self._ring, -self._next)
+
+    def last(self, n: int) -> np.ndarray:
+        """The newest ``n`` samples (at most the window), oldest first (for time series)."""
+        with self._lock:
+            n = min(n, self.count, len(self._ring))
+            return np.roll(self._ring, -self._next)[len(self._ring) - n :].copy()
 
     def summary_ms(self) -> dict:
         """p50/p95/p99 over the window; mean/max/count over the whole run; None if empty."""

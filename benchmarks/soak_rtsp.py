@@ -59,7 +59,7 @@ def sample(pipeline: Pipeline, process: psutil.Process, seen: int, started: floa
         "t_s": round(time.monotonic() - started, 1),
         "rss_mb": round(process.memory_info().rss / 2**20, 1),
         "e2e_p99_ms": None if p99 is None else round(p99, 1),
-        "frames": new,
+        "sink_writes": new,
         "fps_out": round(snap["fps_out"], 2),
         "drops": snap["drops"],
         "source_state": snap.get("source_state"),

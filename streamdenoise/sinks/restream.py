@@ -99,10 +99,11 @@ class RestreamSink(Sink):
         self._state = "closed"
 
     # -- worker side ------------------------------------------------------------------------
-    def _take(self, timeout: float | None) -> Frame | None:
+    def _take(self) -> Frame | None:
+        """The newest frame, waiting for one; None once closing."""
         with self._wake:
-            if self._pending is None and not self._closing:
-                self._wake.wait(timeout)
+            while self._pending is None and not self._closing:
+                self._wake.wait()
             frame, self._pending = self._pending, None
             return frame
 
@@ -111,7 +112,7 @@ class RestreamSink(Sink):
         retry_at = 0.0
         container = encoder = None
         while True:
-            frame = self._take(timeout=None if container else max(0.0, retry_at - time.monotonic()))
+            frame = self._take()
             if self._closing:
                 break
             if frame is None:

@@ -20,7 +20,6 @@ import errno
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
 from urllib.parse import urlsplit
@@ -120,7 +119,7 @@ class NetworkSource(Source):
         self._clock = PtsRebaser()
         self._seq = 0
         self._started = time.monotonic()
-        self._gaps: deque[dict] = deque(maxlen=GAPS_KEPT)
+        self._gaps: list[dict] = []  # replaced, never mutated: stats() reads it from any thread
         self._gap_total_s = 0.0
         self._errors = 0
         self._last_error: str | None = None
@@ -268,13 +267,12 @@ class NetworkSource(Source):
     def _record_gap(self, lost_at: float, reason: str) -> None:
         lost_s = time.monotonic() - lost_at
         self._gap_total_s += lost_s
-        self._gaps.append(
-            {
-                "at_s": round(lost_at - self._started, 3),
-                "lost_s": round(lost_s, 3),
-                "reason": reason,
-            }
-        )
+        gap = {
+            "at_s": round(lost_at - self._started, 3),
+            "lost_s": round(lost_s, 3),
+            "reason": reason,
+        }
+        self._gaps = [*self._gaps[-(GAPS_KEPT - 1) :], gap]
 
     def close(self) -> None:
         self._close_container()
@@ -290,5 +288,5 @@ class NetworkSource(Source):
             "errors": self._errors,
             "last_error": self._last_error,
             "gap_total_s": round(self._gap_total_s, 3),
-            "gaps": list(self._gaps),
+            "gaps": self._gaps,
         }

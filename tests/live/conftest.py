@@ -7,8 +7,11 @@ tests that need it are skipped, with the reason, only where that is not installe
 from __future__ import annotations
 
 import socket
+import time
+import urllib.request
 
 import pytest
+from helpers import start_cli
 from rtsp_control import RtspServer, free_port, gst_rtsp_missing
 
 
@@ -51,3 +54,27 @@ def silent_server():
 def unused_port() -> int:
     """A TCP port on 127.0.0.1 with nothing listening (connections are refused)."""
     return free_port()
+
+
+@pytest.fixture
+def demo_preview(unused_port):
+    """A real run of the demo clip (320×240, endless, paced) into the HTTP preview with
+    ``--compare``; yields the base URL once the page answers; the run is ended at teardown."""
+    base = f"http://127.0.0.1:{unused_port}/"
+    cli = start_cli(
+        "run", "demo", "-o", base, "--backend", "test-blur", "--size", "320x240",
+        "--loop", "--realtime", "--compare", "--duration", "60",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base, timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and cli.poll() is None, "preview not up"
+                time.sleep(0.1)
+        yield base
+    finally:
+        cli.terminate()
+        cli.communicate(timeout=30)

@@ -142,6 +142,24 @@ def _run_pipeline_for(config, seconds: float):
     return pipeline, result["report"]
 
 
+def test_reconnect_resets_the_temporal_state(rtsp_server, test_backend):
+    """The first frame after a reconnect is a discontinuity: the denoiser must not blend the
+    scene before the outage into the one after it."""
+    from streamdenoise.options import SourceOptions
+    from streamdenoise.pipeline import PipelineConfig
+
+    config = PipelineConfig(
+        source=rtsp_server.url(), outputs=["null"], backend=test_backend, status=False,
+        source_options=SourceOptions(timeout_s=3),
+    )  # fmt: skip
+    restarter = threading.Timer(2.5, rtsp_server.restart)
+    restarter.start()
+    pipeline, report = _run_pipeline_for(config, seconds=7)
+    restarter.join()
+    assert report.stats["source"]["reconnects"] == 1
+    assert pipeline.backend.resets == 1
+
+
 def test_slow_backend_drops_frames_instead_of_lagging(rtsp_server_factory):
     """nlmeans manages a few fps at 640×360; the camera sends 25: latency must stay flat."""
     import numpy as np

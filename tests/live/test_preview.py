@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
-from helpers import start_cli
 
 from streamdenoise.errors import SinkError
 from streamdenoise.options import SinkOptions
@@ -35,48 +33,24 @@ def read_parts(response, count: int) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_preview_serves_page_stats_and_mjpeg(unused_port, tmp_path):
+def test_preview_serves_page_stats_and_mjpeg(demo_preview):
     import cv2
     import numpy as np
 
-    base = f"http://127.0.0.1:{unused_port}/"
-    cli = start_cli(
-        "run",
-        "demo",
-        "-o",
-        base,
-        "--backend",
-        "test-blur",
-        "--size",
-        "320x240",
-        "--duration",
-        "20",
-        "--compare",
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                page = fetch(base).read().decode()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and cli.poll() is None
-                time.sleep(0.1)
-        assert "stream.mjpg" in page and "stats" in page
-        with fetch(base + "stream.mjpg") as stream:
-            assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
-            parts = read_parts(stream, 3)
-        image = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_COLOR)
-        assert image.shape == (240, 640, 3)  # --compare: noisy | denoised
-        stats = json.loads(fetch(base + "stats").read())
-        assert stats["size"] == "320x240"
-        assert stats["preview"]["jpeg_frames_served"] >= 3
-        assert stats["pipeline"]["frames_out"] >= 3
-        with pytest.raises(urllib.error.HTTPError):
-            fetch(base + "nothing-here")
-    finally:
-        cli.terminate()
-        cli.communicate(timeout=30)
+    base = demo_preview
+    page = fetch(base).read().decode()
+    assert "stream.mjpg" in page and "stats" in page
+    with fetch(base + "stream.mjpg") as stream:
+        assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        parts = read_parts(stream, 3)
+    image = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (240, 640, 3)  # --compare: noisy | denoised
+    stats = json.loads(fetch(base + "stats").read())
+    assert stats["size"] == "320x240"
+    assert stats["preview"]["jpeg_frames_served"] >= 3
+    assert stats["pipeline"]["frames_out"] >= 3
+    with pytest.raises(urllib.error.HTTPError):
+        fetch(base + "nothing-here")
 
 
 def test_port_in_use_is_a_clear_error(unused_port):

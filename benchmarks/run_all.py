@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         live_clip = make_noisy_clip(
             args.data / SOURCE_CLIP, work / "live_in.mp4", plan.live.size, plan.live.fps * 4
         )
-        live_section = live.run(available, REPO, live_clip, plan.live, work, log)
+        live_section = live.run(available, live_clip, plan.live, work, log)
         videos = quality.dataset(args.data, plan.quality, work)
         quality_section = quality.run(available, videos, plan.quality, log)
         pictures = visual_outputs.render(

@@ -7,10 +7,7 @@ native rate (``realtime=True``) stands in, and the report says which one was use
 
 from __future__ import annotations
 
-import select
-import socket
-import subprocess
-import time
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,8 +19,8 @@ from suite.contenders import Contender
 from suite.runner import RunResult, run_pipeline
 from suite.stats import pool, summarize, thin
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER_START_TIMEOUT_S = 20.0
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from rtsp_control import RtspServer, gst_rtsp_missing
 
 
 @dataclass
@@ -34,59 +31,29 @@ class LivePlan:
     rounds: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def rtsp_camera(repo: Path, size: tuple[int, int], fps: int) -> Iterator[str | None]:
-    """Yield the URL of a live RTSP camera, or None when the server cannot start here."""
-    script = repo / "tests" / "rtsp_server.py"
-    if not (script.exists() and Path(SYSTEM_PYTHON).exists()):
+def rtsp_camera(workdir: Path, size: tuple[int, int], fps: int) -> Iterator[str | None]:
+    """Yield the URL of the live RTSP test camera, or None when GStreamer is missing here."""
+    if gst_rtsp_missing():
         yield None
         return
-    port = _free_port()
-    cmd = [
-        SYSTEM_PYTHON,
-        str(script),
-        "--port",
-        str(port),
-        "--size",
-        f"{size[0]}x{size[1]}",
-        "--fps",
-        str(fps),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = RtspServer(workdir / "rtsp", size=f"{size[0]}x{size[1]}", fps=fps)
+    server.start()
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            readable, _, _ = select.select([proc.stdout], [], [], 0.5)
-            if readable and proc.stdout.readline().startswith("READY"):
-                ready = True
-                break
-        yield f"rtsp://127.0.0.1:{port}/cam" if ready else None
+        yield server.url()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 def run(
     contenders: list[Contender],
-    repo: Path,
     fallback_clip: Path,
     plan: LivePlan,
     workdir: Path,
     log: Callable[[str], None],
 ) -> dict:
     runs: dict[str, list[RunResult]] = {}
-    with rtsp_camera(repo, plan.size, plan.fps) as url:
+    with rtsp_camera(workdir, plan.size, plan.fps) as url:
         if url:
             source, kind = url, "RTSP test server (GStreamer x264, 127.0.0.1)"
             options = SourceOptions(rtsp_transport="tcp")

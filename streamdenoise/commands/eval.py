@@ -37,12 +37,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-frames", type=int, help="frames per sequence (default: all)")
     parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        help="earlier JSON report(s) whose rows are kept unless this run recomputes them",
+    )
     parser.add_argument("--markdown", type=Path, help="write the summary table here")
     parser.add_argument(
         "--tune-classical",
         action="store_true",
         help="grid-search classical settings on --data (training videos) and write the presets",
     )
+
+
+def merge_reports(report: dict, earlier: dict) -> None:
+    """Add ``earlier``'s rows that this run did not recompute (same dataset/backend/σ/noise),
+    so slow baselines can be measured once and the models re-measured alone."""
+    if (earlier.get("noise"), earlier.get("protocol")) != (report["noise"], report["protocol"]):
+        raise UsageError("--merge: the earlier report used another --noise or --protocol")
+
+    def key(row: dict) -> tuple:
+        return row["dataset"], row["backend"], row["sigma"]
+
+    have = {key(r) for r in report["results"]}
+    report["results"] = [r for r in earlier["results"] if key(r) not in have] + report["results"]
+    report["datasets"] = list(dict.fromkeys(earlier.get("datasets", []) + report["datasets"]))
+    report["commands"] = earlier.get("commands", []) + report["commands"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         datasets, sigmas, specs, args.noise, args.protocol, args.seed, args.max_frames, log
     )
     report["datasets"] = [str(d) for d in datasets]
-    report["command"] = "streamdenoise " + " ".join(sys.argv[1:])
+    report["commands"] = ["streamdenoise " + " ".join(sys.argv[1:])]
+    for path in args.merge or []:
+        merge_reports(report, json.loads(path.read_text()))
     table = markdown(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,9 @@ import argparse
 import shlex
 import sys
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
 from streamdenoise.errors import UsageError
 from streamdenoise.models import MODEL_NAMES, weights_path
 
@@ -53,6 +56,19 @@ def run(args: argparse.Namespace) -> int:
         bf16=not args.fp32,
     )
     command = "streamdenoise " + shlex.join(sys.argv[1:])
-    metrics = train(cfg, command=command)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(f"train {args.model}", total=1.0)
+
+        def progress(fraction: float, step: int, loss: float, val_psnr: float) -> None:
+            desc = f"{args.model} step {step} loss {loss:.2f}/255 val {val_psnr:.2f} dB"
+            bar.update(task, completed=min(fraction, 1.0), description=desc)
+
+        metrics = train(cfg, command=command, log=bar.console.print, progress=progress)
     print(f"wrote {cfg.out}: {metrics}")
     return 0

@@ -8,7 +8,7 @@ from streamdenoise.errors import UsageError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-# name -> whether the model is temporal (recurrent). "temporal" is the default for video.
+# Shipped models; "temporal" (recurrent) is the default for video, "spatial" works per frame.
 MODEL_NAMES = ("temporal", "spatial")
 DEFAULT_MODEL = "temporal"
 

@@ -40,6 +40,7 @@ class TrainConfig:
     out: str | None = None
     resume: str | None = None
     init: str | None = None
+    max_steps: int | None = None  # stop early (smoke tests); the time budget still applies
     bf16: bool = True
     net: dict = field(default_factory=dict)
 
@@ -109,12 +110,19 @@ def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:
     return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
-def train(cfg: TrainConfig, command: str = "", log: Callable[[str], None] | None = None) -> dict:
-    """Train until the time budget is spent; returns the final metrics."""
+def train(
+    cfg: TrainConfig,
+    command: str = "",
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[float, int, float, float], None] | None = None,
+) -> dict:
+    """Train until the time budget is spent; returns the final metrics.
+
+    ``progress(fraction_of_budget, step, loss_8bit, val_psnr)`` is called after every step.
+    """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     torch.manual_seed(cfg.seed)
-    net_cfg = NetConfig(**{**default_net_config(cfg.model).to_dict(), **cfg.net})
-    net_cfg = NetConfig.from_dict(net_cfg.to_dict())
+    net_cfg = NetConfig.from_dict({**default_net_config(cfg.model).to_dict(), **cfg.net})
     net = build_net(net_cfg).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     step, elapsed, history = 0, 0.0, []
@@ -154,7 +162,7 @@ def train(cfg: TrainConfig, command: str = "", log: Callable[[str], None] | None
         )
 
     net.train()
-    while (now := time.monotonic()) - start < budget:
+    while (now := time.monotonic()) - start < budget and step < (cfg.max_steps or sys.maxsize):
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, (now - start) / budget)
         seed = cfg.seed * 1_000_003 + step
@@ -169,6 +177,8 @@ def train(cfg: TrainConfig, command: str = "", log: Callable[[str], None] | None
         opt.step()
         step += 1
         loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        if progress:
+            progress((time.monotonic() - start) / budget, step, loss_ema * 255, val_psnr)
         if time.monotonic() - last_val > cfg.val_every_s:
             val_psnr = validate(net, val_clean, val_noisy, cfg.bf16)
             minutes = (time.monotonic() - start) / 60

@@ -98,7 +98,6 @@ class PreviewSink(Sink):
     # -- pipeline side ----------------------------------------------------------------------
     def open(self, first: Frame, fps: float | None) -> None:
         self._size = (first.width, first.height)
-        self.write(first)
 
     def write(self, frame: Frame) -> None:
         import cv2

@@ -76,7 +76,6 @@ class RestreamSink(Sink):
         self._size = (first.width, first.height)
         self._fps = fps
         self._worker.start()
-        self.write(first)
 
     def write(self, frame: Frame) -> None:
         if self._fatal is not None:

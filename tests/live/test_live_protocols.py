@@ -30,9 +30,8 @@ def frames(count: int, fps: int = 25):
 def push(sink: RestreamSink, count: int, fps: int = 25) -> None:
     for i, frame in enumerate(frames(count)):
         if i == 0:
-            sink.open(frame, fps)
-        else:
-            sink.write(frame)
+            sink.open(frame, fps)  # as the pipeline does: open with the first, then write all
+        sink.write(frame)
         time.sleep(1 / fps)
     sink.close()
 

@@ -47,7 +47,8 @@ def test_preview_serves_page_stats_and_mjpeg(demo_preview):
     assert image.shape == (240, 640, 3)  # --compare: noisy | denoised
     stats = json.loads(fetch(base + "stats").read())
     assert stats["size"] == "320x240"
-    assert stats["preview"]["jpeg_frames_served"] >= 3
+    # (the server counts a part once its write returned: the third may still be in flight)
+    assert stats["preview"]["jpeg_frames_served"] >= 2
     assert stats["pipeline"]["frames_out"] >= 3
     with pytest.raises(urllib.error.HTTPError):
         fetch(base + "nothing-here")

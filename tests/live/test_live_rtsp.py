@@ -142,6 +142,24 @@ def _run_pipeline_for(config, seconds: float):
     return pipeline, result["report"]
 
 
+def test_camera_gone_for_good_fails_after_reconnect_max(rtsp_server, tmp_path):
+    out = tmp_path / "out.mp4"
+    cli = start_cli(
+        "run", rtsp_server.url(), "-o", out, "--backend", QUICK_BACKEND,
+        "--timeout", "2", "--reconnect-max", "2",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, 30, "the first frames")
+        rtsp_server.stop()
+        _, stderr = cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 1, stderr
+    assert "gave up after 2 reconnect attempt(s)" in stderr and "Traceback" not in stderr
+    assert probe(out).frames >= 1  # finalized and playable
+
+
 def test_reconnect_resets_the_temporal_state(rtsp_server, test_backend):
     """The first frame after a reconnect is a discontinuity: the denoiser must not blend the
     scene before the outage into the one after it."""

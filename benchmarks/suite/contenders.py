@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 from streamdenoise.backends import BACKENDS, DEFAULT_BACKEND, create_backend, unavailable_reason
 from streamdenoise.backends.base import Denoiser
+from streamdenoise.models import DEFAULT_MODEL, MODEL_NAMES
 
 BASELINES = ("hqdn3d", "atadenoise", "nlmeans", "opencv-nlm")
-DEFAULT_MODEL = "temporal"
-OTHER_MODELS = ("spatial",)
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,25 @@ def _reason(backend: str) -> str | None:
         return f"{type(err).__name__}: {err}"
 
 
+def lead_model() -> str:
+    """The model run on every backend: the default one, or the first whose weights load."""
+    for model in (DEFAULT_MODEL, *[m for m in MODEL_NAMES if m != DEFAULT_MODEL]):
+        if probe(Contender(model, DEFAULT_BACKEND, "model", model), (64, 64)) is None:
+            return model
+    return DEFAULT_MODEL
+
+
 def discover() -> tuple[list[Contender], list[dict]]:
     """(contenders that load here, the others with the reason) in a stable order."""
     model_backends = [DEFAULT_BACKEND] + [
         name for name in BACKENDS if name not in BASELINES and name != DEFAULT_BACKEND
     ]
-    wanted = [Contender(f"{DEFAULT_MODEL}/{b}", b, "model", DEFAULT_MODEL) for b in model_backends]
+    lead = lead_model()
+    wanted = [Contender(f"{lead}/{b}", b, "model", lead) for b in model_backends]
     wanted += [
-        Contender(f"{m}/{DEFAULT_BACKEND}", DEFAULT_BACKEND, "model", m) for m in OTHER_MODELS
+        Contender(f"{m}/{DEFAULT_BACKEND}", DEFAULT_BACKEND, "model", m)
+        for m in MODEL_NAMES
+        if m != lead
     ]
     wanted += [Contender(b, b, "baseline") for b in BASELINES if b in BACKENDS]
     available, missing = [], []

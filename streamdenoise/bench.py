@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,9 @@ class Samples:
     latencies_s: list[float] = field(default_factory=list)
     frames: int = 0
     busy_s: float = 0.0
+    #: CPU seconds of this process (all threads) spent in the measured calls: on a shared
+    #: machine wall time includes waiting for the CPU, this does not.
+    cpu_s: float = 0.0
 
     def summary(self) -> dict:
         ms = [s * 1000 for s in self.latencies_s]
@@ -149,6 +153,7 @@ class Samples:
             },
             "frames": self.frames,
             "seconds": round(self.busy_s, 2),
+            "cpu_ms_per_frame": round(self.cpu_s * 1000 / self.frames, 2) if self.frames else None,
         }
 
 
@@ -210,9 +215,11 @@ class ModelRunner:
         end = time.perf_counter() + seconds
         calls = 0
         while calls < 2 or time.perf_counter() < end:
+            cpu_start = time.process_time()
             latency = self.step()
             calls += 1
             if record:
+                self.samples.cpu_s += time.process_time() - cpu_start
                 self.samples.latencies_s.append(latency)
                 self.samples.frames += self.batch
                 self.samples.busy_s += latency
@@ -311,10 +318,20 @@ def run_pipeline_once(case: Case, config: BenchConfig, clip: Path, out_dir: Path
         source_options=SourceOptions(size=(case.width, case.height), loop=True),
         status=False,
     )
+    cpu_start = _cpu_seconds()
     report = Pipeline(pipeline_config).run()
     if report.error:
         raise UserError(report.error)
-    return report.stats
+    return report.stats | {"cpu_s": _cpu_seconds() - cpu_start}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (e.g. the hqdn3d ffmpeg)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def run_pipeline_bench(
@@ -369,6 +386,9 @@ def run_pipeline_bench(
                 ),
                 "frames": frames,
                 "seconds": round(duration, 2),
+                "cpu_ms_per_frame": (
+                    round(sum(r["cpu_s"] for r in runs) * 1000 / frames, 2) if frames else None
+                ),
             }
         )
     return results, failures
@@ -510,15 +530,17 @@ def to_markdown(doc: dict) -> str:
         lines += [
             f"## {title}",
             "",
-            "| backend | precision | size | fps | p50 ms | p99 ms | × torch fp32 | GMAC/frame |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
+            "| backend | precision | size | fps | p50 ms | p99 ms | CPU ms/frame | × torch fp32 "
+            "| GMAC/frame |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in sorted(rows, key=lambda r: (r["width"] * r["height"], -r["fps"])):
             macs = r.get("macs_per_frame")
             lines.append(
                 f"| {r['backend']} | {r['precision']} | {r['size']} | {r['fps']:.1f} "
                 f"| {_fmt(r['latency_ms']['p50'])} | {_fmt(r['latency_ms']['p99'])} "
-                f"| {_fmt(r.get('vs_torch_fp32'))} | {_fmt(macs / 1e9 if macs else None)} |"
+                f"| {_fmt(r.get('cpu_ms_per_frame'))} | {_fmt(r.get('vs_torch_fp32'))} "
+                f"| {_fmt(macs / 1e9 if macs else None)} |"
             )
         lines.append("")
     if doc["unavailable"]:

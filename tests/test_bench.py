@@ -20,6 +20,7 @@ def _check_row(row: dict, mode: str) -> None:
     assert set(row["latency_ms"]) >= {"p50", "p99"}
     assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
     assert "vs_torch_fp32" in row and "macs_per_frame" in row
+    assert row["cpu_ms_per_frame"] > 0
 
 
 def test_model_only_json_lists_results_and_unavailable_backends():

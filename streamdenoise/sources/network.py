@@ -124,6 +124,7 @@ class NetworkSource(Source):
         self._errors = 0
         self._last_error: str | None = None
         self._is_vod = False
+        self._last_frame_ts: float | None = None
 
     # -- opening -------------------------------------------------------------------------
     def _ffmpeg_options(self) -> dict[str, str]:
@@ -198,6 +199,7 @@ class NetworkSource(Source):
                     image = decoded.to_ndarray(format="rgb24")
                 pts_s = None if decoded.pts is None else float(decoded.pts * decoded.time_base)
                 self._seq += 1
+                self._last_frame_ts = now
                 yield Frame(
                     image=image,
                     seq=self._seq,
@@ -225,7 +227,8 @@ class NetworkSource(Source):
             if self._is_vod and reason == "stream ended":
                 break
             self._close_container()
-            lost_at = time.monotonic()
+            # Time lost runs from the last picture, including the wait to notice the loss.
+            lost_at = self._last_frame_ts or time.monotonic()
             self._reconnect(stop, reason)
             if stop.is_set():
                 break

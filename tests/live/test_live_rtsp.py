@@ -17,6 +17,8 @@ import urllib.request
 import pytest
 from helpers import probe, run_cli, start_cli
 
+from streamdenoise.redact import redact
+
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
 
 BACKEND = "atadenoise"  # a real classical denoiser, quick at 320×240
@@ -210,7 +212,7 @@ def test_stalled_outputs_do_not_stop_the_others(rtsp_server, silent_server, unus
     """A restream to a server that never answers and a preview client that never reads."""
     out, stats_path = tmp_path / "out.mkv", tmp_path / "stats.json"
     preview_port = unused_port
-    stuck_push = f"rtsp://127.0.0.1:{silent_server}/push"
+    stuck_push = f"rtsp://pusher:Push-Secret-7@127.0.0.1:{silent_server}/push"
     cli = start_cli(
         "run",
         rtsp_server.url(),
@@ -244,9 +246,10 @@ def test_stalled_outputs_do_not_stop_the_others(rtsp_server, silent_server, unus
     file_stats = stats["sinks"][str(out)]
     assert file_stats["frames_written"] >= 150  # ~25 fps for 8 s kept flowing
     assert probe(out).frames == file_stats["frames_written"]
-    push = stats["sinks"][stuck_push]
+    push = stats["sinks"][redact(stuck_push)]
     assert push["connects"] == 0 and push["errors"] >= 1 and push["drops"] > 0
-    assert "retrying" in stderr and stuck_push.split("//")[1] in stderr
+    assert "retrying" in stderr and redact(stuck_push) in stderr
+    assert "Push-Secret-7" not in stderr + stats_path.read_text()
 
 
 def test_sigint_at_random_points_leaves_playable_outputs(rtsp_server, tmp_path):

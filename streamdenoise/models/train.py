@@ -134,6 +134,8 @@ def train(
         net.load_state_dict(ckpt["net"])
         opt.load_state_dict(ckpt["opt"])
         step, elapsed, history = ckpt["step"], ckpt["elapsed"], ckpt["history"]
+        # the command chain that produced these weights, e.g. a run and its resumption
+        command = " && ".join(c for c in (ckpt.get("command", ""), command) if c)
         log(f"resumed from {cfg.resume} at step {step} ({elapsed / 60:.1f} min)")
     data_dir = Path(cfg.data)
     sampler = ClipSampler.load(data_dir)
@@ -157,6 +159,7 @@ def train(
                 "elapsed": time.monotonic() - start,
                 "history": history,
                 "config": asdict(cfg),
+                "command": command,
             },
             ckpt_dir / f"{cfg.model}-last.pt",
         )

@@ -104,23 +104,22 @@ def test_output_is_aligned_with_its_input(name: str) -> None:
 
 
 def test_params_interpolate_between_levels_and_scale_with_strength() -> None:
-    low = select_params("nlmeans", 5.0)
-    high = select_params("nlmeans", 15.0)
-    mid = select_params("nlmeans", 10.0)
-    assert low["s"] < mid["s"] < high["s"]
-    assert isinstance(mid["p"], int)
-    doubled = select_params("nlmeans", 10.0, strength=2.0)
-    assert doubled["s"] == pytest.approx(2 * mid["s"])
-    assert doubled["p"] == mid["p"]
-    assert select_params("nlmeans", 50.0, strength=10.0)["s"] == 30.0  # the filter's maximum
+    table = {"nlmeans": {"10": {"s": 8.0, "p": 7}, "20": {"s": 16.0, "p": 5}}}
+    mid = select_params("nlmeans", 14.0, presets=table)
+    assert mid["s"] == pytest.approx(11.2)
+    assert mid["p"] == 7  # integers come from the nearest level
+    doubled = select_params("nlmeans", 14.0, strength=2.0, presets=table)
+    assert doubled["s"] == pytest.approx(22.4)
+    assert doubled["p"] == 7
+    assert select_params("nlmeans", 20.0, strength=10.0, presets=table)["s"] == 30.0  # maximum
+    assert select_params("nlmeans", 90.0, presets=table)["s"] == 16.0  # clamped at the ends
 
 
-def test_presets_file_overrides_built_in_levels(tmp_path) -> None:
+def test_presets_file_replaces_the_built_in_table_of_the_backends_it_covers(tmp_path) -> None:
     path = tmp_path / "presets.json"
-    path.write_text(json.dumps({"opencv-nlm": {"15": {"h": 1.5}}}))
+    path.write_text(json.dumps({"opencv-nlm": {"12": {"h": 1.5}, "24": {"h": 3.0}}}))
     presets = load_presets(path)
-    assert presets["opencv-nlm"]["15"] == {"h": 1.5}
-    assert "30" in presets["opencv-nlm"]
+    assert presets["opencv-nlm"] == {"12": {"h": 1.5}, "24": {"h": 3.0}}
     assert presets["hqdn3d"] == load_presets(tmp_path / "missing.json")["hqdn3d"]
 
 

@@ -9,8 +9,9 @@
 * ``opencv-nlm`` OpenCV's ``fastNlMeansDenoisingColored``.
 
 Parameters are tuned per noise level (the built-in table: a coarse search on a synthetic
-textured, moving scene with Gaussian noise). ``classical_presets.json`` next to this module (written
-by the evaluation grid search) overrides the built-in table entry by entry. Schema::
+textured, moving scene with Gaussian noise). ``classical_presets.json`` next to this module
+(written by the evaluation grid search) replaces the built-in table of every backend it
+covers. Schema::
 
     {"<backend>": {"<sigma on the 8-bit scale>": {"<filter option>": value, ...}, ...}, ...}
 
@@ -89,7 +90,11 @@ STRENGTH_KEYS: dict[str, dict[str, float]] = {
 
 @functools.lru_cache(maxsize=4)
 def load_presets(path: Path = PRESETS_PATH) -> dict[str, dict[str, dict[str, Any]]]:
-    """Built-in table with the tuned file's levels laid over it (file wins per level)."""
+    """The tuned table of each backend the file covers, the built-in table for the rest.
+
+    A backend's tuned levels replace its built-in ones as a whole: mixing levels of two
+    different tunings would make the interpolation between them zig-zag.
+    """
     presets = {name: dict(levels) for name, levels in DEFAULT_PRESETS.items()}
     if path.exists():
         try:
@@ -97,14 +102,17 @@ def load_presets(path: Path = PRESETS_PATH) -> dict[str, dict[str, dict[str, Any
         except (OSError, ValueError) as err:
             raise BackendUnavailable(f"cannot read {path}: {err}") from err
         for name, levels in tuned.items():
-            if name in presets and isinstance(levels, dict):
-                presets[name].update({str(k): dict(v) for k, v in levels.items()})
+            if name in presets and isinstance(levels, dict) and levels:
+                presets[name] = {str(k): dict(v) for k, v in levels.items()}
     return presets
 
 
-def select_params(backend: str, sigma: float, strength: float = 1.0) -> dict[str, Any]:
+def select_params(
+    backend: str, sigma: float, strength: float = 1.0, presets: dict | None = None
+) -> dict[str, Any]:
     """Filter options for noise level ``sigma`` (8-bit scale), scaled by ``strength``."""
-    levels = sorted(load_presets()[backend].items(), key=lambda kv: float(kv[0]))
+    table = (presets or load_presets())[backend]
+    levels = sorted(table.items(), key=lambda kv: float(kv[0]))
     sigmas = np.array([float(k) for k, _ in levels])
     nearest = levels[int(np.argmin(np.abs(sigmas - sigma)))][1]
     params: dict[str, Any] = {}

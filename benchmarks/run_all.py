@@ -55,9 +55,9 @@ FULL = Plan(
         budget_s=8.0,
         rounds=2,
     ),
-    live=live.LivePlan(size=(1280, 720), fps=30, seconds=12.0, rounds=2),
+    live=live.LivePlan(size=(1280, 720), fps=30, seconds=10.0, rounds=2),
     quality=quality.QualityPlan(
-        sigmas=[10, 20, 25, 30, 40, 50], realistic=True, frames=30, width=None
+        sigmas=[10, 20, 25, 30, 40, 50], realistic=True, frames=24, width=None
     ),
 )
 

@@ -240,15 +240,20 @@ def markdown(report: dict) -> str:
     """A table per dataset: rows backend, columns σ, cells PSNR / SSIM; flicker and fps."""
     lines = [
         f"Noise: {report['noise']}, protocol: {report['protocol']}, seed {report['seed']}. "
-        "Cells: PSNR dB / SSIM; flicker = output minus clean frame-to-frame activity "
-        "(8-bit units, lower is steadier); fps = mean over all levels on this machine.",
+        "Cells: PSNR dB / SSIM (identity = the noisy input); flicker = output minus clean "
+        "frame-to-frame activity (8-bit units, lower is steadier); fps = mean over all levels "
+        "on this machine.",
         "",
     ]
     datasets = list(dict.fromkeys(r["dataset"] for r in report["results"]))
     for data in datasets:
         rows = [r for r in report["results"] if r["dataset"] == data]
-        sigmas = list(dict.fromkeys(r["sigma"] for r in rows))
-        labels = list(dict.fromkeys(r["backend"] for r in rows))
+        sigmas = sorted(dict.fromkeys(r["sigma"] for r in rows))
+        first = ("identity", "temporal", "spatial")
+        labels = sorted(
+            dict.fromkeys(r["backend"] for r in rows),
+            key=lambda b: (first.index(b) if b in first else len(first), b),
+        )
         lines += [f"### {data}", ""]
         lines.append("| backend | " + " | ".join(f"σ={s:g}" for s in sigmas) + " | flicker | fps |")
         lines.append("|---" * (len(sigmas) + 3) + "|")

@@ -19,6 +19,8 @@ BACKENDS: dict[str, str] = {
     "nlmeans": "streamdenoise.backends.classical:NlmeansDenoiser",
     "atadenoise": "streamdenoise.backends.classical:AtadenoiseDenoiser",
     "opencv-nlm": "streamdenoise.backends.classical:OpenCVNlmDenoiser",
+    # Pass-through: the "noisy input" row of evaluations, and decode/encode-only pipelines.
+    "identity": "streamdenoise.backends.identity:IdentityDenoiser",
 }
 
 DEFAULT_BACKEND = "torch"

@@ -128,10 +128,6 @@ def create(spec: BackendSpec, sigma_hint: float | None) -> Denoiser:
     """Neural backends run blind; classical ones get the true noise level as a hint."""
     from streamdenoise.backends import create_backend
 
-    if spec.name == "identity":
-        from streamdenoise.backends.identity import IdentityDenoiser
-
-        return IdentityDenoiser()
     if spec.neural:
         return create_backend(spec.name, model=spec.model, precision=spec.precision)
     return create_backend(spec.name, precision=spec.precision, sigma=sigma_hint)

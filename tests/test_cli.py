@@ -43,7 +43,7 @@ def test_flags_fill_the_config(tmp_path, test_backend):
         "--strength", "0.5", "--policy", "latest", "--size", "640x360", "--fps", "25",
         "--compare", "--max-frames", "10", "--duration", "2.5", "--stats-json", "s.json",
         "--queue-size", "3", "--timeout", "4", "--reconnect-max", "2", "--bitrate", "2.5M",
-        "--gop", "50", "--bind", "0.0.0.0", "--quiet",
+        "--gop", "50", "--bind", "0.0.0.0", "--preset", "superfast", "--crf", "23", "--quiet",
     )  # fmt: skip
     assert config.outputs == ["a.mp4", "null"]
     assert (config.backend, config.precision, config.strength) == (test_backend, "bf16", 0.5)
@@ -52,6 +52,7 @@ def test_flags_fill_the_config(tmp_path, test_backend):
     assert config.source_options.timeout_s == 4 and config.source_options.reconnect_max == 2
     assert config.sink_options.bitrate == 2_500_000 and config.sink_options.gop == 50
     assert config.sink_options.bind == "0.0.0.0" and config.sink_options.compare
+    assert (config.sink_options.preset, config.sink_options.crf) == ("superfast", 23)
     assert (config.max_frames, config.duration) == (10, 2.5)
     assert config.stats_json == Path("s.json") and config.status is False
 
@@ -105,6 +106,9 @@ def test_default_backend_never_random_weights():
         (["demo", "--duration", "0"], "bad duration"),
         (["demo", "--fps", "-5"], "bad fps"),
         (["demo", "--bitrate", "fast"], "bad bitrate"),
+        (["demo", "--preset", "warp"], "bad preset 'warp': choose from ultrafast"),
+        (["demo", "--crf", "-3"], "bad crf '-3': must be >= 0"),
+        (["demo", "--crf", "60"], "bad crf '60': must be <= 51"),
         (["demo", "--backend", "nope"], "unknown backend 'nope'"),
         (["demo", "-o", "out.avi"], "unsupported output 'out.avi'"),
         (["demo", "--precision", "int4"], "invalid choice"),

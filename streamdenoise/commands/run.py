@@ -16,6 +16,11 @@ from streamdenoise.models import DEFAULT_MODEL
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 POLICIES = ("latest", "lossless")
+# libx264 speed/quality presets, fastest first: real-time file outputs on small CPUs want the
+# faster end (the encoder shares the cores with the denoiser).
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+)  # fmt: skip
 FALLBACK_BACKEND = "atadenoise"
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
@@ -40,7 +45,7 @@ def parse_bitrate(text: Any) -> int:
     return value
 
 
-def _number(kind: type, minimum: float, inclusive: bool = True):
+def _number(kind: type, minimum: float, inclusive: bool = True, maximum: float | None = None):
     def parse(text: Any, key: str = "value") -> float:
         try:
             value = kind(text)
@@ -49,6 +54,8 @@ def _number(kind: type, minimum: float, inclusive: bool = True):
         if value < minimum or (not inclusive and value == minimum):
             bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
             raise UsageError(f"bad {key} {text!r}: must be {bound}")
+        if maximum is not None and value > maximum:
+            raise UsageError(f"bad {key} {text!r}: must be <= {maximum:g}")
         return value
 
     return parse
@@ -84,6 +91,8 @@ _PARSERS = {
     "reconnect_max": _number(int, 0),
     "bitrate": lambda v, k: parse_bitrate(v),
     "gop": _number(int, 1),
+    "preset": _choice(X264_PRESETS),
+    "crf": _number(int, 0, maximum=51),
     "bind": lambda v, k: str(v),
     "quiet": lambda v, k: bool(v),
     "loop": lambda v, k: bool(v),
@@ -141,6 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--reconnect-max", metavar="N", help="reconnect attempts for live sources [unlimited]")
     add("--bitrate", metavar="B", help="encoder bitrate, e.g. 4M [files: CRF 20]")
     add("--gop", metavar="N", help="keyframe interval in frames [2 s]")
+    add("--preset", metavar="NAME", help="libx264 preset for file outputs [veryfast]")
+    add("--crf", metavar="Q", help="libx264 constant quality for file outputs, 0-51 [20]")
     add("--bind", metavar="ADDR", help="address the http:// preview binds to [127.0.0.1]")
     add("--loop", action="store_true", default=None, help="replay a file source forever")
     add(
@@ -280,8 +291,9 @@ def build_config(args: argparse.Namespace):
         gop=settings.get("gop"),
         compare=settings.get("compare", False),
     )
-    if "bind" in settings:
-        sink_options.bind = settings["bind"]
+    for key in ("bind", "preset", "crf"):
+        if key in settings:
+            setattr(sink_options, key, settings[key])
     return PipelineConfig(
         source=settings["source"],
         outputs=settings.get("output") or [default_output(settings["source"])],

@@ -160,3 +160,5 @@ def test_devices_lists_backends_cpu_and_versions():
     assert {"torch", "atadenoise"} <= set(found["backends"])
     assert found["accelerators"]["cpu"]["cores"] >= 1
     assert "av" in found["versions"] and isinstance(found["cameras"], list)
+    # the shipped default model and its cost per 720p frame (budget: 6 GMAC)
+    assert 0 < found["models"]["temporal"]["gmac_per_720p_frame"] <= 6

@@ -69,6 +69,21 @@ def backends() -> dict[str, str | None]:
     return found
 
 
+def models() -> dict[str, dict]:
+    """Shipped models with their cost per 1280×720 frame (counted by a real forward pass)."""
+    from streamdenoise.errors import UserError
+    from streamdenoise.models import MODEL_NAMES
+    from streamdenoise.models.macs import count_macs
+
+    found: dict[str, dict] = {}
+    for name in MODEL_NAMES:
+        try:
+            found[name] = {"gmac_per_720p_frame": round(count_macs(name, 1280, 720) / 1e9, 2)}
+        except UserError as err:
+            found[name] = {"error": str(err)}
+    return found
+
+
 def cameras() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
 
@@ -109,6 +124,7 @@ def _dist_version(dist: str) -> str:
 def run(args: argparse.Namespace) -> int:
     report = {
         "backends": backends(),
+        "models": models(),
         "accelerators": accelerators(),
         "cameras": cameras(),
         "versions": versions(),
@@ -131,6 +147,15 @@ def run(args: argparse.Namespace) -> int:
             name, "[green]available[/]" if reason is None else f"[red]{escape(reason)}[/]"
         )
     console.print(table)
+    console.print(
+        "models: "
+        + ", ".join(
+            f"{name} {info['gmac_per_720p_frame']} GMAC per 1280x720 frame"
+            if "error" not in info
+            else f"{name} unusable ({escape(info['error'])})"
+            for name, info in report["models"].items()
+        )
+    )
     cpu = report["accelerators"]["cpu"]
     console.print(
         f"CPU: {cpu['model']} · {cpu['cores']} cores · flags: "

@@ -27,9 +27,10 @@ def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
     return path
 
 
+@pytest.mark.parametrize("stem", ["strided", "unshuffle"])
 @pytest.mark.parametrize("temporal", [True, False])
-def test_forward_shapes_and_multiple(temporal):
-    net = build_net(NetConfig(temporal=temporal)).eval()
+def test_forward_shapes_and_multiple(temporal, stem):
+    net = build_net(NetConfig(temporal=temporal, stem=stem)).eval()
     m = net.config.multiple
     x = torch.rand(2, 3, 2 * m, 3 * m)
     sigma = torch.full((2, 3, 1, 1), 0.1)
@@ -44,10 +45,17 @@ def test_default_architecture_fits_the_720p_budget():
         assert 1e9 < macs <= MAC_BUDGET_720P
 
 
-def test_mac_count_of_one_conv_is_exact():
+def test_mac_count_matches_a_hand_count():
+    """Spatial default net at 720p, layer by layer (pixels × out ch × in ch × kernel area)."""
     net = build_net(NetConfig(temporal=False))
-    head_macs = (720 // 2) * (1280 // 2) * 16 * 15 * 9  # output pixels × out ch × in ch × 3×3
-    assert count_net_macs(net, 1280, 720) > head_macs
+    px = [360 * 640 // 4**i for i in range(4)]  # pixels per level after the stride-2 stem
+    ch = [16, 32, 64, 128]
+    head = px[0] * 16 * 3 * 4 * 4 + 16 * 3  # stride-2 4×4 conv + σ bias (1×1 on 1×1)
+    down_up = 2 * sum(px[i] * ch[i] * ch[i - 1] * 4 for i in (1, 2, 3))
+    body = 9 * (px[1] * 32**2 + 2 * px[2] * 64**2 + 2 * px[3] * 128**2)  # encoder convs
+    body += 9 * (px[0] * 16**2 + px[1] * 32**2)  # decoder convs
+    tail = px[0] * 12 * 16 * 9
+    assert count_net_macs(net, 1280, 720) == head + down_up + body + tail
 
 
 def test_weights_round_trip(tmp_path):

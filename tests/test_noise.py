@@ -63,15 +63,26 @@ def test_realistic_eval_noise_level_and_determinism():
     assert 12 < std < 40
 
 
+@pytest.mark.parametrize("size", [(192, 256), (720, 1280)])
 @pytest.mark.parametrize("sigma", [5, 15, 30, 50])
-def test_estimator_recovers_sigma_on_synthetic_frames(sigma):
+def test_estimator_recovers_sigma_on_synthetic_frames(sigma, size):
     rng = np.random.default_rng(sigma)
-    clean = smooth_scene()
+    clean = smooth_scene(*size)
     noisy = clean + rng.standard_normal(clean.shape) * sigma / 255
     u8 = (np.clip(noisy, 0, 1) * 255 + 0.5).astype(np.uint8)
     est = estimate_noise_sigma(u8)
     assert est.shape == (3,)
     assert np.all(np.abs(est - sigma) < 0.12 * sigma + 1.0), est
+
+
+def test_estimator_sees_all_of_a_block_grid():
+    """Noise only on the edges of 8×8 blocks (deblocking residue): a stride that is a
+    multiple of 8 would see all of it or none of it; the estimate must see a share."""
+    rng = np.random.default_rng(0)
+    frame = np.full((720, 1280, 3), 0.5, np.float32)
+    frame[::8] += rng.standard_normal(frame[::8].shape).astype(np.float32) * 0.2
+    est = estimate_noise_sigma(frame)
+    assert np.all(est < 0.02), est  # a stride of 8 reads ≈ 0.08
 
 
 def test_torch_estimator_matches_numpy():

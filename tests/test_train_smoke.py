@@ -1,4 +1,5 @@
-"""A few training steps on a tiny temporary dataset: writes loadable weights, resumes."""
+"""Training: a few steps on a tiny temporary dataset (weights written, resumable), and the
+spatial → temporal initialisation."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import torch
 
 from streamdenoise.models.data import TRAIN_IMAGE_DIRS, TRAIN_VIDEO_DIRS, VAL_VIDEO_DIRS
-from streamdenoise.models.train import TrainConfig, train
-from streamdenoise.models.weights import load_weights
+from streamdenoise.models.nets import NetConfig, build_net
+from streamdenoise.models.train import TrainConfig, init_from, train
+from streamdenoise.models.weights import load_weights, save_weights
 
 
 def tiny_dataset(root: Path) -> Path:
@@ -47,3 +51,20 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
         **{**cfg.__dict__, "resume": str(tmp_path / "ckpt" / "temporal-last.pt"), "max_steps": 3}
     )
     assert train(resumed, log=lambda _: None)["steps"] == 3
+
+
+@pytest.mark.parametrize("stem", ["strided", "unshuffle"])
+def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, stem):
+    torch.manual_seed(0)
+    spatial = build_net(NetConfig(temporal=False, stem=stem)).eval()
+    with torch.no_grad():
+        spatial.tail.weight.normal_(0, 0.01)  # make the residual visible
+    save_weights(tmp_path / "spatial.pt", "spatial", spatial, {})
+    temporal = build_net(NetConfig(temporal=True, stem=stem)).eval()
+    init_from(temporal, tmp_path / "spatial.pt")
+    x, prev = torch.rand(2, 1, 3, 32, 48).unbind(0)
+    sigma = torch.full((1, 3, 1, 1), 0.1)
+    with torch.no_grad():
+        expected = spatial(x, sigma)
+        assert not torch.allclose(expected, x, atol=1e-4)
+        assert torch.allclose(temporal(x, sigma, prev), expected, atol=1e-5)

@@ -21,22 +21,29 @@ _LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _MAD_TO_STD = 1.0 / (0.6745 * 6.0)
 
 
+# Pixels the median looks at: 16k per channel pin σ to ~1 % (and the denoiser smooths the
+# estimate over frames) for ~1.5 ms per 720p frame, where a quarter of the pixels took 20 ms.
+ESTIMATOR_SAMPLES = 1 << 14
+
+
 def estimate_noise_sigma(image: np.ndarray) -> np.ndarray:
     """Per-channel noise std of an H×W×3 image (uint8 → 8-bit scale, float → its own scale).
 
     Median of the absolute Immerkær response, so edges and texture (a minority of pixels)
-    bias it little. The median is taken over every second row and column for speed;
-    quantisation and
-    clipping make it read a little low at very low and very high levels, which the
-    networks learn because they are trained with this same estimate.
+    bias it little. The operator is evaluated on a regular grid of about
+    :data:`ESTIMATOR_SAMPLES` pixels (every second row and column on small images, as in
+    training; an odd stride on large ones, so the grid walks through every position of the
+    8×8 / 16×16 blocks of compressed video instead of sitting on their edges). Quantisation and clipping make it read a little low at very low and very high
+    levels, which the networks learn because they are trained with this same estimate.
     """
-    x = image.astype(np.float32)
-    h, w = x.shape[:2]
+    h, w = image.shape[:2]
+    step = max(2, round(math.sqrt(h * w / ESTIMATOR_SAMPLES)))
+    if step > 2:
+        step |= 1
 
     def at(dy: int, dx: int) -> np.ndarray:  # neighbour (dy, dx) of every sampled pixel
-        return x[1 + dy : h - 1 + dy : 2, 1 + dx : w - 1 + dx : 2]
+        return image[1 + dy : h - 1 + dy : step, 1 + dx : w - 1 + dx : step].astype(np.float32)
 
-    # the 3×3 operator evaluated only where the median samples it (a quarter of the pixels)
     edges = at(-1, 0) + at(1, 0) + at(0, -1) + at(0, 1)
     corners = at(-1, -1) + at(-1, 1) + at(1, -1) + at(1, 1)
     resp = np.abs(4 * at(0, 0) - 2 * edges + corners).reshape(-1, 3)

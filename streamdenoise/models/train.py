@@ -87,7 +87,7 @@ def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one.
 
-    The temporal head sees [noisy, prev, sigma] where the spatial one sees [noisy, sigma]:
+    The temporal head sees [noisy, prev(, sigma)] where the spatial one sees [noisy(, sigma)]:
     the ``prev`` input weights start at zero, so training begins from exactly the spatial
     model and only has to learn how to use the past, not how to denoise.
     """
@@ -95,12 +95,14 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
 
     state = read_weights_file(path)["state_dict"]
     own = net.state_dict()
-    key = "head.0.weight"
+    key = "head.weight" if net.config.stem == "strided" else "head.0.weight"
     if own[key].shape != state[key].shape:
-        r2 = 3 * net.config.unshuffle**2
+        noisy_ch = 3 * net.config.unshuffle**2 if net.config.stem == "unshuffle" else 3
+        sigma_ch = 3 if net.config.stem == "unshuffle" else 0
         w = torch.zeros_like(own[key])
-        w[:, :r2] = state[key][:, :r2]
-        w[:, -3:] = state[key][:, -3:]
+        w[:, :noisy_ch] = state[key][:, :noisy_ch]
+        if sigma_ch:
+            w[:, -sigma_ch:] = state[key][:, -sigma_ch:]
         state = {**state, key: w}
     net.load_state_dict(state)
 

@@ -87,9 +87,7 @@ class UNetDenoiser(nn.Module):
             self.sigma_bias = nn.Conv2d(3, c[0], 1)
         else:
             in_ch = 3 * in_frames * r * r + 3
-            self.head = nn.Sequential(
-                nn.Conv2d(in_ch, c[0], 3, padding=1), nn.ReLU(inplace=True)
-            )
+            self.head = nn.Sequential(nn.Conv2d(in_ch, c[0], 3, padding=1), nn.ReLU(inplace=True))
         self.enc0 = nn.Sequential(*_convs(c[0], config.enc_convs[0] - 1))
         self.downs = nn.ModuleList()
         self.encs = nn.ModuleList()

@@ -33,8 +33,9 @@ def estimate_noise_sigma(image: np.ndarray) -> np.ndarray:
     bias it little. The operator is evaluated on a regular grid of about
     :data:`ESTIMATOR_SAMPLES` pixels (every second row and column on small images, as in
     training; an odd stride on large ones, so the grid walks through every position of the
-    8×8 / 16×16 blocks of compressed video instead of sitting on their edges). Quantisation and clipping make it read a little low at very low and very high
-    levels, which the networks learn because they are trained with this same estimate.
+    8×8 / 16×16 blocks of compressed video instead of sitting on their edges).
+    Quantisation and clipping make it read a little low at very low and very high levels,
+    which the networks learn because they are trained with this same estimate.
     """
     h, w = image.shape[:2]
     step = max(2, round(math.sqrt(h * w / ESTIMATOR_SAMPLES)))

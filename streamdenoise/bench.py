@@ -79,6 +79,8 @@ class BenchConfig:
     pipeline: bool = False
     clip: str | None = None
     pipeline_output: str = "mp4"
+    #: libx264 presets for ``--pipeline`` MP4 runs; each one is a case of its own.
+    presets: list[str] = field(default_factory=lambda: ["veryfast"])
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -302,11 +304,13 @@ def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -
     return path
 
 
-def run_pipeline_once(case: Case, config: BenchConfig, clip: Path, out_dir: Path, seconds: float):
-    from streamdenoise.options import SourceOptions
+def run_pipeline_once(
+    case: Case, preset: str | None, config: BenchConfig, clip: Path, out_dir: Path, seconds: float
+):
+    from streamdenoise.options import SinkOptions, SourceOptions
     from streamdenoise.pipeline import Pipeline, PipelineConfig
 
-    output = "null" if config.pipeline_output == "null" else str(out_dir / "bench_out.mp4")
+    output = "null" if preset is None else str(out_dir / "bench_out.mp4")
     pipeline_config = PipelineConfig(
         source=str(clip),
         outputs=[output],
@@ -316,6 +320,7 @@ def run_pipeline_once(case: Case, config: BenchConfig, clip: Path, out_dir: Path
         policy="lossless",
         duration=seconds,
         source_options=SourceOptions(size=(case.width, case.height), loop=True),
+        sink_options=SinkOptions(preset=preset or SinkOptions.preset),
         status=False,
     )
     cpu_start = _cpu_seconds()
@@ -337,8 +342,12 @@ def _cpu_seconds() -> float:
 def run_pipeline_bench(
     config: BenchConfig, cases: list[Case], log=print
 ) -> tuple[list[dict], list[dict]]:
-    """Each case runs the full pipeline ``rounds`` times for ``seconds / rounds``, interleaved."""
-    pooled: dict[Case, list[dict]] = {case: [] for case in cases}
+    """Each case (× x264 preset) runs the full pipeline ``rounds`` times for ``seconds / rounds``,
+    interleaved."""
+    presets = config.presets if config.pipeline_output == "mp4" else [None]
+    pooled: dict[tuple[Case, str | None], list[dict]] = {
+        (case, preset): [] for case in cases for preset in presets
+    }
     failures: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="streamdenoise-bench-") as tmp:
         tmp_dir = Path(tmp)
@@ -350,19 +359,19 @@ def run_pipeline_bench(
             )
         slice_s = config.seconds / config.rounds
         for round_index in range(config.rounds):
-            for case in rotated([c for c in cases if c in pooled], round_index):
+            for case, preset in rotated(list(pooled), round_index):
                 try:
                     stats = run_pipeline_once(
-                        case, config, clips[(case.width, case.height)], tmp_dir, slice_s
+                        case, preset, config, clips[(case.width, case.height)], tmp_dir, slice_s
                     )
                 except UserError as err:
                     failures.append(case.failure(err))
-                    pooled.pop(case)
+                    pooled.pop((case, preset))
                     continue
-                pooled[case].append(stats)
+                pooled[(case, preset)].append(stats)
             log(f"pipeline round {round_index + 1}/{config.rounds} done")
     results = []
-    for case, runs in pooled.items():
+    for (case, preset), runs in pooled.items():
         frames = sum(r["frames_out"] for r in runs)
         duration = sum(r["duration_s"] for r in runs)
         e2e = [r["latency_ms"]["e2e"] for r in runs]
@@ -371,6 +380,7 @@ def run_pipeline_bench(
                 **_case_fields(case, config),
                 "mode": "pipeline",
                 "output": config.pipeline_output,
+                "x264_preset": preset,
                 "fps": round(frames / duration, 2) if duration else 0.0,
                 # Pooled over rounds: the median of round medians, the worst round's p99.
                 "latency_ms": {
@@ -495,6 +505,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
             "rounds": config.rounds,
             "batch": config.batch,
             "pipeline_output": config.pipeline_output if config.pipeline else None,
+            "x264_presets": config.presets if config.pipeline else None,
         },
         "macs_per_frame": macs,
         "machine": machine_record(),
@@ -527,17 +538,20 @@ def to_markdown(doc: dict) -> str:
         rows = [r for r in doc["results"] if r["mode"] == mode]
         if not rows:
             continue
+        encoder = mode == "pipeline"
         lines += [
             f"## {title}",
             "",
-            "| backend | precision | size | fps | p50 ms | p99 ms | CPU ms/frame | × torch fp32 "
-            "| GMAC/frame |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+            "| backend | precision | size |"
+            + (" x264 preset |" if encoder else "")
+            + " fps | p50 ms | p99 ms | CPU ms/frame | × torch fp32 | GMAC/frame |",
+            "|---|---|---|" + ("---|" if encoder else "") + "---:|---:|---:|---:|---:|---:|",
         ]
         for r in sorted(rows, key=lambda r: (r["width"] * r["height"], -r["fps"])):
             macs = r.get("macs_per_frame")
+            preset = f" {r.get('x264_preset') or 'no encode'} |" if encoder else ""
             lines.append(
-                f"| {r['backend']} | {r['precision']} | {r['size']} | {r['fps']:.1f} "
+                f"| {r['backend']} | {r['precision']} | {r['size']} |{preset} {r['fps']:.1f} "
                 f"| {_fmt(r['latency_ms']['p50'])} | {_fmt(r['latency_ms']['p99'])} "
                 f"| {_fmt(r.get('cpu_ms_per_frame'))} | {_fmt(r.get('vs_torch_fp32'))} "
                 f"| {_fmt(macs / 1e9 if macs else None)} |"

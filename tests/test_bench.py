@@ -68,6 +68,7 @@ def test_pipeline_mode_reports_end_to_end_rows(tmp_path):
         backends=["atadenoise"],
         sizes=[(64, 48)],
         pipeline=True,
+        presets=["ultrafast", "veryfast"],
         seconds=1.0,
         warmup_s=0.05,
         rounds=2,
@@ -75,9 +76,18 @@ def test_pipeline_mode_reports_end_to_end_rows(tmp_path):
     doc = run_bench(config, log=lambda _: None)
     modes = {r["mode"] for r in doc["results"]}
     assert modes == {"model", "pipeline"}
-    pipeline = next(r for r in doc["results"] if r["mode"] == "pipeline")
-    _check_row(pipeline, "pipeline")
-    assert pipeline["output"] == "mp4"
+    pipeline = [r for r in doc["results"] if r["mode"] == "pipeline"]
+    for row in pipeline:
+        _check_row(row, "pipeline")
+        assert row["output"] == "mp4"
+    assert sorted(r["x264_preset"] for r in pipeline) == ["ultrafast", "veryfast"]
+    assert "| x264 preset |" in to_markdown(doc)
+
+
+def test_cli_refuses_an_unknown_x264_preset(capsys):
+    code = main(["bench", "--backends", "identity", "--pipeline", "--preset", "turbo"])
+    assert code == 2
+    assert "turbo" in capsys.readouterr().err
 
 
 def test_cli_writes_json_and_markdown(tmp_path, capsys):

@@ -64,17 +64,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mp4",
         help="--pipeline sink: x264 MP4 file or null [%(default)s]",
     )
+    add(
+        "--preset",
+        default="veryfast",
+        metavar="LIST",
+        help="libx264 presets for --pipeline MP4 runs, each measured as its own case "
+        "(e.g. ultrafast,veryfast) [%(default)s]",
+    )
     add("--json", type=Path, metavar="OUT", help="write the results as JSON")
     add("--markdown", type=Path, metavar="OUT", help="write the results as a markdown table")
 
 
 def run(args: argparse.Namespace) -> int:
     from streamdenoise.bench import BenchConfig, parse_backends, parse_sizes, run_bench, to_markdown
+    from streamdenoise.commands.run import X264_PRESETS
 
     if args.batch < 1 or args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
         raise UsageError("--batch and --rounds must be >= 1, --seconds > 0, --warmup >= 0")
     if args.clip and not Path(args.clip).is_file():
         raise UsageError(f"--clip {args.clip}: no such file")
+    presets = [p.strip() for p in args.preset.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in X264_PRESETS]
+    if unknown or not presets:
+        raise UsageError(f"--preset {args.preset}: choose from {', '.join(X264_PRESETS)}")
     config = BenchConfig(
         backends=parse_backends(args.backends),
         sizes=parse_sizes(args.sizes),
@@ -87,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline=args.pipeline,
         clip=args.clip,
         pipeline_output=args.pipeline_output,
+        presets=presets,
     )
     doc = run_bench(config, log=lambda line: print(line, file=sys.stderr))
     markdown = to_markdown(doc)

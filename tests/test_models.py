@@ -27,10 +27,9 @@ def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
     return path
 
 
-@pytest.mark.parametrize("stem", ["strided", "unshuffle"])
-@pytest.mark.parametrize("temporal", [True, False])
-def test_forward_shapes_and_multiple(temporal, stem):
-    net = build_net(NetConfig(temporal=temporal, stem=stem)).eval()
+@pytest.mark.parametrize(("temporal", "blend"), [(True, True), (True, False), (False, False)])
+def test_forward_shapes_and_multiple(temporal, blend):
+    net = build_net(NetConfig(temporal=temporal, blend=blend)).eval()
     m = net.config.multiple
     x = torch.rand(2, 3, 2 * m, 3 * m)
     sigma = torch.full((2, 3, 1, 1), 0.1)

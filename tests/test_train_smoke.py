@@ -53,14 +53,14 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
     assert train(resumed, log=lambda _: None)["steps"] == 3
 
 
-@pytest.mark.parametrize("stem", ["strided", "unshuffle"])
-def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, stem):
+@pytest.mark.parametrize("blend", [True, False])
+def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, blend):
     torch.manual_seed(0)
-    spatial = build_net(NetConfig(temporal=False, stem=stem)).eval()
+    spatial = build_net(NetConfig(temporal=False)).eval()
     with torch.no_grad():
         spatial.tail.weight.normal_(0, 0.01)  # make the residual visible
     save_weights(tmp_path / "spatial.pt", "spatial", spatial, {})
-    temporal = build_net(NetConfig(temporal=True, stem=stem)).eval()
+    temporal = build_net(NetConfig(temporal=True, blend=blend)).eval()
     init_from(temporal, tmp_path / "spatial.pt")
     x, prev = torch.rand(2, 1, 3, 32, 48).unbind(0)
     sigma = torch.full((1, 3, 1, 1), 0.1)

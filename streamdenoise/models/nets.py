@@ -9,12 +9,15 @@ as a per-channel bias of the first layer.
 
 The temporal variant also takes its own previous output as input: that is the recurrent
 state, an explicit input/output so the graph exports unchanged to ONNX/TensorRT. After a
-reset the state is the current noisy frame itself ("nothing known about the past").
+reset the state is the current noisy frame itself ("nothing known about the past"). With
+``blend`` it also predicts, per pixel, how much of ``prev − noisy`` to take: a learned
+motion-adaptive recursive filter (the classic camera 3DNR), fed at full resolution.
 
-Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel (un)shuffle,
-add, concat, expand. Measured with OpenVINO bf16 at 720p here, every 3×3 conv of the body runs
-at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout changes
-(pixel shuffles, concatenations, NCHW↔blocked reorders) are, which is why the stem avoids them.
+Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel shuffle,
+add, sub, mul, concat. Measured with OpenVINO bf16 at 720p here, every 3×3 conv of the body
+runs at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout
+changes (pixel shuffles, splits, NCHW↔blocked reorders) are, which is why the stem and the
+blend avoid them.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ class NetConfig:
     enc_convs: tuple[int, ...] = (1, 1, 2, 2)
     dec_convs: tuple[int, ...] = (1, 1, 0, 0)
     unshuffle: int = 2
-    # "strided": a stride-2 conv in, with σ added as a per-channel bias. "unshuffle": pixel-
-    # unshuffle, a σ map concatenated, a 3×3 conv (the first shipped models); the same ×2
-    # reduction, but the shuffle and the σ map cost a sixth of the CPU inference time.
+    # "strided": a stride-2 conv in, with σ added as a per-channel bias (the only stem so
+    # far; the first models' pixel-unshuffle + σ-map stem cost a sixth more CPU time).
     stem: str = "strided"
     stem_kernel: int = 4
+    # Temporal only: the last layer also predicts a per-pixel weight w, and the output is
+    # noisy + correction + w·(prev − noisy). The past then reaches the output at full
+    # resolution (a learned, motion-adaptive recursive filter) instead of squeezing through
+    # the 16-channel half-resolution stem together with the current frame.
+    blend: bool = False
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -79,15 +86,11 @@ class UNetDenoiser(nn.Module):
         c = config.channels
         r = config.unshuffle
         in_frames = 2 if config.temporal else 1
-        if config.stem == "strided":
-            if r != 2:
-                raise ValueError("the strided stem reduces by 2: unshuffle must be 2")
-            k = config.stem_kernel
-            self.head = nn.Conv2d(3 * in_frames, c[0], k, stride=2, padding=(k - 2) // 2)
-            self.sigma_bias = nn.Conv2d(3, c[0], 1)
-        else:
-            in_ch = 3 * in_frames * r * r + 3
-            self.head = nn.Sequential(nn.Conv2d(in_ch, c[0], 3, padding=1), nn.ReLU(inplace=True))
+        if config.stem != "strided" or r != 2:
+            raise ValueError(f"unsupported stem {config.stem!r} ×{r} (only strided ×2)")
+        k = config.stem_kernel
+        self.head = nn.Conv2d(3 * in_frames, c[0], k, stride=2, padding=(k - 2) // 2)
+        self.sigma_bias = nn.Conv2d(3, c[0], 1)
         self.enc0 = nn.Sequential(*_convs(c[0], config.enc_convs[0] - 1))
         self.downs = nn.ModuleList()
         self.encs = nn.ModuleList()
@@ -100,7 +103,12 @@ class UNetDenoiser(nn.Module):
             self.encs.append(nn.Sequential(*_convs(c[i], config.enc_convs[i])))
             self.ups.append(nn.ConvTranspose2d(c[i], c[i - 1], 2, stride=2))
             self.decs.append(nn.Sequential(*_convs(c[i - 1], config.dec_convs[i - 1])))
+        if config.blend and not config.temporal:
+            raise ValueError("blend needs a temporal model (it blends with prev)")
         self.tail = nn.Conv2d(c[0], 3 * r * r, 3, padding=1)
+        # a layer of its own rather than 4 more tail channels: slicing them apart cost
+        # OpenVINO a 2.5 ms reference split per 720p frame
+        self.blend_tail = nn.Conv2d(c[0], r * r, 3, padding=1) if config.blend else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -112,25 +120,25 @@ class UNetDenoiser(nn.Module):
                 mode = "fan_out" if isinstance(mod, nn.ConvTranspose2d) else "fan_in"
                 nn.init.kaiming_normal_(mod.weight, mode=mode, nonlinearity="relu")
                 nn.init.zeros_(mod.bias)
-        nn.init.normal_(self.tail.weight, std=1e-3)
+        for last in (self.tail, self.blend_tail):
+            if last is not None:
+                nn.init.normal_(last.weight, std=1e-3)
 
     def forward(
         self, noisy: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
     ) -> torch.Tensor:
         x = torch.cat([noisy, prev], 1) if self.config.temporal else noisy
-        skips = [self.enc0(self._stem_in(x, sigma))]
+        skips = [self.enc0(F.relu(self.head(x) + self.sigma_bias(sigma)))]
         for down, enc in zip(self.downs, self.encs, strict=True):
             skips.append(enc(down(skips[-1])))
         y = skips.pop()
         for up, dec in zip(reversed(self.ups), reversed(self.decs), strict=True):
             y = dec(F.relu(up(y) + skips.pop()))
-        return noisy + F.pixel_shuffle(self.tail(y), self.config.unshuffle)
-
-    def _stem_in(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if self.config.stem == "strided":
-            return F.relu(self.head(x) + self.sigma_bias(sigma))
-        x = F.pixel_unshuffle(x, self.config.unshuffle)
-        return self.head(torch.cat([x, sigma.expand(-1, -1, x.shape[2], x.shape[3])], 1))
+        r = self.config.unshuffle
+        out = noisy + F.pixel_shuffle(self.tail(y), r)
+        if self.blend_tail is not None:
+            out = out + F.pixel_shuffle(self.blend_tail(y), r) * (prev - noisy)
+        return out
 
 
 def build_net(config: NetConfig) -> UNetDenoiser:

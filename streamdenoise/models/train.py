@@ -46,7 +46,8 @@ class TrainConfig:
 
 
 def default_net_config(model: str) -> NetConfig:
-    return NetConfig(temporal=model != "spatial")
+    temporal = model != "spatial"
+    return NetConfig(temporal=temporal, blend=temporal)
 
 
 def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -87,23 +88,22 @@ def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one.
 
-    The temporal head sees [noisy, prev(, sigma)] where the spatial one sees [noisy(, sigma)]:
-    the ``prev`` input weights start at zero, so training begins from exactly the spatial
-    model and only has to learn how to use the past, not how to denoise.
+    The temporal head sees [noisy, prev] where the spatial one sees [noisy],
+    and a blending model has a layer more (the blend weight): the weights of what is new
+    start at zero, so training begins from exactly the spatial model and only has to learn
+    how to use the past, not how to denoise.
     """
     from streamdenoise.models.weights import read_weights_file
 
     state = read_weights_file(path)["state_dict"]
     own = net.state_dict()
-    key = "head.weight" if net.config.stem == "strided" else "head.0.weight"
-    if own[key].shape != state[key].shape:
-        noisy_ch = 3 * net.config.unshuffle**2 if net.config.stem == "unshuffle" else 3
-        sigma_ch = 3 if net.config.stem == "unshuffle" else 0
-        w = torch.zeros_like(own[key])
-        w[:, :noisy_ch] = state[key][:, :noisy_ch]
-        if sigma_ch:
-            w[:, -sigma_ch:] = state[key][:, -sigma_ch:]
-        state = {**state, key: w}
+    for key, value in state.items():
+        if own[key].shape != value.shape:  # new inputs / outputs: start at zero
+            grown = torch.zeros_like(own[key])
+            grown[tuple(slice(0, n) for n in value.shape)] = value
+            state[key] = grown
+    for key in own.keys() - state.keys():  # layers the source has no counterpart of
+        state[key] = torch.zeros_like(own[key])
     net.load_state_dict(state)
 
 

@@ -78,6 +78,7 @@ def test_json_schema(results):
     for c in results["contenders"]:
         assert {"label", "backend", "kind", "available", "reason"} <= set(c)
         assert c["available"] or c["reason"]
+        assert c["backend"] != "identity", "pass-through is not a model backend"
     assert results["e2e"]["results"], "no end-to-end result"
     for row in results["e2e"]["results"]:
         assert row["frames"] > 0 and row["fps"] > 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from streamdenoise.backends import BACKENDS, DEFAULT_BACKEND, create_backend, unavailable_reason
 from streamdenoise.backends.base import Denoiser
+from streamdenoise.bench import NEURAL_BACKENDS
 from streamdenoise.models import DEFAULT_MODEL, MODEL_NAMES
 
 BASELINES = ("hqdn3d", "atadenoise", "nlmeans", "opencv-nlm")
@@ -57,8 +58,10 @@ def lead_model() -> str:
 
 def discover() -> tuple[list[Contender], list[dict]]:
     """(contenders that load here, the others with the reason) in a stable order."""
+    # Neural runtimes only: "identity" is registered too, but passing frames through is not
+    # the model (it once topped the "fastest backend of the model" column).
     model_backends = [DEFAULT_BACKEND] + [
-        name for name in BACKENDS if name not in BASELINES and name != DEFAULT_BACKEND
+        name for name in NEURAL_BACKENDS if name in BACKENDS and name != DEFAULT_BACKEND
     ]
     lead = lead_model()
     wanted = [Contender(f"{lead}/{b}", b, "model", lead) for b in model_backends]

@@ -25,6 +25,13 @@ class SourceOptions:
     realtime: bool = False
 
 
+# libx264 speed/quality presets, fastest first: real-time file outputs on small CPUs want the
+# faster end (the encoder shares the cores with the denoiser).
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+)  # fmt: skip
+
+
 @dataclass
 class SinkOptions:
     #: Video bitrate for encoded outputs, bits/s; None = quality-based (CRF) for files.

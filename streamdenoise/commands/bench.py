@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from streamdenoise.bench import BenchConfig, parse_backends, parse_sizes, run_bench, to_markdown
-    from streamdenoise.commands.run import X264_PRESETS
+    from streamdenoise.options import X264_PRESETS
 
     if args.batch < 1 or args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
         raise UsageError("--batch and --rounds must be >= 1, --seconds > 0, --warmup >= 0")

@@ -13,14 +13,10 @@ from urllib.parse import urlsplit
 
 from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL
+from streamdenoise.options import X264_PRESETS, SinkOptions, SourceOptions
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 POLICIES = ("latest", "lossless")
-# libx264 speed/quality presets, fastest first: real-time file outputs on small CPUs want the
-# faster end (the encoder shares the cores with the denoiser).
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-)  # fmt: skip
 FALLBACK_BACKEND = "atadenoise"
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
@@ -268,7 +264,6 @@ def check_paths(settings: dict) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from streamdenoise.options import SinkOptions, SourceOptions
     from streamdenoise.pipeline import PipelineConfig
 
     settings = merged_settings(args)

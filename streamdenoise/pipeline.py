@@ -58,6 +58,8 @@ class PipelineConfig:
     backend: str = DEFAULT_BACKEND
     model: str | None = None
     precision: str | None = None
+    #: cpu, cuda, cuda:N or None/auto (the backend's choice: CUDA for torch when present).
+    device: str | None = None
     strength: float | None = None
     #: None = from the source: ``latest`` for live inputs, ``lossless`` for files and demo.
     policy: Policy | None = None
@@ -234,7 +236,12 @@ class Pipeline:
     def _create_backend(self) -> Denoiser:
         # Only the settings given: a backend applies its own default for the rest.
         config = self.config
-        given = {"model": config.model, "precision": config.precision, "strength": config.strength}
+        given = {
+            "model": config.model,
+            "precision": config.precision,
+            "device": config.device,
+            "strength": config.strength,
+        }
         return create_backend(
             config.backend, **{key: value for key, value in given.items() if value is not None}
         )

@@ -233,11 +233,11 @@ def states(backend, frames) -> list[np.ndarray]:
     return out
 
 
-def assert_backend_parity(name: str, precision: str, weights_file) -> None:
+def assert_backend_parity(name: str, precision: str, weights_file, device=None) -> None:
     from streamdenoise.backends import create_backend
 
-    reference = create_backend("torch", model=str(weights_file), precision="fp32")
-    candidate = create_backend(name, model=str(weights_file), precision=precision)
+    reference = create_backend("torch", model=str(weights_file), precision="fp32", device="cpu")
+    candidate = create_backend(name, model=str(weights_file), precision=precision, device=device)
     try:
         for width, height in FRAME_SIZES:
             frames = noisy_frames(width, height)
@@ -273,6 +273,42 @@ def test_openvino_backend_matches_torch(weights_file, isolated_cache, precision)
         except BackendUnavailable as err:
             pytest.skip(str(err))
     assert_backend_parity("openvino", precision, weights_file)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device")
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_torch_cuda_matches_torch_cpu(weights_file, precision):
+    """Also covers the recurrent state kept on the GPU between frames (frames 2..4)."""
+    assert_backend_parity("torch", precision, weights_file, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device")
+def test_torch_picks_cuda_fp16_by_default_when_a_gpu_is_present(weights_file):
+    from streamdenoise.backends import create_backend
+
+    backend = create_backend("torch", model=str(weights_file))
+    assert (backend.device, backend.precision) == ("cuda", "fp16")
+    out = backend.process(noisy_frames(50, 33, 1)[0])
+    assert out.shape == (33, 50, 3)
+    assert backend.describe()["gpu"]
+    backend.close()
+
+
+@pytest.mark.skipif(_cuda(), reason="checks the CPU-only refusal")
+def test_cuda_requests_without_a_gpu_are_one_clear_line(weights_file):
+    from streamdenoise.backends import create_backend
+    from streamdenoise.errors import BackendUnavailable
+
+    for kwargs in ({"precision": "fp16"}, {"device": "cuda"}, {"device": "cuda:1"}):
+        with pytest.raises(BackendUnavailable, match="GPU") as err:
+            create_backend("torch", model=str(weights_file), **kwargs)
+        assert "\n" not in str(err.value)
+    backend = create_backend("torch", model=str(weights_file))
+    assert backend.device == "cpu"  # auto on a CPU-only machine
+    with pytest.raises(BackendUnavailable, match="CPU precision"):
+        create_backend("torch", model=str(weights_file), precision="bf16", device="cuda:0")
 
 
 def test_missing_hardware_is_one_clear_line():

@@ -162,3 +162,11 @@ def test_devices_lists_backends_cpu_and_versions():
     assert "av" in found["versions"] and isinstance(found["cameras"], list)
     # the shipped default model and its cost per 720p frame (budget: 6 GMAC)
     assert 0 < found["models"]["temporal"]["gmac_per_720p_frame"] <= 6
+
+
+def test_device_flag_reaches_the_config_and_bad_values_are_usage_errors(capsys):
+    assert config_for("demo", "--device", "CUDA:1").device == "cuda:1"
+    assert config_for("demo").device is None
+    assert exit_code_of(["run", "demo", "--device", "gpu0", "-o", "null"]) == 2
+    err = capsys.readouterr().err
+    assert "bad device 'gpu0'" in err and "Traceback" not in err

@@ -154,7 +154,7 @@ class _ClassicalDenoiser(Denoiser):
     ) -> None:
         if precision not in (None, "fp32", "uint8"):
             raise BackendUnavailable(f"backend {self.name!r} runs in 8-bit only, not {precision}")
-        if device not in (None, "cpu"):
+        if device not in (None, "auto", "cpu"):
             raise BackendUnavailable(f"backend {self.name!r} runs on the CPU only, not {device}")
         self.strength = float(strength)
         self.sigma = sigma

@@ -13,7 +13,9 @@ export it to ONNX) and ``precisions`` / :meth:`default_precision`.
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -54,7 +56,7 @@ class NeuralDenoiser(Denoiser):
         self.multiple = self.net.config.multiple
         self.strength = float(strength)
         self.sigma_hint = sigma
-        self.device = device or "cpu"
+        self.device = self.default_device(precision) if device in (None, "auto") else device
         self.precision = precision or self.default_precision()
         self._check_precision(self.precision)
         self._state: np.ndarray | None = None
@@ -65,6 +67,10 @@ class NeuralDenoiser(Denoiser):
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
+    def default_device(self, precision: str | None) -> str:
+        """Where to run when the caller said nothing (or ``auto``), given the precision asked."""
+        return "cpu"
+
     def default_precision(self) -> str:
         return self.precisions[0]
 
@@ -88,6 +94,16 @@ class NeuralDenoiser(Denoiser):
         state; after a reset it is ``noisy`` itself), or None for spatial models.
         Returns the denoised float32 (1, 3, H, W), unclipped; it becomes the next ``prev``.
         """
+
+    def graph_call(
+        self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None
+    ) -> Callable[[], object]:
+        """A call that runs the graph once on these inputs and returns when it has finished.
+
+        ``bench --batch`` times it. Runtimes that can keep the inputs where the graph runs (a
+        GPU) stage them once here, so the call measures the graph alone.
+        """
+        return functools.partial(self._infer, noisy, sigma, prev)
 
     # -- Denoiser ----------------------------------------------------------------------------
     def prepare(self, width: int, height: int) -> None:

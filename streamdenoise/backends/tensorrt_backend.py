@@ -67,12 +67,15 @@ class TensorRTDenoiser(NeuralDenoiser):
             return f"onnx or cuda-python is not installed ({INSTALL})"
         return None
 
+    def default_device(self, precision: str | None) -> str:
+        return "cuda:0"
+
     def default_precision(self) -> str:
         return "fp16"
 
     def _check_precision(self, precision: str) -> None:
         super()._check_precision(precision)
-        if self.device not in ("cpu", "cuda", "cuda:0"):
+        if self.device not in ("cuda", "cuda:0"):
             raise BackendUnavailable(f"backend 'tensorrt' runs on cuda:0, not {self.device}")
 
     def _setup(self) -> None:
@@ -80,7 +83,6 @@ class TensorRTDenoiser(NeuralDenoiser):
 
         from streamdenoise.export import engines_dir, net_hash
 
-        self.device = "cuda:0"
         self.onnx_path = model_onnx(self)
         self.cache_dir = engines_dir() / "cache"
         self.input_names = ["noisy", "sigma", "prev"] if self.temporal else ["noisy", "sigma"]

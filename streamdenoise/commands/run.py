@@ -21,6 +21,7 @@ FALLBACK_BACKEND = "atadenoise"
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def parse_size(text: Any) -> tuple[int, int]:
@@ -28,6 +29,13 @@ def parse_size(text: Any) -> tuple[int, int]:
     if not match or int(match[1]) < 2 or int(match[2]) < 2:
         raise UsageError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
     return int(match[1]), int(match[2])
+
+
+def parse_device(text: Any) -> str:
+    device = str(text).strip().lower()
+    if not _DEVICE.match(device):
+        raise UsageError(f"bad device {text!r}: expected auto, cpu, cuda or cuda:N")
+    return device
 
 
 def parse_bitrate(text: Any) -> int:
@@ -74,6 +82,7 @@ _PARSERS = {
     "backend": lambda v, k: str(v),
     "model": lambda v, k: str(v),
     "precision": _choice(PRECISIONS),
+    "device": lambda v, k: parse_device(v),
     "strength": _number(float, 0),
     "policy": _choice(POLICIES),
     "size": lambda v, k: parse_size(v),
@@ -123,6 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--model", metavar="NAME", help="model name or weights file for neural backends")
     add("--precision", choices=PRECISIONS, help="inference precision [backend default]")
+    add(
+        "--device",
+        metavar="DEV",
+        help="auto, cpu, cuda or cuda:N for neural backends [auto: CUDA when torch sees a GPU]",
+    )
     add("--strength", metavar="S", help="denoising strength >= 0 [backend default]")
     add(
         "--policy",
@@ -295,6 +309,7 @@ def build_config(args: argparse.Namespace):
         backend=backend,
         model=model,
         precision=settings.get("precision"),
+        device=settings.get("device"),
         strength=settings.get("strength"),
         policy=settings.get("policy"),
         queue_size=settings.get("queue_size", 2),

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GPU checks, run from the repository root on a machine with an NVIDIA GPU (and, for the
+# TensorRT rows, `pip install 'streamdenoise[tensorrt]'`). Writes at most 7 files into
+# $OUT (default benchmarks/results/gpu): the card, the CUDA tests, the model-only bench
+# (per frame, and batched on GPU-resident inputs) and the end-to-end pipeline bench.
+# With wheels in .whl/ (e.g. PyAV for a machine without it) they are installed first.
+set -u -o pipefail
+OUT=${OUT:-benchmarks/results/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site:$PWD
+fi
+SD="python3 -m streamdenoise"
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+    python3 -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>&1 | tail -1
+    nproc; lscpu | grep -m1 'Model name'
+} > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
+    local name=$1 limit=$2; shift 2
+    echo "=== $name: $*" | tee -a "$OUT/all.log"
+    timeout "$limit" "$@" 2>&1 | tee -a "$OUT/all.log" | tail -25
+    echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/all.log"
+}
+step gpu-tests 120 python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
+    tests/test_backend_parity.py --junitxml="$OUT/pytest_gpu.xml"
+step bench-model 150 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
+    --precision fp32,fp16 --seconds 6 --json "$OUT/bench_model.json"
+step bench-batch 90 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
+    --precision fp16 --batch 8 --seconds 6 --json "$OUT/bench_batch.json"
+step bench-pipeline 150 $SD bench --pipeline --backends torch --precision fp16 \
+    --sizes 1280x720,1920x1080 --preset ultrafast,veryfast --seconds 8 \
+    --json "$OUT/bench_pipeline.json"
+step fast-tests 150 python3 -m pytest -q -p no:cacheprovider -m "not slow and not rtsp" \
+    tests

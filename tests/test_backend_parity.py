@@ -229,7 +229,7 @@ def states(backend, frames) -> list[np.ndarray]:
     for frame in frames:
         image = backend.process(frame)
         assert image.shape == frame.shape and image.dtype == np.uint8
-        out.append(np.array(backend._state))
+        out.append(backend.state_array())
     return out
 
 
@@ -294,6 +294,25 @@ def test_torch_picks_cuda_fp16_by_default_when_a_gpu_is_present(weights_file):
     assert out.shape == (33, 50, 3)
     assert backend.describe()["gpu"]
     backend.close()
+
+
+def test_frames_converted_on_the_device_match_the_host_path(weights_file):
+    """The path CUDA takes (uint8 up, convert/pad/clip where the net runs), run on the CPU."""
+    from streamdenoise.backends import create_backend
+
+    host = create_backend("torch", model=str(weights_file), precision="fp32", device="cpu")
+    on_device = create_backend("torch", model=str(weights_file), precision="fp32", device="cpu")
+    on_device.frames_on_device = True
+    for width, height in FRAME_SIZES:
+        frames = noisy_frames(width, height)
+        for backend in (host, on_device):
+            backend.prepare(width, height)
+        for frame in frames:
+            want, got = host.process(frame), on_device.process(frame)
+            assert np.abs(got.astype(int) - want).max() <= 1
+            assert np.abs(on_device.state_array() - host.state_array()).max() <= 1e-5
+        floats = frames[0].astype(np.float32) / 255
+        assert np.abs(on_device.process_float(floats) - host.process_float(floats)).max() <= 1e-5
 
 
 @pytest.mark.skipif(_cuda(), reason="checks the CPU-only refusal")

@@ -93,6 +93,8 @@ class NeuralDenoiser(Denoiser):
         scaled by strength. ``prev``: float32 (1, 3, H, W), the previous output (the recurrent
         state; after a reset it is ``noisy`` itself), or None for spatial models.
         Returns the denoised float32 (1, 3, H, W), unclipped; it becomes the next ``prev``.
+        ``noisy`` and ``prev`` are what :meth:`_graph_input` and this method return: host
+        arrays by default, GPU tensors where a subclass keeps the frame on the device.
         """
 
     def graph_call(
@@ -128,53 +130,72 @@ class NeuralDenoiser(Denoiser):
     def process(self, image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise UsageError(f"expected an H×W×3 uint8 frame, got {image.shape} {image.dtype}")
-        if self.strength == 0:
-            self.prepare(image.shape[1], image.shape[0])
-            return image.copy()
-        out = self.process_float(image.astype(np.float32) * np.float32(1 / 255))
-        return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return self._denoise(image, to_uint8=True)
 
     def process_float(self, image: np.ndarray) -> np.ndarray:
         """Float H×W×3 RGB on the [0, 1] scale (may be unclipped) in, float out.
 
         The evaluation's ``--protocol float`` feeds unquantised noise through this path.
         """
+        return self._denoise(image, to_uint8=False)
+
+    def _denoise(self, image: np.ndarray, to_uint8: bool) -> np.ndarray:
+        """uint8 (0–255) or float (0–1) H×W×3 in; uint8 or float H×W×3 out."""
         height, width = image.shape[:2]
         self.prepare(width, height)
         if self.strength == 0:
             return image.copy()
-        self._detect_scene_cut(image)
-        sigma = self._noise_level(image) * self.strength
-        m = self.multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
-        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
-        if pad_h or pad_w:
-            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+        scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
+        self._detect_scene_cut(image, scale)
+        sigma = self._noise_level(image, scale) * self.strength
+        x = self._graph_input(image, scale)
         prev = None
         if self.temporal:
             prev = x if self._state is None else self._state
         out = self._infer(x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev)
         if self.temporal:
             self._state = out
-        return out[0, :, :height, :width].transpose(1, 2, 0)
+        return self._graph_output(out, height, width, to_uint8)
+
+    def _graph_input(self, image: np.ndarray, scale: np.float32):
+        """The graph's ``noisy`` input: float (1, 3, H', W') on [0, 1], reflect-padded to the
+        network's multiple. Runtimes on a GPU override this (and :meth:`_graph_output`) to
+        convert there, so that only uint8 frames cross the bus."""
+        height, width = image.shape[:2]
+        m = self.multiple
+        pad_h, pad_w = (-height) % m, (-width) % m
+        x = (image.astype(np.float32) * scale).transpose(2, 0, 1)[None]
+        if pad_h or pad_w:
+            return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+        return np.ascontiguousarray(x)
+
+    def _graph_output(self, out, height: int, width: int, to_uint8: bool) -> np.ndarray:
+        """The graph's output cropped back to H×W×3: float, or clipped and rounded uint8."""
+        image = out[0, :, :height, :width].transpose(1, 2, 0)
+        return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8) if to_uint8 else image
+
+    def state_array(self) -> np.ndarray | None:
+        """The recurrent state (the last float output) as a host array, for tests and tools."""
+        return None if self._state is None else np.asarray(self._state)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _noise_level(self, image: np.ndarray) -> np.ndarray:
+    def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""
         if self.sigma_hint is not None:
             return np.full(3, self.sigma_hint / 255, np.float32)
-        est = estimate_noise_sigma(image).astype(np.float32)
+        est = estimate_noise_sigma(image).astype(np.float32) * scale
         if self._sigma is None:
             self._sigma = est
         else:
             self._sigma = (1 - SIGMA_SMOOTHING) * self._sigma + SIGMA_SMOOTHING * est
         return self._sigma
 
-    def _detect_scene_cut(self, image: np.ndarray) -> None:
+    def _detect_scene_cut(self, image: np.ndarray, scale: np.float32) -> None:
         if not self.temporal:
             return
         h, w = image.shape[:2]
-        thumb = cv2.resize(image, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(image, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        thumb = small.astype(np.float32) * scale
         if self._thumb is not None and np.abs(thumb - self._thumb).mean() > SCENE_CUT_THRESHOLD:
             self._state = None
             self._sigma = None

@@ -7,9 +7,10 @@ of this kind on the project's Zen 5 box, and on the shipped temporal model it co
 fp32 elsewhere. On a heavily loaded machine the gain can vanish (see the bench results).
 
 Device: with no ``device`` (or ``auto``) the backend runs on CUDA when torch sees a GPU and
-the precision is not a CPU one (bf16), and always for fp16; otherwise on the CPU. On CUDA the
-recurrent state stays on the GPU between frames (only the new frame goes up), and cuDNN picks
-its convolution algorithms once per frame size (``cudnn.benchmark``).
+the precision is not a CPU one (bf16), and always for fp16; otherwise on the CPU. On CUDA
+only uint8 frames cross the bus: the float conversion, padding, clipping and the recurrent
+state live on the GPU, and cuDNN picks its convolution algorithms once per frame size
+(``cudnn.benchmark``).
 """
 
 from __future__ import annotations
@@ -76,18 +77,18 @@ class TorchDenoiser(NeuralDenoiser):
     def _setup(self) -> None:
         self.net = self.net.to(self.device).to(memory_format=torch.channels_last).eval()
         self._device_type = "cuda" if self.on_cuda else "cpu"
-        # The last output as handed back (numpy) and the same values still on the GPU: when
-        # the base class feeds that array back as ``prev`` it is not uploaded again.
-        self._resident: tuple[np.ndarray, torch.Tensor] | None = None
+        #: Convert frames where the network runs (on by default on CUDA; tests turn it on on
+        #: the CPU to check this path against the host one).
+        self.frames_on_device = self.on_cuda
         if self.on_cuda:
             torch.backends.cudnn.benchmark = True
             if self.precision == "fp32":  # fp32 means fp32: no TF32 convolutions (process-wide)
                 torch.backends.cudnn.allow_tf32 = False
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        if self._resident is not None and array is self._resident[0]:
-            return self._resident[1]
-        tensor = torch.from_numpy(array).to(self.device)
+    def _tensor(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(array, torch.Tensor):
+            return array
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
         return tensor.contiguous(memory_format=torch.channels_last)
 
     def _forward(self, *args: torch.Tensor) -> torch.Tensor:
@@ -96,14 +97,38 @@ class TorchDenoiser(NeuralDenoiser):
             return self.net(*args)
 
     @torch.inference_mode()
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    def _infer(self, noisy, sigma: np.ndarray, prev):
         args = [self._tensor(noisy), self._tensor(sigma)]
         if prev is not None:
             args.append(self._tensor(prev))
         out = self._forward(*args).float()
-        result = out.cpu().numpy()
-        self._resident = (result, out) if self.on_cuda and self.temporal else None
-        return result
+        # On CUDA the output stays there: it is the next frame's ``prev`` and is converted
+        # to uint8 there too (see _graph_output).
+        return out if isinstance(noisy, torch.Tensor) else out.cpu().numpy()
+
+    # With frames_on_device only uint8 frames cross the bus: conversion, padding, clipping and
+    # the recurrent state stay on the GPU.
+    @torch.inference_mode()
+    def _graph_input(self, image: np.ndarray, scale: np.float32):
+        if not self.frames_on_device:
+            return super()._graph_input(image, scale)
+        height, width = image.shape[:2]
+        m = self.multiple
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = (x.permute(2, 0, 1)[None].float() * float(scale)).contiguous()
+        pad_h, pad_w = (-height) % m, (-width) % m
+        if pad_h or pad_w:
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def _graph_output(self, out, height: int, width: int, to_uint8: bool) -> np.ndarray:
+        if not isinstance(out, torch.Tensor):
+            return super()._graph_output(out, height, width, to_uint8)
+        image = out[0, :, :height, :width].permute(1, 2, 0)
+        if to_uint8:
+            image = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        return image.contiguous().cpu().numpy()
 
     def graph_call(
         self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None
@@ -119,9 +144,9 @@ class TorchDenoiser(NeuralDenoiser):
 
         return run_on_gpu
 
-    def reset(self) -> None:
-        super().reset()
-        self._resident = None
+    def state_array(self) -> np.ndarray | None:
+        state = self._state
+        return state.cpu().numpy() if isinstance(state, torch.Tensor) else super().state_array()
 
     def describe(self) -> dict:
         info = super().describe()

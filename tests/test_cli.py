@@ -70,6 +70,24 @@ def test_yaml_config_with_flags_winning(tmp_path, test_backend):
     assert config.max_frames == 7 and config.source_options.size == (320, 240)
 
 
+def test_default_runtime_is_the_fastest_one_here(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from streamdenoise.commands.run import fastest_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    assert fastest_runtime({}) == ("openvino" if has_openvino else "torch")
+    assert fastest_runtime({"device": "cpu", "precision": "bf16"}) == fastest_runtime({})
+    assert fastest_runtime({"precision": "fp16"}) == "torch"  # fp16 is CUDA: torch says why
+    assert fastest_runtime({"device": "cuda:0"}) == "torch"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert fastest_runtime({}) == "torch"
+    assert fastest_runtime({"device": "cpu"}) == ("openvino" if has_openvino else "torch")
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -86,7 +104,7 @@ def test_default_output_name(source, expected):
 
 def test_default_backend_never_random_weights():
     backend, model = choose_backend({}, quiet=True)
-    if backend == "torch":
+    if backend in ("torch", "openvino"):
         assert model == "temporal"
         from streamdenoise.models import weights_path
 

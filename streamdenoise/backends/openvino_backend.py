@@ -3,7 +3,8 @@
 The model is reshaped to the exact (padded) frame size and compiled with the LATENCY
 performance hint, one compiled model per size; static shapes let the CPU plugin pick its
 fastest kernels. bf16 goes through ``INFERENCE_PRECISION_HINT`` and needs a CPU with bf16
-instructions (AVX512-BF16 or AMX); on this project's Zen 5 box it is the fastest CPU path.
+instructions (AVX512-BF16 or AMX); on this project's Zen 5 box it is the fastest CPU path,
+so it is the default precision where the CPU has them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ class OpenVINODenoiser(NeuralDenoiser):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return missing_package(("onnx", "openvino"), "openvino")
+
+    def default_precision(self) -> str:
+        try:
+            OpenVINOGraph.check_bf16()
+        except BackendUnavailable:
+            return "fp32"
+        return "bf16"
 
     def _check_precision(self, precision: str) -> None:
         super()._check_precision(precision)

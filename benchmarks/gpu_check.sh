@@ -4,6 +4,8 @@
 # $OUT (default benchmarks/results/gpu): the card, the CUDA tests, the model-only bench
 # (per frame, and batched on GPU-resident inputs) and the end-to-end pipeline bench.
 # With wheels in .whl/ (e.g. PyAV for a machine without it) they are installed first.
+# STAGES picks stages (default: all): gpu-tests bench-model bench-batch bench-pipeline
+# fast-tests slow-tests demo.
 set -u -o pipefail
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
@@ -20,20 +22,25 @@ SD="python3 -m streamdenoise"
     nproc; lscpu | grep -m1 'Model name'
 } > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
+STAGES=${STAGES:-gpu-tests bench-model bench-batch bench-pipeline fast-tests slow-tests demo}
 step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
     local name=$1 limit=$2; shift 2
+    [[ " $STAGES " == *" $name "* ]] || return 0
     echo "=== $name: $*" | tee -a "$OUT/all.log"
     timeout "$limit" "$@" 2>&1 | tee -a "$OUT/all.log" | tail -25
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/all.log"
 }
 step gpu-tests 120 python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
     tests/test_backend_parity.py --junitxml="$OUT/pytest_gpu.xml"
+# README command (1)'s job on the default device (CUDA fp16 when torch sees the GPU)
+step demo 60 $SD run demo -o "$OUT/demo_denoised.mp4" --stats-json "$OUT/demo_stats.json" -q
 step bench-model 150 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
     --precision fp32,fp16 --seconds 6 --json "$OUT/bench_model.json"
-step bench-batch 90 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
-    --precision fp16 --batch 8 --seconds 6 --json "$OUT/bench_batch.json"
+step bench-batch 120 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
+    --precision fp16 --batch "${BATCH:-8}" --seconds 6 --json "$OUT/bench_batch${BATCH:-}.json"
 step bench-pipeline 150 $SD bench --pipeline --backends torch --precision fp16 \
     --sizes 1280x720,1920x1080 --preset ultrafast,veryfast --seconds 8 \
     --json "$OUT/bench_pipeline.json"
 step fast-tests 150 python3 -m pytest -q -p no:cacheprovider -m "not slow and not rtsp" \
     tests
+step slow-tests 150 python3 -m pytest -q -p no:cacheprovider -m "slow and not rtsp" tests

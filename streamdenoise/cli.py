@@ -47,17 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted() -> int:
+    """Ctrl+C / SIGTERM before the pipeline owns the signals: one line, exit code 130."""
+    print("streamdenoise: interrupted", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
-    try:
+    try:  # building the parser imports the commands: Ctrl+C can land there too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
         return int(args._run(args) or 0)
     except UserError as err:
         print(f"streamdenoise: error: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("streamdenoise: interrupted", file=sys.stderr)
-        return 130
+        return interrupted()

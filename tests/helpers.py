@@ -152,10 +152,18 @@ def probe(path: Path, tolerant: bool = False) -> Probe:
 
 
 # -- the CLI as a subprocess -----------------------------------------------------------------
-_LAUNCHER = (
-    "import sys; sys.path.insert(0, {tests!r}); import helpers; helpers.register_test_backend();"
-    " from streamdenoise.cli import main; sys.exit(main())"
-)
+# The CLI module first (as the console script does), then the test backend; a signal while
+# the test helpers load is answered the way the CLI answers one during its own imports.
+_LAUNCHER = """import sys
+sys.path.insert(0, {tests!r})
+from streamdenoise.cli import interrupted, main
+try:
+    import helpers
+    helpers.register_test_backend()
+except KeyboardInterrupt:
+    sys.exit(interrupted())
+sys.exit(main())
+"""
 
 
 def cli_command(*args: str) -> list[str]:

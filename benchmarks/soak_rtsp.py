@@ -150,7 +150,7 @@ def main() -> int:
     document = {
         "what": f"live {args.size}@{args.fps} RTSP -> {backend} -> null + RTSP push",
         "backend": describe,
-        "backend_note": None if backend == "torch" else "trained model not available: fallback",
+        "backend_note": None if model or args.backend else "trained model not available: fallback",
         "minutes": args.minutes,
         "sample_s": args.sample_s,
         "warmup_s": args.warmup_s,

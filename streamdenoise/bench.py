@@ -32,7 +32,7 @@ DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080))
 PRECISIONS: dict[str, tuple[str, ...]] = {
     "torch": ("fp32", "bf16"),
     "onnxruntime": ("fp32",),
-    "openvino": ("fp32", "bf16"),
+    "openvino": ("fp32", "bf16", "int8"),
     "tensorrt": ("fp16",),
 }
 CLASSICAL_PRECISION = ("uint8",)

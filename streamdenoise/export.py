@@ -128,11 +128,35 @@ def find_or_export_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
     """
     net = net if net is not None else load_net(model)
     name = onnx_filename(model, net_hash(net))
-    for folder in (REPO_ENGINES, user_cache_dir() / "onnx"):
-        if (folder / name).is_file():
-            return folder / name
+    found = _committed_or_cached(name)
+    if found:
+        return found
     target = user_cache_dir() / "onnx" / name
     try:
         return export_onnx(net, target, model)
     except OSError as err:
         raise UserError(f"cannot write the ONNX export {target}: {err}") from err
+
+
+def find_int8_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
+    """The int8 export of ``model``'s current weights; it needs calibration data, so it is
+    never made on the fly: a missing one is a clear error saying how to make it."""
+    from streamdenoise.errors import BackendUnavailable
+    from streamdenoise.quantize import int8_filename
+
+    net = net if net is not None else load_net(model)
+    name = int8_filename(onnx_filename(model, net_hash(net)))
+    found = _committed_or_cached(name)
+    if found is None:
+        raise BackendUnavailable(
+            f"no int8 export {name} for model {model!r}; make it with: streamdenoise export "
+            f"--model {model} --format onnx-int8 --calibration FOLDER_OF_CLEAN_IMAGES"
+        )
+    return found
+
+
+def _committed_or_cached(name: str) -> Path | None:
+    for folder in (REPO_ENGINES, user_cache_dir() / "onnx"):
+        if (folder / name).is_file():
+            return folder / name
+    return None

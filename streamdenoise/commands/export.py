@@ -1,4 +1,5 @@
-"""``streamdenoise export``: write the ONNX graph, or build a TensorRT engine ahead of time."""
+"""``streamdenoise export``: write the ONNX graph (float, or int8 calibrated on real images),
+or build a TensorRT engine ahead of time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--model", default=None, metavar="NAME", help="model to export [the default model]")
-    add("--format", choices=("onnx", "tensorrt"), default="onnx", help="[%(default)s]")
+    add(
+        "--format",
+        choices=("onnx", "onnx-int8", "tensorrt"),
+        default="onnx",
+        help="onnx: the float graph; onnx-int8: its int8 QDQ version for `--backend openvino "
+        "--precision int8` (needs --calibration); tensorrt: build the engine [%(default)s]",
+    )
+    add(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="onnx-int8: folder of clean images (searched recursively), e.g. the training data",
+    )
     add(
         "--out",
         type=Path,
@@ -38,6 +51,18 @@ def run(args: argparse.Namespace) -> int:
         out_dir = args.out or engines_dir()
         path = export_onnx(net, out_dir / onnx_filename(model, net_hash(net)), model)
         print(path)
+        return 0
+    if args.format == "onnx-int8":
+        from streamdenoise.errors import UsageError
+        from streamdenoise.export import find_or_export_onnx
+        from streamdenoise.quantize import calibration_images, int8_filename, quantize_onnx
+
+        if args.calibration is None:
+            raise UsageError("--format onnx-int8 needs --calibration FOLDER_OF_CLEAN_IMAGES")
+        images = calibration_images(args.calibration)
+        source = find_or_export_onnx(model)
+        target = (args.out or engines_dir()) / int8_filename(source.name)
+        print(quantize_onnx(source, target, images))
         return 0
     width, height = parse_size(args.size)
     backend = create_backend("tensorrt", model=model, precision=args.precision)

@@ -15,7 +15,7 @@ from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL
 from streamdenoise.options import X264_PRESETS, SinkOptions, SourceOptions
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 POLICIES = ("latest", "lossless")
 FALLBACK_BACKEND = "atadenoise"
 

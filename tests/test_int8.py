@@ -1,0 +1,157 @@
+"""int8 export (calibrated QDQ graph) and OpenVINO's int8 precision.
+
+Parity for int8 is a quality budget, not a rounding error: the committed export of the shipped
+temporal model must reach INT8_MIN_PSNR against the float graph on real video frames (it
+measured 40.4 dB there), and a freshly quantised random network must still track its float
+self.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "openvino")),
+    reason="needs onnx, onnxruntime and openvino",
+)
+
+INT8_MIN_PSNR = 39.0  # quantising the image layers too gave 37.9
+VAL_WALK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val" / "videos"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def textured_images(count: int, size: int = 256, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = []
+    for i in range(count):
+        base = 0.5 + 0.4 * np.sin(2 * np.pi * (3 + i) * xx) * np.cos(2 * np.pi * (2 + i) * yy)
+        blur = rng.random((size // 8, size // 8, 3)).astype(np.float32)
+        coarse = np.kron(blur, np.ones((8, 8, 1), np.float32))
+        out.append(np.clip(0.6 * base[..., None] + 0.4 * coarse, 0, 1))
+    return out
+
+
+def noisy_sequence(images: list[np.ndarray], sigma: float = 20, seed: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        np.clip(im * 255 + rng.normal(0, sigma, im.shape), 0, 255).round().astype(np.uint8)
+        for im in images
+    ]
+
+
+def test_calibration_feeds_are_deterministic_and_shaped_like_the_backends_feeds():
+    from streamdenoise.quantize import calibration_feeds
+
+    images = textured_images(4, size=64)
+    first = list(calibration_feeds(images, temporal=True))
+    again = list(calibration_feeds(images, temporal=True))
+    assert len(first) == 4
+    for a, b in zip(first, again, strict=True):
+        assert set(a) == {"noisy", "sigma", "prev"}
+        assert a["noisy"].shape == a["prev"].shape == (1, 3, 64, 64)
+        assert a["sigma"].shape == (1, 3, 1, 1) and a["noisy"].dtype == np.float32
+        assert np.array_equal(a["noisy"], b["noisy"])
+        # 8-bit input, as a camera delivers it
+        assert np.allclose(a["noisy"] * 255, np.round(a["noisy"] * 255), atol=1e-3)
+    assert "prev" not in next(calibration_feeds(images, temporal=False))
+
+
+def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph(
+    tmp_path, monkeypatch
+):
+    import onnx
+    import torch
+
+    from streamdenoise.backends import create_backend
+    from streamdenoise.export import export_onnx, net_hash, onnx_filename
+    from streamdenoise.models.nets import NetConfig, build_net
+    from streamdenoise.models.weights import save_weights
+    from streamdenoise.quantize import FLOAT_LAYERS, int8_filename, quantize_onnx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    torch.manual_seed(0)
+    net = build_net(NetConfig(temporal=True)).eval()
+    weights = tmp_path / "int8net.pt"
+    save_weights(weights, "int8net", net, {"note": "random init, int8 tests only"})
+    cache = tmp_path / "cache" / "streamdenoise" / "onnx"
+    source = export_onnx(net, cache / onnx_filename("int8net", net_hash(net)), "int8net")
+    target = quantize_onnx(source, cache / int8_filename(source.name), textured_images(8))
+
+    proto = onnx.load(str(target))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") >= 8
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["precision"] == "int8" and meta["temporal"] == "true"
+    dequantized = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    convs = {n.name: n for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")}
+    float_convs = [name for name in convs if name.startswith(FLOAT_LAYERS)]
+    assert {"/head/Conv", "/sigma_bias/Conv", "/tail/Conv"} <= set(float_convs)
+    for name, node in convs.items():
+        assert (node.input[1] in dequantized) == (name not in float_convs), name
+
+    frames = noisy_sequence(textured_images(4, size=96, seed=5))
+    reference = create_backend("openvino", model=str(weights), precision="fp32")
+    int8 = create_backend("openvino", model=str(weights), precision="int8")
+    assert int8.onnx_path == target
+    for frame in frames:
+        assert psnr(int8.process(frame), reference.process(frame)) >= 30.0
+
+
+def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
+    import torch
+
+    from streamdenoise.backends import create_backend
+    from streamdenoise.errors import BackendUnavailable
+    from streamdenoise.models.nets import NetConfig, build_net
+    from streamdenoise.models.weights import save_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    torch.manual_seed(1)
+    weights = tmp_path / "plain.pt"
+    save_weights(weights, "plain", build_net(NetConfig(temporal=False)).eval(), {"note": "test"})
+    with pytest.raises(BackendUnavailable, match="--format onnx-int8 --calibration") as err:
+        create_backend("openvino", model=str(weights), precision="int8")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["temporal", "spatial"])
+def test_shipped_models_have_a_committed_int8_export(model):
+    from streamdenoise.export import REPO_ENGINES, find_int8_onnx
+
+    path = find_int8_onnx(model)
+    assert path.parent == REPO_ENGINES
+
+
+@pytest.mark.skipif(not VAL_WALK.is_dir(), reason="needs ../shared/datasets next to the checkout")
+def test_shipped_int8_model_stays_close_to_the_float_one_on_real_video():
+    from streamdenoise.backends import create_backend
+    from streamdenoise.models.data import image_files, read_rgb
+
+    files = image_files(VAL_WALK / "vid4-walk")[:6]
+    clean = [read_rgb(f).astype(np.float32) / 255 for f in files]
+    frames = noisy_sequence(clean, sigma=25)
+    reference = create_backend("openvino", precision="fp32")
+    int8 = create_backend("openvino", precision="int8")
+    scores = [psnr(int8.process(f), reference.process(f)) for f in frames]
+    assert min(scores) >= INT8_MIN_PSNR, scores
+
+
+def test_export_cli_int8_needs_a_calibration_folder(tmp_path, capsys):
+    from streamdenoise.cli import main
+
+    assert main(["export", "--format", "onnx-int8", "--out", str(tmp_path)]) == 2
+    assert "--calibration" in capsys.readouterr().err
+    missing = tmp_path / "nowhere"
+    code = main(["export", "--format", "onnx-int8", "--calibration", str(missing)])
+    assert code == 1 and "calibration folder not found" in capsys.readouterr().err

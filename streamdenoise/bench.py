@@ -73,6 +73,8 @@ class BenchConfig:
     sizes: list[tuple[int, int]] = field(default_factory=lambda: list(DEFAULT_SIZES))
     precisions: list[str] | None = None
     batch: int = 1
+    #: CPU threads per neural backend (None: the runtime's choice).
+    threads: int | None = None
     seconds: float = 5.0
     warmup_s: float = 1.0
     rounds: int = 3
@@ -172,8 +174,8 @@ class ModelRunner:
         from streamdenoise.backends import create_backend
 
         kwargs = {"precision": case.precision}
-        if config.model and case.backend in NEURAL_BACKENDS:
-            kwargs["model"] = config.model
+        if case.backend in NEURAL_BACKENDS:
+            kwargs |= {"model": config.model, "threads": config.threads}
         self.denoiser = create_backend(case.backend, **kwargs)
         self.frames = frames
         self.batch = config.batch
@@ -323,6 +325,7 @@ def run_pipeline_once(
         backend=case.backend,
         model=config.model if case.backend in NEURAL_BACKENDS else None,
         precision=case.precision,
+        threads=config.threads if case.backend in NEURAL_BACKENDS else None,
         policy="lossless",
         duration=seconds,
         source_options=SourceOptions(size=(case.width, case.height), loop=True),
@@ -511,6 +514,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
             "warmup_s": config.warmup_s,
             "rounds": config.rounds,
             "batch": config.batch,
+            "threads": config.threads,
             "pipeline_output": config.pipeline_output if config.pipeline else None,
             "x264_presets": config.presets if config.pipeline else None,
         },

@@ -60,6 +60,8 @@ class PipelineConfig:
     precision: str | None = None
     #: cpu, cuda, cuda:N or None/auto (the backend's choice: CUDA for torch when present).
     device: str | None = None
+    #: CPU threads for the denoiser (None: the runtime's choice).
+    threads: int | None = None
     strength: float | None = None
     #: None = from the source: ``latest`` for live inputs, ``lossless`` for files and demo.
     policy: Policy | None = None
@@ -240,6 +242,7 @@ class Pipeline:
             "model": config.model,
             "precision": config.precision,
             "device": config.device,
+            "threads": config.threads,
             "strength": config.strength,
         }
         return create_backend(

@@ -315,6 +315,25 @@ def test_frames_converted_on_the_device_match_the_host_path(weights_file):
         assert np.abs(on_device.process_float(floats) - host.process_float(floats)).max() <= 1e-5
 
 
+def test_threads_reach_every_cpu_runtime(weights_file, isolated_cache):
+    from streamdenoise.backends import create_backend
+
+    before = torch.get_num_threads()
+    try:
+        torch_backend = create_backend("torch", model=str(weights_file), device="cpu", threads=1)
+        assert torch.get_num_threads() == 1 and torch_backend.describe()["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    if _has("onnxruntime"):
+        ort_backend = create_backend("onnxruntime", model=str(weights_file), threads=1)
+        assert ort_backend.graph.session.get_session_options().intra_op_num_threads == 1
+    if _has("openvino"):
+        ov_backend = create_backend("openvino", model=str(weights_file), threads=1)
+        ov_backend.prepare(64, 48)
+        (request,) = ov_backend.graph.requests.values()
+        assert request.get_compiled_model().get_property("INFERENCE_NUM_THREADS") == 1
+
+
 @pytest.mark.skipif(_cuda(), reason="checks the CPU-only refusal")
 def test_cuda_requests_without_a_gpu_are_one_clear_line(weights_file):
     from streamdenoise.backends import create_backend

@@ -185,6 +185,9 @@ def test_devices_lists_backends_cpu_and_versions():
 def test_device_flag_reaches_the_config_and_bad_values_are_usage_errors(capsys):
     assert config_for("demo", "--device", "CUDA:1").device == "cuda:1"
     assert config_for("demo").device is None
+    assert config_for("demo", "--threads", "1").threads == 1 and config_for("demo").threads is None
+    assert exit_code_of(["run", "demo", "--threads", "0", "-o", "null"]) == 2
+    assert "bad threads '0'" in capsys.readouterr().err
     assert exit_code_of(["run", "demo", "--device", "gpu0", "-o", "null"]) == 2
     err = capsys.readouterr().err
     assert "bad device 'gpu0'" in err and "Traceback" not in err

@@ -151,6 +151,7 @@ class _ClassicalDenoiser(Denoiser):
         strength: float = 1.0,
         device: str | None = None,
         sigma: float | None = None,
+        threads: int | None = None,  # accepted for a uniform interface; filters pick their own
     ) -> None:
         if precision not in (None, "fp32", "uint8"):
             raise BackendUnavailable(f"backend {self.name!r} runs in 8-bit only, not {precision}")

@@ -46,9 +46,15 @@ class NeuralDenoiser(Denoiser):
         strength: float = 1.0,
         device: str | None = None,
         sigma: float | None = None,
+        threads: int | None = None,
     ) -> None:
         if strength < 0:
             raise UsageError(f"strength must be ≥ 0, got {strength}")
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be ≥ 1, got {threads}")
+        #: CPU threads the runtime may use (None: its own choice); several streams on one
+        #: machine each get a share instead of all fighting for every core.
+        self.threads = threads
         self.model = model or DEFAULT_MODEL
         self.net, blob = load_model(self.model)
         self.model_metadata = blob["metadata"]
@@ -124,6 +130,7 @@ class NeuralDenoiser(Denoiser):
             "model": self.model,
             "temporal": self.temporal,
             "strength": self.strength,
+            "threads": self.threads,
             "scene_cuts": self.scene_cuts,
         }
 

@@ -85,7 +85,7 @@ class OnnxRuntimeDenoiser(NeuralDenoiser):
 
     def _setup(self) -> None:
         self.onnx_path = model_onnx(self)
-        self.threads = physical_cores()
+        self.threads = self.threads or physical_cores()
         self.graph = OrtGraph(self.onnx_path, self.threads)
 
     def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:

@@ -25,7 +25,7 @@ INT8 = "int8"
 class OpenVINOGraph:
     """Compiled models and infer requests for one exported graph, keyed by input shape."""
 
-    def __init__(self, onnx_path: Path, precision: str) -> None:
+    def __init__(self, onnx_path: Path, precision: str, threads: int | None = None) -> None:
         import openvino as ov
 
         self.core = ov.Core()
@@ -39,6 +39,8 @@ class OpenVINOGraph:
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
         }
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = threads
         self.requests: dict[tuple[int, ...], object] = {}
 
     @staticmethod
@@ -100,7 +102,7 @@ class OpenVINODenoiser(NeuralDenoiser):
             self.onnx_path = find_int8_onnx(Path(self.model).stem, self.net)
         else:
             self.onnx_path = model_onnx(self)
-        self.graph = OpenVINOGraph(self.onnx_path, self.precision)
+        self.graph = OpenVINOGraph(self.onnx_path, self.precision, self.threads)
 
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)

@@ -80,6 +80,8 @@ class TorchDenoiser(NeuralDenoiser):
         #: Convert frames where the network runs (on by default on CUDA; tests turn it on on
         #: the CPU to check this path against the host one).
         self.frames_on_device = self.on_cuda
+        if self.threads and not self.on_cuda:
+            torch.set_num_threads(self.threads)  # process-wide, like torch itself
         if self.on_cuda:
             torch.backends.cudnn.benchmark = True
             if self.precision == "fp32":  # fp32 means fp32: no TF32 convolutions (process-wide)

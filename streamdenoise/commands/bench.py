@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="measured seconds per case, split over the rounds [%(default)s]",
     )
+    add(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads per neural backend (as `run --threads`) [the runtime's choice]",
+    )
     add("--warmup", type=float, default=1.0, metavar="S", help="warm-up seconds per case [1]")
     add(
         "--rounds",
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
         raise UsageError("--batch and --rounds must be >= 1, --seconds > 0, --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be >= 1")
     if args.clip and not Path(args.clip).is_file():
         raise UsageError(f"--clip {args.clip}: no such file")
     presets = [p.strip() for p in args.preset.split(",") if p.strip()]
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         sizes=parse_sizes(args.sizes),
         precisions=[p.strip() for p in args.precision.split(",")] if args.precision else None,
         batch=args.batch,
+        threads=args.threads,
         seconds=args.seconds,
         warmup_s=args.warmup,
         rounds=args.rounds,

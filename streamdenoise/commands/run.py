@@ -83,6 +83,7 @@ _PARSERS = {
     "model": lambda v, k: str(v),
     "precision": _choice(PRECISIONS),
     "device": lambda v, k: parse_device(v),
+    "threads": _number(int, 1),
     "strength": _number(float, 0),
     "policy": _choice(POLICIES),
     "size": lambda v, k: parse_size(v),
@@ -136,6 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device",
         metavar="DEV",
         help="auto, cpu, cuda or cuda:N for neural backends [auto: CUDA when torch sees a GPU]",
+    )
+    add(
+        "--threads",
+        metavar="N",
+        help="CPU threads for the denoiser [the runtime's choice: every core]; give each of "
+        "several streams on one machine its share",
     )
     add("--strength", metavar="S", help="denoising strength >= 0 [backend default]")
     add(
@@ -330,6 +337,7 @@ def build_config(args: argparse.Namespace):
         model=model,
         precision=settings.get("precision"),
         device=settings.get("device"),
+        threads=settings.get("threads"),
         strength=settings.get("strength"),
         policy=settings.get("policy"),
         queue_size=settings.get("queue_size", 2),

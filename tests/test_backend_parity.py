@@ -188,13 +188,15 @@ def test_tensorrt_fp16_matches_torch(temporal_onnx, temporal_net, tmp_path):
         key = EngineKey("temporal", net_hash(temporal_net), gpu, trt.__version__, "fp16", profile)
         engine = load(temporal_onnx, key, names, tmp_path)
         runner = EngineRunner(engine, names, batch, height, width)
-        frames, sigma = clip(batch, height, width)
-        want = run_sequence(torch_step(temporal_net), frames, sigma)
-        for on_device in (False, True):
-            got = run_sequence(runner, frames, sigma, feed_back_own_output=on_device)
-            for g, w in zip(got, want, strict=True):
-                assert psnr(g, w) >= REDUCED_MIN_PSNR, (batch, height, width, on_device)
-        runner.close()
+        try:
+            frames, sigma = clip(batch, height, width)
+            want = run_sequence(torch_step(temporal_net), frames, sigma)
+            for on_device in (False, True):
+                got = run_sequence(runner, frames, sigma, feed_back_own_output=on_device)
+                for g, w in zip(got, want, strict=True):
+                    assert psnr(g, w) >= REDUCED_MIN_PSNR, (batch, height, width, on_device)
+        finally:
+            runner.close()
 
 
 # -- whole backends: uint8 frames in, odd sizes, the recurrent state ---------------------------

@@ -177,13 +177,16 @@ class NeuralDenoiser(Denoiser):
         return np.ascontiguousarray(x)
 
     def _graph_output(self, out, height: int, width: int, to_uint8: bool) -> np.ndarray:
-        """The graph's output cropped back to H×W×3: float, or clipped and rounded uint8."""
+        """The graph's output cropped back to H×W×3: float, or clipped and rounded uint8.
+
+        Always a new array: runtimes may hand back buffers they reuse (TensorRT's pinned
+        output buffers alternate between frames)."""
         image = out[0, :, :height, :width].transpose(1, 2, 0)
-        return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8) if to_uint8 else image
+        return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8) if to_uint8 else image.copy()
 
     def state_array(self) -> np.ndarray | None:
         """The recurrent state (the last float output) as a host array, for tests and tools."""
-        return None if self._state is None else np.asarray(self._state)
+        return None if self._state is None else np.array(self._state)  # a copy, see above
 
     # -- helpers -----------------------------------------------------------------------------
     def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:

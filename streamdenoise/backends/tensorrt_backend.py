@@ -132,5 +132,6 @@ class TensorRTDenoiser(NeuralDenoiser):
 
     def close(self) -> None:
         if self.runner is not None:
+            self._state = None  # it points into the runner's pinned buffers
             self.runner.close()
             self.runner = None

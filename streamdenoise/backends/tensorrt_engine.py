@@ -73,19 +73,25 @@ def build_plan(onnx_path: Path, key: EngineKey, input_names: list[str], cache_di
     """Parse the ONNX file and build a serialized plan (minutes on first build)."""
     import tensorrt as trt
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
+    builder = trt.Builder(_logger())
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, _logger())
+    if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if key.precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
+        fp16 = getattr(trt.BuilderFlag, "FP16", None)  # removed in TensorRT 11 (strong typing)
+        if fp16 is None:
+            raise BackendUnavailable(
+                f"TensorRT {trt.__version__} has no FP16 builder flag; install tensorrt<11"
+            )
+        config.set_flag(fp16)
     timing_path = key.timing_cache_path(cache_dir)
-    timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
+    saved = timing_path.read_bytes() if timing_path.is_file() else b""
+    # A damaged timing cache only costs build time: start an empty one.
+    timing = config.create_timing_cache(saved) or config.create_timing_cache(b"")
     config.set_timing_cache(timing, ignore_mismatch=True)
     profile = builder.create_optimization_profile()
     for name in input_names:
@@ -117,11 +123,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 @functools.cache
+def _logger():
+    """TensorRT keeps one logger per process: builder, parser and runtime share this one."""
+    import tensorrt as trt
+
+    return trt.Logger(trt.Logger.WARNING)
+
+
+@functools.cache
 def _runtime():
     """One TensorRT runtime for the process; it must outlive every engine it deserialised."""
     import tensorrt as trt
 
-    return trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    return trt.Runtime(_logger())
 
 
 def load_or_build_engine(onnx_path: Path, key: EngineKey, input_names: list[str], cache_dir: Path):
@@ -239,6 +253,9 @@ class CudaPython:
             self.cudart.cudaFreeHost(ptr)
         self._device_ptrs.clear()
         self._host_ptrs.clear()
+        if self.handle is not None:
+            self.cudart.cudaStreamDestroy(self.handle)
+            self.handle = None
 
 
 def cuda_memory() -> TorchCuda | CudaPython:
@@ -262,9 +279,21 @@ class EngineRunner:
         self.host_out = [self.memory.host(image), self.memory.host(image)]
         self.turn = 0
         self.shape = (batch, height, width)
-        for name, shape in shapes.items():
-            self.context.set_input_shape(name, shape)
+        self._check_io(engine, shapes, image)
         self.recurrent = "prev" in input_names
+
+    def _check_io(self, engine, shapes: dict[str, tuple[int, ...]], image: tuple) -> None:
+        """The buffers above are float32 of these shapes: say so if the engine disagrees."""
+        import tensorrt as trt
+
+        for name, shape in shapes.items():
+            if not self.context.set_input_shape(name, shape):
+                raise BackendUnavailable(f"TensorRT: {name} {shape} is outside the profile")
+        for name in [*shapes, "denoised"]:
+            if engine.get_tensor_dtype(name) != trt.float32:
+                raise BackendUnavailable(f"TensorRT: {name} is not float32 in this engine")
+        if tuple(self.context.get_tensor_shape("denoised")) != image:
+            raise BackendUnavailable(f"TensorRT: output shape is not {image}")
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         previous = 1 - self.turn

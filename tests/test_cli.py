@@ -180,6 +180,9 @@ def test_devices_lists_backends_cpu_and_versions():
     assert "av" in found["versions"] and isinstance(found["cameras"], list)
     # the shipped default model and its cost per 720p frame (budget: 6 GMAC)
     assert 0 < found["models"]["temporal"]["gmac_per_720p_frame"] <= 6
+    # what `run` would use: the trained model on the fastest runtime here, never an error
+    assert found["default_run"]["model"] == "temporal" and "error" not in found["default_run"]
+    assert found["default_run"]["backend"] in ("torch", "openvino")
 
 
 def test_device_flag_reaches_the_config_and_bad_values_are_usage_errors(capsys):

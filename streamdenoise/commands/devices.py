@@ -84,6 +84,24 @@ def models() -> dict[str, dict]:
     return found
 
 
+def default_run() -> dict:
+    """What ``streamdenoise run SOURCE`` with no backend options would use here."""
+    from streamdenoise.backends import create_backend
+    from streamdenoise.commands.run import choose_backend
+    from streamdenoise.errors import UserError
+
+    backend, model = choose_backend({}, quiet=True)
+    try:
+        denoiser = create_backend(backend, **({"model": model} if model else {}))
+    except UserError as err:
+        return {"backend": backend, "model": model, "error": str(err)}
+    try:
+        info = denoiser.describe()
+    finally:
+        denoiser.close()
+    return {key: info.get(key) for key in ("backend", "model", "precision", "device")}
+
+
 def cameras() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
 
@@ -125,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "backends": backends(),
         "models": models(),
+        "default_run": default_run(),
         "accelerators": accelerators(),
         "cameras": cameras(),
         "versions": versions(),
@@ -154,6 +173,16 @@ def run(args: argparse.Namespace) -> int:
             if "error" not in info
             else f"{name} unusable ({escape(info['error'])})"
             for name, info in report["models"].items()
+        )
+    )
+    default = report["default_run"]
+    console.print(
+        f"default for `run`: {default['backend']}"
+        + (f", model {default['model']}" if default.get("model") else "")
+        + (
+            f", {default['precision']} on {default['device']}"
+            if "error" not in default
+            else f" [red]unusable ({escape(default['error'])})[/]"
         )
     )
     cpu = report["accelerators"]["cpu"]

@@ -85,6 +85,9 @@ def test_default_runtime_is_the_fastest_one_here(monkeypatch):
     assert fastest_runtime({"device": "cuda:0"}) == "torch"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert fastest_runtime({}) == "torch"
+    assert fastest_runtime({"precision": "fp32"}) == "torch"
+    for cpu_precision in ("bf16", "int8"):  # a GPU present, but these run on the CPU
+        assert fastest_runtime({"precision": cpu_precision}) == fastest_runtime({"device": "cpu"})
     assert fastest_runtime({"device": "cpu"}) == ("openvino" if has_openvino else "torch")
 
 

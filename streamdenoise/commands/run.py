@@ -273,7 +273,8 @@ def fastest_runtime(settings: dict) -> str:
     device, precision = settings.get("device", "auto"), settings.get("precision")
     if precision == "fp16" or device.startswith("cuda"):
         return "torch"
-    if device == "auto" and torch.cuda.is_available():
+    gpu_precision = precision in (None, "fp32")  # bf16 and int8 are CPU precisions here
+    if device == "auto" and gpu_precision and torch.cuda.is_available():
         return "torch"
     return "openvino" if unavailable_reason("openvino") is None else "torch"
 

@@ -10,6 +10,7 @@ so it is the default precision where the CPU has them. int8 runs the calibrated 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,9 @@ class OpenVINOGraph:
 
         self.core = ov.Core()
         if precision == INT8:  # the layers left float run in bf16 where the CPU has it
-            precision = "bf16" if self.has_bf16(self.core) else "fp32"
+            precision = "bf16" if self.has_bf16() else "fp32"
         if precision == "bf16":
-            self.check_bf16(self.core)
+            self.check_bf16()
         self.model = self.core.read_model(str(onnx_path))
         self.input_names = [port.get_any_name() for port in self.model.inputs]
         self.config = {
@@ -44,15 +45,16 @@ class OpenVINOGraph:
         self.requests: dict[tuple[int, ...], object] = {}
 
     @staticmethod
-    def has_bf16(core=None) -> bool:
+    @functools.cache
+    def has_bf16() -> bool:
+        """Asked once per process: the default precision and every graph need the answer."""
         import openvino as ov
 
-        capabilities = (core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        return "BF16" in capabilities
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
     @classmethod
-    def check_bf16(cls, core=None) -> None:
-        if not cls.has_bf16(core):
+    def check_bf16(cls) -> None:
+        if not cls.has_bf16():
             raise BackendUnavailable(
                 "this CPU has no bf16 instructions (AVX512-BF16 or AMX); use --precision fp32"
             )

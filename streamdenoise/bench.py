@@ -25,6 +25,7 @@ import numpy as np
 
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.metrics import percentile
+from streamdenoise.models.nets import initial_state
 
 NEURAL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080))
@@ -204,7 +205,10 @@ class ModelRunner:
         x = np.stack([np.resize(im, (height, width, 3)) for im in images]).astype(np.float32)
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2) / np.float32(255))
         sigma = np.full((self.batch, 3, 1, 1), 15 / 255, np.float32)
-        return self.denoiser.graph_call(x, sigma, x.copy() if self.denoiser.temporal else None)
+        prev = None
+        if self.denoiser.temporal:
+            prev = initial_state(x, self.denoiser.net.config.state_channels).copy()
+        return self.denoiser.graph_call(x, sigma, prev)
 
     def step(self) -> float:
         """Process one frame (or one batch); returns the call's latency in seconds."""

@@ -3,8 +3,10 @@
 Graph interface (opset ``OPSET``, float32, NCHW, values in [0, 1]):
 
 * inputs ``noisy`` (N, 3, H, W), ``sigma`` (N, 3, 1, 1) per-channel noise std, and for temporal
-  models ``prev`` (N, 3, H, W): the recurrent state, i.e. the previous output;
-* output ``denoised`` (N, 3, H, W), which is also the next call's ``prev``.
+  models ``prev`` (N, C, H, W): the recurrent state, i.e. the previous output;
+* output ``denoised`` (N, C, H, W): the image is its first 3 channels, and the whole of it is
+  the next call's ``prev``. C is 3, or 6 for models whose state also carries a running
+  average of the noisy frames (``NetConfig.state``).
 
 N, H and W are dynamic. H and W must be multiples of the model's ``multiple`` (stored in the
 file's metadata); the backend wrapper pads, never the user. File names carry the model name
@@ -22,7 +24,7 @@ from pathlib import Path
 import torch
 
 from streamdenoise.errors import UserError
-from streamdenoise.models.nets import UNetDenoiser
+from streamdenoise.models.nets import UNetDenoiser, initial_state
 
 OPSET = 17
 REPO_ENGINES = Path(__file__).resolve().parents[1] / "engines"
@@ -67,7 +69,7 @@ def export_onnx(net: UNetDenoiser, path: Path, model: str = "model") -> Path:
     frame = torch.rand(1, 3, 2 * multiple, 3 * multiple)
     args = (frame, torch.full((1, 3, 1, 1), 0.05))
     if net.config.temporal:
-        args = (*args, frame)
+        args = (*args, initial_state(frame, net.config.state_channels))
     names = input_names(net)
     image_axes = {0: "batch", 2: "height", 3: "width"}
     dynamic = {name: image_axes for name in names if name != "sigma"}

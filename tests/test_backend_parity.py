@@ -20,7 +20,7 @@ from streamdenoise.export import (
     onnx_filename,
     onnx_metadata,
 )
-from streamdenoise.models.nets import NetConfig, build_net
+from streamdenoise.models.nets import NetConfig, build_net, initial_state
 
 FP32_MAX_ABS = 1e-3
 REDUCED_MIN_PSNR = 45.0
@@ -66,12 +66,13 @@ def clip(batch: int, height: int, width: int, frames: int = 4, seed: int = 1):
 
 
 def run_sequence(step, frames, sigma, feed_back_own_output=False) -> list[np.ndarray]:
-    """Temporal recurrence: each output is the next frame's ``prev``; first prev = noisy.
+    """Temporal recurrence: each output is the next frame's ``prev``; the first prev is the
+    state after a reset (the noisy frame, once per 3 state channels of the default net).
 
     ``feed_back_own_output`` passes the runtime's own output array back as ``prev`` (the
     TensorRT runner then keeps the state on the GPU) instead of a copy.
     """
-    outputs, prev = [], frames[0]
+    outputs, prev = [], initial_state(frames[0], NetConfig().state_channels)
     for noisy in frames:
         out = step({"noisy": noisy, "sigma": sigma, "prev": prev})
         outputs.append(np.array(out))

@@ -52,17 +52,17 @@ def test_calibration_feeds_are_deterministic_and_shaped_like_the_backends_feeds(
     from streamdenoise.quantize import calibration_feeds
 
     images = textured_images(4, size=64)
-    first = list(calibration_feeds(images, temporal=True))
-    again = list(calibration_feeds(images, temporal=True))
+    first = list(calibration_feeds(images, state_channels=6))
+    again = list(calibration_feeds(images, state_channels=6))
     assert len(first) == 4
     for a, b in zip(first, again, strict=True):
         assert set(a) == {"noisy", "sigma", "prev"}
-        assert a["noisy"].shape == a["prev"].shape == (1, 3, 64, 64)
+        assert a["noisy"].shape == (1, 3, 64, 64) and a["prev"].shape == (1, 6, 64, 64)
         assert a["sigma"].shape == (1, 3, 1, 1) and a["noisy"].dtype == np.float32
         assert np.array_equal(a["noisy"], b["noisy"])
         # 8-bit input, as a camera delivers it
         assert np.allclose(a["noisy"] * 255, np.round(a["noisy"] * 255), atol=1e-3)
-    assert "prev" not in next(calibration_feeds(images, temporal=False))
+    assert "prev" not in next(calibration_feeds(images, state_channels=0))
 
 
 def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph(

@@ -12,7 +12,7 @@ from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.errors import UserError
 from streamdenoise.models import WEIGHTS_DIR, weights_path
 from streamdenoise.models.macs import count_net_macs
-from streamdenoise.models.nets import NetConfig, build_net
+from streamdenoise.models.nets import MAX_ACCUMULATION, NetConfig, build_net, initial_state
 from streamdenoise.models.weights import load_weights, read_weights_file, save_weights
 
 MAC_BUDGET_720P = 6e9
@@ -27,15 +27,49 @@ def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("temporal", "blend"), [(True, True), (True, False), (False, False)])
-def test_forward_shapes_and_multiple(temporal, blend):
-    net = build_net(NetConfig(temporal=temporal, blend=blend)).eval()
+@pytest.mark.parametrize(
+    "config",
+    [
+        NetConfig(temporal=True),
+        NetConfig(temporal=True, state="output", blend=True),
+        NetConfig(temporal=True, state="output"),
+        NetConfig(temporal=False),
+    ],
+    ids=["accumulator", "output-blend", "output", "spatial"],
+)
+def test_forward_shapes_and_multiple(config):
+    """The output is the next state: 3 image channels, then any more the state carries."""
+    net = build_net(config).eval()
     m = net.config.multiple
     x = torch.rand(2, 3, 2 * m, 3 * m)
     sigma = torch.full((2, 3, 1, 1), 0.1)
     with torch.no_grad():
-        y = net(x, sigma, x) if temporal else net(x, sigma)
-    assert y.shape == x.shape
+        y = (
+            net(x, sigma, initial_state(x, config.state_channels))
+            if config.temporal
+            else net(x, sigma)
+        )
+    assert y.shape == (2, config.state_channels, 2 * m, 3 * m)
+
+
+def test_weights_files_without_a_state_field_load_as_the_first_temporal_design():
+    legacy = NetConfig.from_dict({"temporal": True, "blend": True})
+    assert (legacy.state, legacy.align_state, legacy.state_channels) == ("output", False, 3)
+    assert NetConfig().state_channels == 6 and NetConfig(temporal=False).state_channels == 3
+
+
+def test_accumulator_averages_where_the_gate_opens_and_never_past_its_cap():
+    """With the gate forced fully open the running average moves towards the past by
+    MAX_ACCUMULATION; closed, it is the current frame (what the U-Net then denoises)."""
+    net = build_net(NetConfig(temporal=True)).eval()
+    x, past = torch.rand(2, 1, 3, 32, 48).unbind(0)
+    prev = torch.cat([past, past], 1)
+    sigma = torch.full((1, 3, 1, 1), 0.1)
+    for bias, expected in ((100.0, x + MAX_ACCUMULATION * (past - x)), (-100.0, x)):
+        with torch.no_grad():
+            net.gate["tail"].bias.fill_(bias)
+            average = net(x, sigma, prev)[:, 3:]
+        assert torch.allclose(average, expected, atol=1e-5)
 
 
 def test_default_architecture_fits_the_720p_budget():
@@ -187,3 +221,29 @@ def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, preci
     denoiser = create_backend(backend, model=model, precision=precision, device="cpu")
     gains = [psnr(denoiser.process(n), c) - psnr(n, c) for n, c in zip(noisy, clean, strict=True)]
     assert np.mean(gains) >= 4.0, gains
+
+
+VAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val" / "videos"
+
+
+@pytest.mark.skipif(not VAL_VIDEOS.is_dir(), reason="needs ../shared/datasets next to the checkout")
+@pytest.mark.parametrize(("name", "pan"), [("still camera", (0, 0)), ("camera pan", (1, -2))])
+def test_temporal_model_gathers_the_past_on_still_and_panning_cameras(name, pan):
+    """What the temporal model is for. On a still camera its running average must beat the
+    spatial model by a wide margin once a few frames have passed; on a pan (a global shift
+    per frame) the motion-compensated state must keep most of that."""
+    from streamdenoise.evaluation.metrics import psnr
+    from streamdenoise.models.data import image_files, read_rgb
+
+    scene = read_rgb(image_files(VAL_VIDEOS / "vid4-walk")[0])
+    h, w, frames = 192, 256, 10
+    rng = np.random.default_rng(0)
+    temporal = TorchDenoiser(model="temporal", precision="fp32", device="cpu")
+    spatial = TorchDenoiser(model="spatial", precision="fp32", device="cpu")
+    gains = []
+    for t in range(frames):
+        y, x = 100 - t * pan[0], 100 - t * pan[1]
+        clean = scene[y : y + h, x : x + w]
+        noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).round().astype(np.uint8)
+        gains.append(psnr(temporal.process(noisy), clean) - psnr(spatial.process(noisy), clean))
+    assert np.mean(gains[5:]) >= 1.5, (name, np.round(gains, 2))

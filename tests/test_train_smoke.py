@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from streamdenoise.models.data import TRAIN_IMAGE_DIRS, TRAIN_VIDEO_DIRS, VAL_VIDEO_DIRS
-from streamdenoise.models.nets import NetConfig, build_net
-from streamdenoise.models.train import TrainConfig, init_from, train
+from streamdenoise.models.nets import NetConfig, build_net, initial_state
+from streamdenoise.models.train import TrainConfig, default_net_config, init_from, train
 from streamdenoise.models.weights import load_weights, save_weights
 
 
@@ -53,18 +53,29 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
     assert train(resumed, log=lambda _: None)["steps"] == 3
 
 
-@pytest.mark.parametrize("blend", [True, False])
-def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, blend):
+@pytest.mark.parametrize(
+    "config",
+    [
+        default_net_config("temporal"),  # accumulator state, aligned
+        NetConfig(temporal=True, blend=True, state="output", align_state=False),
+        NetConfig(temporal=True, state="output"),
+    ],
+    ids=["accumulator", "output-blend", "output"],
+)
+def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, config):
+    """After a reset (the state is the frame itself) it is exactly the spatial model."""
     torch.manual_seed(0)
     spatial = build_net(NetConfig(temporal=False)).eval()
     with torch.no_grad():
         spatial.tail.weight.normal_(0, 0.01)  # make the residual visible
     save_weights(tmp_path / "spatial.pt", "spatial", spatial, {})
-    temporal = build_net(NetConfig(temporal=True, blend=blend)).eval()
+    temporal = build_net(config).eval()
     init_from(temporal, tmp_path / "spatial.pt")
-    x, prev = torch.rand(2, 1, 3, 32, 48).unbind(0)
+    x = torch.rand(1, 3, 32, 48)
     sigma = torch.full((1, 3, 1, 1), 0.1)
     with torch.no_grad():
         expected = spatial(x, sigma)
         assert not torch.allclose(expected, x, atol=1e-4)
-        assert torch.allclose(temporal(x, sigma, prev), expected, atol=1e-5)
+        out = temporal(x, sigma, initial_state(x, config.state_channels))
+        assert out.shape[1] == config.state_channels
+        assert torch.allclose(out[:, :3], expected, atol=1e-5)

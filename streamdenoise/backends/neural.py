@@ -23,6 +23,8 @@ import numpy as np
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import BackendUnavailable, UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model
+from streamdenoise.models.motion import global_shift, grey_thumbnail, shift_state
+from streamdenoise.models.nets import initial_state
 from streamdenoise.models.noise import estimate_noise_sigma
 
 # Mean absolute difference between 1/8-scale thumbnails (0–1 scale) above which two
@@ -68,6 +70,7 @@ class NeuralDenoiser(Denoiser):
         self._state: np.ndarray | None = None
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
+        self._motion_thumb: np.ndarray | None = None
         self._size: tuple[int, int] | None = None
         self.scene_cuts = 0
         self._setup()
@@ -96,9 +99,11 @@ class NeuralDenoiser(Denoiser):
 
         ``noisy``: float32 (1, 3, H, W) in [0, 1], H and W multiples of ``self.multiple``.
         ``sigma``: float32 (1, 3, 1, 1), per-channel noise std on the [0, 1] scale, already
-        scaled by strength. ``prev``: float32 (1, 3, H, W), the previous output (the recurrent
-        state; after a reset it is ``noisy`` itself), or None for spatial models.
-        Returns the denoised float32 (1, 3, H, W), unclipped; it becomes the next ``prev``.
+        scaled by strength. ``prev``: float32 (1, C, H, W), the recurrent state (the previous
+        output, motion-compensated; after a reset ``noisy`` itself, once per 3 channels), or
+        None for spatial models. Returns float32 (1, C, H, W), unclipped: the denoised image
+        is its first 3 channels, and the whole of it becomes the next ``prev``. C is the
+        model's ``state_channels`` (3 for spatial models).
         ``noisy`` and ``prev`` are what :meth:`_graph_input` and this method return: host
         arrays by default, GPU tensors where a subclass keeps the frame on the device.
         """
@@ -123,6 +128,7 @@ class NeuralDenoiser(Denoiser):
         self._state = None
         self._sigma = None
         self._thumb = None
+        self._motion_thumb = None
 
     def describe(self) -> dict:
         return {
@@ -158,7 +164,7 @@ class NeuralDenoiser(Denoiser):
         x = self._graph_input(image, scale)
         prev = None
         if self.temporal:
-            prev = x if self._state is None else self._state
+            prev = self._aligned_state(image, x)
         out = self._infer(x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev)
         if self.temporal:
             self._state = out
@@ -181,7 +187,7 @@ class NeuralDenoiser(Denoiser):
 
         Always a new array: runtimes may hand back buffers they reuse (TensorRT's pinned
         output buffers alternate between frames)."""
-        image = out[0, :, :height, :width].transpose(1, 2, 0)
+        image = out[0, :3, :height, :width].transpose(1, 2, 0)
         return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8) if to_uint8 else image.copy()
 
     def state_array(self) -> np.ndarray | None:
@@ -189,6 +195,20 @@ class NeuralDenoiser(Denoiser):
         return None if self._state is None else np.array(self._state)  # a copy, see above
 
     # -- helpers -----------------------------------------------------------------------------
+    def _aligned_state(self, image: np.ndarray, x):
+        """The recurrent input: the state moved onto the current frame (for models trained
+        that way), or after a reset the noisy frame itself."""
+        previous = None
+        if self.net.config.align_state:
+            previous, self._motion_thumb = self._motion_thumb, grey_thumbnail(image)
+        fresh = initial_state(x, self.net.config.state_channels)
+        if self._state is None:
+            return fresh
+        if previous is None:
+            return self._state
+        dy, dx = global_shift(previous, self._motion_thumb, image.shape[0])
+        return shift_state(self._state, fresh, dy, dx)
+
     def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""
         if self.sigma_hint is not None:

@@ -63,9 +63,15 @@ class OpenVINOGraph:
         shape = (batch, 3, height, width)
         if shape in self.requests:
             return
+        # channels are static in the export (3, or the model's state channels for prev)
+        channels = {
+            i.get_any_name(): i.get_partial_shape()[1].get_length() for i in self.model.inputs
+        }
         self.model.reshape(
             {
-                name: [batch, 3, 1, 1] if name == "sigma" else list(shape)
+                name: [batch, 3, 1, 1]
+                if name == "sigma"
+                else [batch, channels[name], height, width]
                 for name in self.input_names
             }
         )

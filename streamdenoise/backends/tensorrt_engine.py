@@ -94,14 +94,19 @@ def build_plan(onnx_path: Path, key: EngineKey, input_names: list[str], cache_di
     timing = config.create_timing_cache(saved) or config.create_timing_cache(b"")
     config.set_timing_cache(timing, ignore_mismatch=True)
     profile = builder.create_optimization_profile()
+    # channels are static in the export: 3, or the model's state channels for prev
+    channels = {
+        network.get_input(i).name: network.get_input(i).shape[1] for i in range(network.num_inputs)
+    }
     for name in input_names:
         if name == "sigma":
             lo, opt, hi = (
                 (b, 3, 1, 1) for b in (key.profile.min[0], key.profile.opt[0], key.profile.max[0])
             )
         else:
+            c = channels[name]
             lo, opt, hi = (
-                (n, 3, h, w) for n, h, w in (key.profile.min, key.profile.opt, key.profile.max)
+                (n, c, h, w) for n, h, w in (key.profile.min, key.profile.opt, key.profile.max)
             )
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
@@ -273,16 +278,21 @@ class EngineRunner:
         self.memory = cuda_memory()
         image = (batch, 3, height, width)
         shapes = {name: (batch, 3, 1, 1) if name == "sigma" else image for name in input_names}
+        # the output (and prev, which is the previous output) may carry more channels than
+        # the image: a temporal model's state; the engine knows how many (a static dim)
+        output = (batch, engine.get_tensor_shape("denoised")[1], height, width)
+        if "prev" in shapes:
+            shapes["prev"] = output
         self.host = {name: self.memory.host(shape) for name, shape in shapes.items()}
         self.device = {name: self.memory.device(shape) for name, shape in shapes.items()}
-        self.outputs = [self.memory.device(image), self.memory.device(image)]
-        self.host_out = [self.memory.host(image), self.memory.host(image)]
+        self.outputs = [self.memory.device(output), self.memory.device(output)]
+        self.host_out = [self.memory.host(output), self.memory.host(output)]
         self.turn = 0
         self.shape = (batch, height, width)
-        self._check_io(engine, shapes, image)
+        self._check_io(engine, shapes, output)
         self.recurrent = "prev" in input_names
 
-    def _check_io(self, engine, shapes: dict[str, tuple[int, ...]], image: tuple) -> None:
+    def _check_io(self, engine, shapes: dict[str, tuple[int, ...]], output: tuple) -> None:
         """The buffers above are float32 of these shapes: say so if the engine disagrees."""
         import tensorrt as trt
 
@@ -292,8 +302,8 @@ class EngineRunner:
         for name in [*shapes, "denoised"]:
             if engine.get_tensor_dtype(name) != trt.float32:
                 raise BackendUnavailable(f"TensorRT: {name} is not float32 in this engine")
-        if tuple(self.context.get_tensor_shape("denoised")) != image:
-            raise BackendUnavailable(f"TensorRT: output shape is not {image}")
+        if tuple(self.context.get_tensor_shape("denoised")) != output:
+            raise BackendUnavailable(f"TensorRT: output shape is not {output}")
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         previous = 1 - self.turn

@@ -127,7 +127,7 @@ class TorchDenoiser(NeuralDenoiser):
     def _graph_output(self, out, height: int, width: int, to_uint8: bool) -> np.ndarray:
         if not isinstance(out, torch.Tensor):
             return super()._graph_output(out, height, width, to_uint8)
-        image = out[0, :, :height, :width].permute(1, 2, 0)
+        image = out[0, :3, :height, :width].permute(1, 2, 0)
         if to_uint8:
             image = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
         return image.contiguous().cpu().numpy()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from streamdenoise.models.nets import UNetDenoiser
+from streamdenoise.models.nets import UNetDenoiser, initial_state
 
 
 def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
@@ -39,7 +39,10 @@ def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
         x = torch.zeros(1, 3, h, w)
         sigma = torch.zeros(1, 3, 1, 1)
         with torch.no_grad():
-            net(x, sigma, x) if net.config.temporal else net(x, sigma)
+            if net.config.temporal:
+                net(x, sigma, initial_state(x, net.config.state_channels))
+            else:
+                net(x, sigma)
     finally:
         for hook in hooks:
             hook.remove()

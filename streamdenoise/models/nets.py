@@ -7,15 +7,17 @@ level costs about the same per conv), then pixel-shuffles back and adds the nois
 field grows fast, which is what buys quality per MAC on a CPU budget. The noise level enters
 as a per-channel bias of the first layer.
 
-The temporal variant also takes its own previous output as input: that is the recurrent
+The temporal variant also takes its previous output as input: that is the recurrent
 state, an explicit input/output so the graph exports unchanged to ONNX/TensorRT. After a
 reset the state is the current noisy frame itself ("nothing known about the past"). With
-``blend`` it also predicts, per pixel, how much of ``prev − noisy`` to take: a learned
-motion-adaptive recursive filter (the classic camera 3DNR), fed at full resolution.
+``blend`` it also predicts, per pixel, a weight w for the past, applied at full resolution:
+a learned motion-adaptive recursive filter (the classic camera 3DNR). Which past it weighs
+is ``NetConfig.state``: see there why the default keeps a running average of the *noisy*
+frames rather than of the outputs.
 
 Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel shuffle,
-add, sub, mul, concat. Measured with OpenVINO bf16 at 720p here, every 3×3 conv of the body
-runs at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout
+add, sub, mul, concat, slice, clip. Measured with OpenVINO bf16 at 720p here, every 3×3 conv
+of the body runs at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout
 changes (pixel shuffles, splits, NCHW↔blocked reorders) are, which is why the stem and the
 blend avoid them.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -47,6 +50,18 @@ class NetConfig:
     # resolution (a learned, motion-adaptive recursive filter) instead of squeezing through
     # the 16-channel half-resolution stem together with the current frame.
     blend: bool = False
+    # Temporal only. "output": the state is the previous output image (the first temporal
+    # model; blending a denoised, already blurred past gained ~0.3 dB even on a still scene,
+    # because what the spatial estimate lost is lost in every frame alike). "accumulator":
+    # the state is [previous output, running average of the noisy frames] (6 channels); a
+    # small gate sets the average's per-pixel weight w from prev − noisy (motion-adaptive,
+    # clamped to [0, MAX_ACCUMULATION]) and the U-Net denoises the average, so still regions
+    # are denoised from many frames' worth of signal instead of one — the camera's 3DNR
+    # followed by its 2DNR, learned end to end.
+    state: str = "accumulator"
+    # Temporal only: the state is motion-compensated by the frame's global shift before it
+    # is fed back (see streamdenoise.models.motion); a property of how the model was trained.
+    align_state: bool = True
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -55,15 +70,41 @@ class NetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
         data = dict(data)
+        # weights files written before these fields existed: the first temporal design
+        data.setdefault("state", "output")
+        data.setdefault("align_state", False)
         for key in ("channels", "enc_convs", "dec_convs"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
 
     @property
+    def state_channels(self) -> int:
+        """Channels of the recurrent state (``prev`` in, the whole output out)."""
+        return 6 if self.temporal and self.state == "accumulator" else 3
+
+    @property
     def multiple(self) -> int:
         """Frame height and width must be padded to a multiple of this."""
         return self.unshuffle * 2 ** (len(self.channels) - 1)
+
+
+# Cap of the running average's weight: at 0.95 it averages ~40 frames' worth and still
+# forgets, so a scene that changes slowly (light, shadows) is never frozen in place.
+MAX_ACCUMULATION = 0.95
+# Width of the accumulator's gate, and its initial weight (see UNetDenoiser).
+GATE_CHANNELS = 8
+GATE_START = 0.4
+
+
+def initial_state(noisy, channels: int):
+    """The state after a reset — "nothing known about the past": the noisy frame itself,
+    once per 3 state channels (numpy arrays or torch tensors, (N, 3, H, W))."""
+    if channels == 3:
+        return noisy
+    if isinstance(noisy, np.ndarray):
+        return np.concatenate([noisy] * (channels // 3), axis=1)
+    return torch.cat([noisy] * (channels // 3), 1)
 
 
 def _convs(ch: int, n: int) -> list[nn.Module]:
@@ -77,7 +118,8 @@ class UNetDenoiser(nn.Module):
     """``forward(noisy, sigma, prev) -> denoised``, all float in [0, 1], NCHW.
 
     ``sigma`` is (N, 3, 1, 1): the per-channel noise standard deviation on the [0, 1] scale.
-    ``prev`` (temporal models only) is the previous output, same shape as ``noisy``.
+    ``prev`` (temporal models only) is the previous output, (N, state_channels, H, W). The
+    output has ``state_channels`` channels too: the image is the first three.
     """
 
     def __init__(self, config: NetConfig) -> None:
@@ -85,11 +127,12 @@ class UNetDenoiser(nn.Module):
         self.config = config
         c = config.channels
         r = config.unshuffle
-        in_frames = 2 if config.temporal else 1
+        # spatial: [noisy]; "output" state: [noisy, prev]; "accumulator": [average, prev output]
+        in_channels = 6 if config.temporal else 3
         if config.stem != "strided" or r != 2:
             raise ValueError(f"unsupported stem {config.stem!r} ×{r} (only strided ×2)")
         k = config.stem_kernel
-        self.head = nn.Conv2d(3 * in_frames, c[0], k, stride=2, padding=(k - 2) // 2)
+        self.head = nn.Conv2d(in_channels, c[0], k, stride=2, padding=(k - 2) // 2)
         self.sigma_bias = nn.Conv2d(3, c[0], 1)
         self.enc0 = nn.Sequential(*_convs(c[0], config.enc_convs[0] - 1))
         self.downs = nn.ModuleList()
@@ -105,10 +148,29 @@ class UNetDenoiser(nn.Module):
             self.decs.append(nn.Sequential(*_convs(c[i - 1], config.dec_convs[i - 1])))
         if config.blend and not config.temporal:
             raise ValueError("blend needs a temporal model (it blends with prev)")
+        if config.state not in ("output", "accumulator"):
+            raise ValueError(f"unknown state {config.state!r}")
+        if config.state_channels == 6 and config.blend:
+            raise ValueError("blend belongs to the output state, not the accumulator")
         self.tail = nn.Conv2d(c[0], 3 * r * r, 3, padding=1)
         # a layer of its own rather than 4 more tail channels: slicing them apart cost
         # OpenVINO a 2.5 ms reference split per 720p frame
+        accumulate = config.state_channels == 6
         self.blend_tail = nn.Conv2d(c[0], r * r, 3, padding=1) if config.blend else None
+        # The accumulator's weight comes from a gate of its own, ahead of the U-Net (whose
+        # input the average is): a stride-2 conv on prev − noisy with σ as a bias, one 3×3
+        # conv, and one that predicts the weight of each of the 2×2 pixels it stands for.
+        self.gate = None
+        if accumulate:
+            g = GATE_CHANNELS
+            self.gate = nn.ModuleDict(
+                {
+                    "head": nn.Conv2d(3, g, k, stride=2, padding=(k - 2) // 2),
+                    "sigma_bias": nn.Conv2d(3, g, 1),
+                    "body": nn.Conv2d(g, g, 3, padding=1),
+                    "tail": nn.Conv2d(g, r * r, 3, padding=1),
+                }
+            )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -120,14 +182,28 @@ class UNetDenoiser(nn.Module):
                 mode = "fan_out" if isinstance(mod, nn.ConvTranspose2d) else "fan_in"
                 nn.init.kaiming_normal_(mod.weight, mode=mode, nonlinearity="relu")
                 nn.init.zeros_(mod.bias)
-        for last in (self.tail, self.blend_tail):
+        lasts = [self.tail, self.blend_tail, self.gate["tail"] if self.gate else None]
+        for last in lasts:
             if last is not None:
                 nn.init.normal_(last.weight, std=1e-3)
+        if self.gate is not None:
+            # start by averaging everywhere: the ghosts this leaves where things move are
+            # what teaches the gate to see motion (from w = 0 there is nothing to learn from)
+            nn.init.constant_(self.gate["tail"].bias, GATE_START)
 
     def forward(
         self, noisy: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
     ) -> torch.Tensor:
-        x = torch.cat([noisy, prev], 1) if self.config.temporal else noisy
+        base = noisy
+        if self.gate is not None:
+            diff = prev[:, 3:] - noisy
+            g = F.relu(self.gate["head"](diff) + self.gate["sigma_bias"](sigma))
+            g = F.relu(self.gate["body"](g))
+            weight = F.pixel_shuffle(self.gate["tail"](g), self.config.unshuffle)
+            base = noisy + weight.clamp(0.0, MAX_ACCUMULATION) * diff
+            x = torch.cat([base, prev[:, :3]], 1)
+        else:
+            x = torch.cat([noisy, prev], 1) if self.config.temporal else noisy
         skips = [self.enc0(F.relu(self.head(x) + self.sigma_bias(sigma)))]
         for down, enc in zip(self.downs, self.encs, strict=True):
             skips.append(enc(down(skips[-1])))
@@ -135,7 +211,9 @@ class UNetDenoiser(nn.Module):
         for up, dec in zip(reversed(self.ups), reversed(self.decs), strict=True):
             y = dec(F.relu(up(y) + skips.pop()))
         r = self.config.unshuffle
-        out = noisy + F.pixel_shuffle(self.tail(y), r)
+        out = base + F.pixel_shuffle(self.tail(y), r)
+        if self.gate is not None:
+            return torch.cat([out, base], 1)
         if self.blend_tail is not None:
             out = out + F.pixel_shuffle(self.blend_tail(y), r) * (prev - noisy)
         return out

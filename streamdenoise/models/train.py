@@ -8,6 +8,7 @@ as an uninterrupted one would.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -18,7 +19,8 @@ from pathlib import Path
 import torch
 
 from streamdenoise.models.data import ClipSampler, val_clips
-from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net
+from streamdenoise.models.motion import global_shift, grey_thumbnail, shift_state
+from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
 from streamdenoise.models.weights import git_commit, save_weights
 
@@ -47,20 +49,39 @@ class TrainConfig:
 
 def default_net_config(model: str) -> NetConfig:
     temporal = model != "spatial"
-    return NetConfig(temporal=temporal, blend=temporal)
+    return NetConfig(temporal=temporal)
+
+
+def clip_shifts(noisy: torch.Tensor) -> list[list[tuple[int, int]]]:
+    """Per clip, the global shift from each frame to the next (as the backends estimate it)."""
+    height = noisy.shape[-2]
+    frames = noisy.detach().float().permute(0, 1, 3, 4, 2).numpy()
+    shifts = []
+    for clip in frames:
+        thumbs = [grey_thumbnail(f) for f in clip]
+        shifts.append([global_shift(a, b, height) for a, b in itertools.pairwise(thumbs)])
+    return shifts
 
 
 def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Denoise clips (N, T, 3, H, W) causally; spatial nets see frames independently."""
     outs = []
-    prev = noisy[:, 0]
+    channels = net.config.state_channels
+    prev = initial_state(noisy[:, 0], channels)
+    align = net.config.temporal and net.config.align_state
+    shifts = clip_shifts(noisy) if align else None
     for t in range(noisy.shape[1]):
         x = noisy[:, t].contiguous(memory_format=torch.channels_last)
+        if shifts is not None and t > 0:
+            fill = initial_state(x, channels)
+            prev = torch.stack(
+                [shift_state(prev[i], fill[i], *s[t - 1]) for i, s in enumerate(shifts)]
+            )
         if net.config.temporal:
             y = net(x, sigma[:, t], prev.contiguous(memory_format=torch.channels_last))
         else:
             y = net(x, sigma[:, t])
-        outs.append(y)
+        outs.append(y[:, :3])
         prev = y
     return torch.stack(outs, 1)
 
@@ -88,10 +109,10 @@ def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one.
 
-    The temporal head sees [noisy, prev] where the spatial one sees [noisy],
-    and a blending model has a layer more (the blend weight): the weights of what is new
-    start at zero, so training begins from exactly the spatial model and only has to learn
-    how to use the past, not how to denoise.
+    The temporal head sees [image, prev] where the spatial one sees [image]: the weights for
+    the new inputs start at zero, so the U-Net begins as the spatial model and only has to
+    learn how to use the past, not how to denoise. Layers the source lacks (a blend weight,
+    an accumulator's gate) keep their own initialisation.
     """
     from streamdenoise.models.weights import read_weights_file
 
@@ -103,7 +124,7 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
             grown[tuple(slice(0, n) for n in value.shape)] = value
             state[key] = grown
     for key in own.keys() - state.keys():  # layers the source has no counterpart of
-        state[key] = torch.zeros_like(own[key])
+        state[key] = own[key]
     net.load_state_dict(state)
 
 

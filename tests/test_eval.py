@@ -78,6 +78,31 @@ def test_image_folder_and_video_file_load(tmp_path, clip):
     assert len(video.frames) == 4 and video.frames[0].ndim == 3
 
 
+def test_still_holds_each_image_with_fresh_noise_in_every_frame(tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.full((16, 16, 3), 80, np.uint8))
+    (seq,) = load_sequences(images, still=5)
+    assert len(seq.frames) == 5 and all(np.array_equal(f, seq.frames[0]) for f in seq.frames)
+    noisy, _ = make_noisy(seq, 0, 20.0, "awgn", 0)
+    assert not np.array_equal(noisy[0], noisy[1])
+    args = [
+        "eval",
+        "--data",
+        str(images),
+        "--still",
+        "5",
+        "--sigma",
+        "20",
+        "--backends",
+        "identity",
+    ]
+    out = tmp_path / "r.json"
+    assert main([*args, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["results"][0]["dataset"] == "imgs (still ×5)"
+    assert main([*args[:-4], "--still", "0"]) == 2
+
+
 def test_eval_cli_writes_json_and_markdown(tmp_path):
     data = write_sequences(tmp_path / "seqs", count=1)
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"

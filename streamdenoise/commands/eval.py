@@ -36,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=("quantized", "float"), default="quantized")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-frames", type=int, help="frames per sequence (default: all)")
+    parser.add_argument(
+        "--still",
+        type=int,
+        default=1,
+        metavar="N",
+        help="hold each still image for N frames (a fixed camera; fresh noise every frame)",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument(
         "--merge",
@@ -87,8 +94,18 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         raise UsageError("--backends is empty")
     datasets = args.data or [Path("../shared/datasets/val/videos")]
+    if args.still < 1:
+        raise UsageError(f"--still must be ≥ 1, got {args.still}")
     report = evaluate(
-        datasets, sigmas, specs, args.noise, args.protocol, args.seed, args.max_frames, log
+        datasets,
+        sigmas,
+        specs,
+        args.noise,
+        args.protocol,
+        args.seed,
+        args.max_frames,
+        log,
+        still=args.still,
     )
     report["datasets"] = [str(d) for d in datasets]
     report["commands"] = ["streamdenoise " + " ".join(sys.argv[1:])]

@@ -69,8 +69,12 @@ def parse_sigmas(text: str) -> list[float]:
     return sigmas
 
 
-def load_sequences(path: Path, max_frames: int | None = None) -> list[Sequence]:
-    """A clean video file, a folder of frame folders, or a folder of still images."""
+def load_sequences(path: Path, max_frames: int | None = None, still: int = 1) -> list[Sequence]:
+    """A clean video file, a folder of frame folders, or a folder of still images.
+
+    ``still`` > 1 holds each still image for that many frames — a fixed camera looking at a
+    still scene, with fresh noise in every frame: the surveillance case, which no clean
+    video in the validation set shows."""
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTS:
@@ -86,7 +90,7 @@ def load_sequences(path: Path, max_frames: int | None = None) -> list[Sequence]:
     files = image_files(path)
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) or frame folders in {path}")
-    return [Sequence(f.stem, [read_rgb(f)]) for f in files]
+    return [Sequence(f.stem, [read_rgb(f)] * still) for f in files]
 
 
 def _decode_video(path: Path, max_frames: int | None) -> list[np.ndarray]:
@@ -161,13 +165,14 @@ def evaluate(
     seed: int = 0,
     max_frames: int | None = None,
     log: Callable[[str], None] = lambda _: None,
+    still: int = 1,
 ) -> dict:
     """Run every backend on every dataset and level; returns the JSON-ready report."""
     if protocol == "float" and noise != "awgn":
         raise UsageError("--protocol float applies to --noise awgn only")
     results = []
     for data in datasets:
-        sequences = load_sequences(Path(data), max_frames)
+        sequences = load_sequences(Path(data), max_frames, still)
         for sigma in sigmas:
             noisy = [make_noisy(s, i, sigma, noise, seed) for i, s in enumerate(sequences)]
             for spec in specs:
@@ -194,7 +199,7 @@ def evaluate(
                     if backend is not None:
                         backend.close()
                 row = {
-                    "dataset": Path(data).name,
+                    "dataset": Path(data).name + (f" (still ×{still})" if still > 1 else ""),
                     "backend": spec.label,
                     "sigma": sigma,
                     "noise": noise,

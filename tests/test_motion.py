@@ -44,16 +44,16 @@ def test_flat_frames_give_no_shift():
 
 
 def test_shift_state_moves_content_and_fills_from_the_current_frame():
-    state = np.arange(2 * 5 * 6, dtype=np.float32).reshape(1, 2, 5, 6)
-    fill = np.full_like(state, -1)
-    out = shift_state(state, fill, 2, -1)
+    state = np.arange(6 * 5 * 6, dtype=np.float32).reshape(1, 6, 5, 6)
+    frame = np.full((1, 3, 5, 6), -1, np.float32)
+    out = shift_state(state, frame, 2, -1)
     np.testing.assert_array_equal(out[..., 2:, :5], state[..., :3, 1:])
-    assert (out[..., :2, :] == -1).all() and (out[..., :, 5:] == -1).all()
-    assert shift_state(state, fill, 0, 0) is state
-    assert shift_state(state, fill, 9, 0) is fill
-    # the same on torch tensors (training, CUDA backends)
-    out_t = shift_state(torch.from_numpy(state), torch.from_numpy(fill), 2, -1)
-    np.testing.assert_array_equal(out_t.numpy(), out)
+    assert (out[..., :2, :] == -1).all() and (out[..., :, 5:] == -1).all()  # both groups
+    assert shift_state(state, frame, 0, 0) is state
+    np.testing.assert_array_equal(shift_state(state, frame, 9, 0), np.concatenate([frame] * 2, 1))
+    # the same on torch tensors (training, CUDA backends), with or without a batch axis
+    out_t = shift_state(torch.from_numpy(state[0]), torch.from_numpy(frame[0]), 2, -1)
+    np.testing.assert_array_equal(out_t.numpy(), out[0])
 
 
 def test_shifted_state_lines_up_with_the_next_frame():

@@ -201,13 +201,12 @@ class NeuralDenoiser(Denoiser):
         previous = None
         if self.net.config.align_state:
             previous, self._motion_thumb = self._motion_thumb, grey_thumbnail(image)
-        fresh = initial_state(x, self.net.config.state_channels)
         if self._state is None:
-            return fresh
+            return initial_state(x, self.net.config.state_channels)
         if previous is None:
             return self._state
         dy, dx = global_shift(previous, self._motion_thumb, image.shape[0])
-        return shift_state(self._state, fresh, dy, dx)
+        return shift_state(self._state, x, dy, dx)
 
     def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+
+from streamdenoise.models.nets import initial_state
 
 # Thumbnails are about this many pixels on their short side (never upscaled): enough
 # texture for a sharp correlation peak at ~1 ms per 720p frame.
@@ -35,10 +38,12 @@ def grey_thumbnail(image: np.ndarray) -> np.ndarray:
     """An H×W×3 RGB frame (uint8, or float on any scale) as a float32 grey thumbnail."""
     h, w = image.shape[:2]
     f = thumbnail_factor(h, w)
-    grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if f == 1:
-        return np.ascontiguousarray(grey)
-    return cv2.resize(grey, (w // f, h // f), interpolation=cv2.INTER_AREA)
+    if image.dtype not in (np.uint8, np.float32):
+        image = image.astype(np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    if f > 1:
+        grey = cv2.resize(grey, (w // f, h // f), interpolation=cv2.INTER_AREA)
+    return grey.astype(np.float32)
 
 
 def global_shift(prev_thumb: np.ndarray, thumb: np.ndarray, height: int) -> tuple[int, int]:
@@ -60,23 +65,31 @@ def global_shift(prev_thumb: np.ndarray, thumb: np.ndarray, height: int) -> tupl
     return round(dy * f), round(dx * f)
 
 
-def shift_state(state, fill, dy: int, dx: int):
-    """``state`` moved by (dy, dx) over its last two axes; uncovered pixels come from ``fill``.
+def shift_state(state, frame, dy: int, dx: int):
+    """``state`` (…, C, H, W) moved by (dy, dx); uncovered pixels come from ``frame``.
 
-    Works on numpy arrays and torch tensors alike. Where the past has no pixel, the current
-    noisy frame stands in, as it does for the whole frame after a reset.
+    Works on numpy arrays and torch tensors alike. ``frame`` is the current noisy frame
+    (…, 3, H, W): where the past has no pixel it stands in for every 3-channel group of the
+    state, as it does for the whole frame after a reset. One pass over the state.
     """
     if dy == 0 and dx == 0:
         return state
     h, w = state.shape[-2:]
     if abs(dy) >= h or abs(dx) >= w:
-        return fill
-    out = fill.copy() if isinstance(fill, np.ndarray) else fill.clone()
-    src_y, dst_y = (
-        (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    )
-    src_x, dst_x = (
-        (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    )
-    out[..., dst_y, dst_x] = state[..., src_y, src_x]
+        return initial_state(frame, state.shape[-3])
+    out = np.empty_like(state) if isinstance(state, np.ndarray) else torch.empty_like(state)
+    out[..., _target(dy, h), _target(dx, w)] = state[..., _source(dy, h), _source(dx, w)]
+    rows = slice(0, dy) if dy > 0 else slice(h + dy, h)  # empty when dy == 0
+    cols = slice(0, dx) if dx > 0 else slice(w + dx, w)
+    for c in range(0, state.shape[-3], 3):
+        out[..., c : c + 3, rows, :] = frame[..., rows, :]
+        out[..., c : c + 3, :, cols] = frame[..., :, cols]
     return out
+
+
+def _source(shift: int, size: int) -> slice:
+    return slice(0, size - shift) if shift >= 0 else slice(-shift, size)
+
+
+def _target(shift: int, size: int) -> slice:
+    return slice(shift, size) if shift >= 0 else slice(0, size + shift)

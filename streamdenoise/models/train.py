@@ -73,9 +73,8 @@ def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> tor
     for t in range(noisy.shape[1]):
         x = noisy[:, t].contiguous(memory_format=torch.channels_last)
         if shifts is not None and t > 0:
-            fill = initial_state(x, channels)
             prev = torch.stack(
-                [shift_state(prev[i], fill[i], *s[t - 1]) for i, s in enumerate(shifts)]
+                [shift_state(prev[i], x[i], *s[t - 1]) for i, s in enumerate(shifts)]
             )
         if net.config.temporal:
             y = net(x, sigma[:, t], prev.contiguous(memory_format=torch.channels_last))

@@ -127,8 +127,9 @@ class UNetDenoiser(nn.Module):
         self.config = config
         c = config.channels
         r = config.unshuffle
-        # spatial: [noisy]; "output" state: [noisy, prev]; "accumulator": [average, prev output]
-        in_channels = 6 if config.temporal else 3
+        # spatial: [noisy]; "output" state: [noisy, prev];
+        # "accumulator": [average, noisy, prev output]
+        in_channels = 3 + (config.state_channels if config.temporal else 0)
         if config.stem != "strided" or r != 2:
             raise ValueError(f"unsupported stem {config.stem!r} ×{r} (only strided ×2)")
         k = config.stem_kernel
@@ -201,7 +202,9 @@ class UNetDenoiser(nn.Module):
             g = F.relu(self.gate["body"](g))
             weight = F.pixel_shuffle(self.gate["tail"](g), self.config.unshuffle)
             base = noisy + weight.clamp(0.0, MAX_ACCUMULATION) * diff
-            x = torch.cat([base, prev[:, :3]], 1)
+            # the current frame too: where the gate let a ghost into the average, the U-Net
+            # (wider view than the gate) can still see what is really there now
+            x = torch.cat([base, noisy, prev[:, :3]], 1)
         else:
             x = torch.cat([noisy, prev], 1) if self.config.temporal else noisy
         skips = [self.enc0(F.relu(self.head(x) + self.sigma_bias(sigma)))]

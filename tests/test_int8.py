@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamdenoise.models import MODEL_NAMES
+
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "openvino")),
     reason="needs onnx, onnxruntime and openvino",
@@ -125,7 +127,7 @@ def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("model", ["temporal", "spatial"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
 def test_shipped_models_have_a_committed_int8_export(model):
     from streamdenoise.export import REPO_ENGINES, find_int8_onnx
 

@@ -10,7 +10,7 @@ import torch
 
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.errors import UserError
-from streamdenoise.models import WEIGHTS_DIR, weights_path
+from streamdenoise.models import MODEL_NAMES, WEIGHTS_DIR, weights_path
 from streamdenoise.models.macs import count_net_macs
 from streamdenoise.models.nets import MAX_ACCUMULATION, NetConfig, build_net, initial_state
 from streamdenoise.models.weights import load_weights, read_weights_file, save_weights
@@ -133,7 +133,7 @@ def test_bad_weights_files_give_one_line_errors(tmp_path):
         assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["temporal", "spatial"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_shipped_weights_carry_metadata(name):
     path = weights_path(name)
     if not path.exists():
@@ -143,7 +143,7 @@ def test_shipped_weights_carry_metadata(name):
     meta = blob["metadata"]
     for key in ("training_command", "data", "git_commit", "final_validation"):
         assert meta.get(key), key
-    assert net.config.temporal == (name == "temporal")
+    assert net.config.temporal == (name != "spatial")
     assert count_net_macs(net, 1280, 720) <= MAC_BUDGET_720P
 
 
@@ -200,7 +200,7 @@ def test_unknown_model_is_a_usage_error():
         ("openvino", "int8"),
     ],
 )
-@pytest.mark.parametrize("model", ["temporal", "spatial"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
 def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, precision, model):
     """A guard on what users run: every runtime of each shipped model lifts the demo's camera
     noise by ≥ 4 dB (measured 4.5–4.8 dB on 8 frames at 320×192)."""
@@ -228,17 +228,17 @@ VAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val"
 
 @pytest.mark.skipif(not VAL_VIDEOS.is_dir(), reason="needs ../shared/datasets next to the checkout")
 @pytest.mark.parametrize(("name", "pan"), [("still camera", (0, 0)), ("camera pan", (1, -2))])
-def test_temporal_model_gathers_the_past_on_still_and_panning_cameras(name, pan):
-    """What the temporal model is for. On a still camera its running average must beat the
-    spatial model by a wide margin once a few frames have passed; on a pan (a global shift
-    per frame) the motion-compensated state must keep most of that."""
+def test_fixed_camera_model_gathers_the_past_on_still_and_panning_cameras(name, pan):
+    """What the fixed-camera model is for. On a still camera its running average must beat
+    the spatial model by a wide margin once a few frames have passed; on a pan (a global
+    shift per frame) the motion-compensated state must keep most of that."""
     from streamdenoise.evaluation.metrics import psnr
     from streamdenoise.models.data import image_files, read_rgb
 
     scene = read_rgb(image_files(VAL_VIDEOS / "vid4-walk")[0])
     h, w, frames = 192, 256, 10
     rng = np.random.default_rng(0)
-    temporal = TorchDenoiser(model="temporal", precision="fp32", device="cpu")
+    temporal = TorchDenoiser(model="fixed", precision="fp32", device="cpu")
     spatial = TorchDenoiser(model="spatial", precision="fp32", device="cpu")
     gains = []
     for t in range(frames):

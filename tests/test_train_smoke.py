@@ -79,3 +79,10 @@ def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp
         out = temporal(x, sigma, initial_state(x, config.state_channels))
         assert out.shape[1] == config.state_channels
         assert torch.allclose(out[:, :3], expected, atol=1e-5)
+
+
+def test_each_model_name_trains_its_own_architecture():
+    assert not default_net_config("spatial").temporal
+    temporal, fixed = default_net_config("temporal"), default_net_config("fixed")
+    assert (temporal.state, temporal.blend, temporal.align_state) == ("output", True, False)
+    assert (fixed.state, fixed.blend, fixed.align_state) == ("accumulator", False, True)

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WEIGHTS",
         help="start from a weights file (a spatial model can seed a temporal one)",
     )
-    parser.add_argument("--batch", type=int, help="clips per step [temporal 6, spatial 16]")
+    parser.add_argument("--batch", type=int, help="clips per step [spatial 16, else 6]")
     parser.add_argument("--frames", type=int, default=5, help="frames per clip (truncated BPTT)")
     parser.add_argument("--patch", type=int, default=80)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         data=args.data,
         minutes=args.minutes,
-        batch=args.batch or (6 if args.model == "temporal" else 16),
+        batch=args.batch or (16 if args.model == "spatial" else 6),
         frames=args.frames,
         patch=args.patch,
         lr=args.lr,

@@ -8,8 +8,10 @@ from streamdenoise.errors import UsageError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-# Shipped models; "temporal" (recurrent) is the default for video, "spatial" works per frame.
-MODEL_NAMES = ("temporal", "spatial")
+# Shipped models: "temporal" (recurrent; the default, for any video), "fixed" (recurrent with
+# a running average of the noisy frames: for fixed cameras, where most of the picture stands
+# still), "spatial" (per frame).
+MODEL_NAMES = ("temporal", "spatial", "fixed")
 DEFAULT_MODEL = "temporal"
 
 

@@ -48,8 +48,12 @@ class TrainConfig:
 
 
 def default_net_config(model: str) -> NetConfig:
-    temporal = model != "spatial"
-    return NetConfig(temporal=temporal)
+    """The architecture each shipped model name stands for (see NetConfig.state)."""
+    if model == "spatial":
+        return NetConfig(temporal=False)
+    if model == "fixed":
+        return NetConfig(temporal=True, state="accumulator", align_state=True)
+    return NetConfig(temporal=True, blend=True, state="output", align_state=False)
 
 
 def clip_shifts(noisy: torch.Tensor) -> list[list[tuple[int, int]]]:

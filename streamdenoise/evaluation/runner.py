@@ -26,7 +26,6 @@ from streamdenoise.models.data import IMAGE_EXTS, image_files, read_rgb
 from streamdenoise.models.noise import realistic_eval_noise
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts")
-NEURAL_MODELS = MODEL_NAMES
 
 
 @dataclass
@@ -53,7 +52,7 @@ class BackendSpec:
         """``temporal`` / ``spatial`` (torch backend), ``BACKEND[:MODEL][@PRECISION]``."""
         body, _, precision = text.partition("@")
         name, _, model = body.partition(":")
-        if name in NEURAL_MODELS:
+        if name in MODEL_NAMES:
             name, model = "torch", name
         if name in ("torch", "onnxruntime", "openvino", "tensorrt") and not model:
             model = "temporal"

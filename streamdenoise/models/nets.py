@@ -12,8 +12,8 @@ state, an explicit input/output so the graph exports unchanged to ONNX/TensorRT.
 reset the state is the current noisy frame itself ("nothing known about the past"). With
 ``blend`` it also predicts, per pixel, a weight w for the past, applied at full resolution:
 a learned motion-adaptive recursive filter (the classic camera 3DNR). Which past it weighs
-is ``NetConfig.state``: see there why the default keeps a running average of the *noisy*
-frames rather than of the outputs.
+is ``NetConfig.state``: see there why the ``fixed`` model keeps a running average of the
+*noisy* frames while ``temporal`` blends its outputs.
 
 Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel shuffle,
 add, sub, mul, concat, slice, clip. Measured with OpenVINO bf16 at 720p here, every 3×3 conv
@@ -50,9 +50,9 @@ class NetConfig:
     # resolution (a learned, motion-adaptive recursive filter) instead of squeezing through
     # the 16-channel half-resolution stem together with the current frame.
     blend: bool = False
-    # Temporal only. "output": the state is the previous output image (the first temporal
-    # model; blending a denoised, already blurred past gained ~0.3 dB even on a still scene,
-    # because what the spatial estimate lost is lost in every frame alike). "accumulator":
+    # Temporal only. "output" (the `temporal` model): the state is the previous output image;
+    # blending a denoised, already smoothed past gains ~0.3 dB even on a still scene, since
+    # what the spatial estimate lost is lost in every frame alike. "accumulator" (`fixed`):
     # the state is [previous output, running average of the noisy frames] (6 channels); a
     # small gate sets the average's per-pixel weight w from prev − noisy (motion-adaptive,
     # clamped to [0, MAX_ACCUMULATION]) and the U-Net denoises the average, so still regions

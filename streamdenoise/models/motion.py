@@ -1,7 +1,8 @@
-"""Global motion compensation of the temporal models' recurrent state.
+"""Global motion compensation of the recurrent state, for models trained with it
+(``NetConfig.align_state``: the ``fixed`` model).
 
 A causal recurrent denoiser can only average what stays in place. Cameras pan, shake and get
-nudged by wind, so before the previous output is handed back to the network it is shifted
+nudged by wind, so before the state is handed back to the network it is shifted
 by the frame's global translation: an integer shift found by phase correlation of two small
 grey thumbnails of consecutive noisy frames (downscaling averages the noise away, and the
 sub-pixel peak is scaled back to full resolution). Local motion is left to the network,

@@ -5,7 +5,9 @@
 # (per frame, and batched on GPU-resident inputs) and the end-to-end pipeline bench.
 # With wheels in .whl/ (e.g. PyAV for a machine without it) they are installed first.
 # STAGES picks stages (default: all): gpu-tests bench-model bench-batch bench-pipeline
-# fast-tests slow-tests demo.
+# fast-tests slow-tests demo. MODELS picks the models benched and demoed (default: temporal);
+# bench-model also measures FFmpeg's nlmeans on the host CPU in the same run (the speed ratio
+# of the models issue).
 set -u -o pipefail
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
@@ -32,15 +34,21 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
 }
 step gpu-tests 120 python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
     tests/test_backend_parity.py --junitxml="$OUT/pytest_gpu.xml"
-# README command (1)'s job on the default device (CUDA fp16 when torch sees the GPU)
-step demo 60 $SD run demo -o "$OUT/demo_denoised.mp4" --stats-json "$OUT/demo_stats.json" -q
-step bench-model 150 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
-    --precision fp32,fp16 --seconds 6 --json "$OUT/bench_model.json"
-step bench-batch 120 $SD bench --backends torch,tensorrt --sizes 1280x720,1920x1080 \
-    --precision fp16 --batch "${BATCH:-8}" --seconds 6 --json "$OUT/bench_batch${BATCH:-}.json"
-step bench-pipeline 150 $SD bench --pipeline --backends torch --precision fp16 \
-    --sizes 1280x720,1920x1080 --preset ultrafast,veryfast --seconds 8 \
-    --json "$OUT/bench_pipeline.json"
+MODELS=${MODELS:-temporal}
+for MODEL in $MODELS; do
+    # README command (1)'s job on the default device (CUDA fp16 when torch sees the GPU)
+    step demo 60 $SD run demo --model "$MODEL" -o /tmp/demo_denoised.mp4 \
+        --stats-json "$OUT/demo_stats_$MODEL.json" -q
+    step bench-model 150 $SD bench --model "$MODEL" --backends torch,tensorrt,nlmeans \
+        --sizes 1280x720,1920x1080 --precision fp32,fp16,uint8 --seconds 6 \
+        --json "$OUT/bench_model_$MODEL.json"
+    step bench-batch 120 $SD bench --model "$MODEL" --backends torch,tensorrt \
+        --sizes 1280x720,1920x1080 --precision fp16 --batch "${BATCH:-8}" --seconds 6 \
+        --json "$OUT/bench_batch_$MODEL.json"
+    step bench-pipeline 150 $SD bench --model "$MODEL" --pipeline --backends torch \
+        --precision fp16 --sizes 1280x720,1920x1080 --preset ultrafast,veryfast --seconds 8 \
+        --json "$OUT/bench_pipeline_$MODEL.json"
+done
 step fast-tests 150 python3 -m pytest -q -p no:cacheprovider -m "not slow and not rtsp" \
     tests
 step slow-tests 150 python3 -m pytest -q -p no:cacheprovider -m "slow and not rtsp" tests

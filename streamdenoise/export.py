@@ -3,10 +3,10 @@
 Graph interface (opset ``OPSET``, float32, NCHW, values in [0, 1]):
 
 * inputs ``noisy`` (N, 3, H, W), ``sigma`` (N, 3, 1, 1) per-channel noise std, and for temporal
-  models ``prev`` (N, C, H, W): the recurrent state, i.e. the previous output;
+  models ``prev`` (N, 6, H, W): the recurrent state (previous output, running average of the
+  noisy frames), motion-compensated by the backend;
 * output ``denoised`` (N, C, H, W): the image is its first 3 channels, and the whole of it is
-  the next call's ``prev``. C is 3, or 6 for models whose state also carries a running
-  average of the noisy frames (``NetConfig.state``).
+  the next call's ``prev``. C is ``NetConfig.state_channels``: 6 for temporal models, else 3.
 
 N, H and W are dynamic. H and W must be multiples of the model's ``multiple`` (stored in the
 file's metadata); the backend wrapper pads, never the user. File names carry the model name

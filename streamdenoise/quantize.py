@@ -24,7 +24,7 @@ from streamdenoise.errors import UserError
 from streamdenoise.models.nets import NetConfig
 
 #: Name prefixes of the graph nodes that stay float (see the module docstring).
-FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/blend_tail/", "/gate/")
+FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/gate/")
 CALIBRATION_SIGMAS = (5, 15, 25, 40, 55)  # 8-bit scale, cycled over the frames
 CALIBRATION_SIZE = 256  # square crop per frame; a multiple of every model's `multiple`
 CALIBRATION_FRAMES = 60

@@ -31,11 +31,9 @@ def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
     "config",
     [
         NetConfig(temporal=True),
-        NetConfig(temporal=True, state="output", blend=True),
-        NetConfig(temporal=True, state="output"),
         NetConfig(temporal=False),
     ],
-    ids=["accumulator", "output-blend", "output", "spatial"],
+    ids=["temporal", "spatial"],
 )
 def test_forward_shapes_and_multiple(config):
     """The output is the next state: 3 image channels, then any more the state carries."""
@@ -52,10 +50,17 @@ def test_forward_shapes_and_multiple(config):
     assert y.shape == (2, config.state_channels, 2 * m, 3 * m)
 
 
-def test_weights_files_without_a_state_field_load_as_the_first_temporal_design():
-    legacy = NetConfig.from_dict({"temporal": True, "blend": True})
-    assert (legacy.state, legacy.align_state, legacy.state_channels) == ("output", False, 3)
-    assert NetConfig().state_channels == 6 and NetConfig(temporal=False).state_channels == 3
+def test_weights_files_of_earlier_designs_load_or_say_why_not():
+    # written before dense flow existed: aligned by the global shift (the `fixed` model)
+    shift_aligned = NetConfig.from_dict({"temporal": True, "state": "accumulator"})
+    assert shift_aligned.motion == "shift" and NetConfig().motion == "flow"
+    assert NetConfig.from_dict({"temporal": False}).state_channels == 3
+    assert NetConfig().state_channels == 6
+    # the retired previous-output design: an error, which the weights loader turns into
+    # one readable line
+    for retired in ({"temporal": True, "blend": True}, {"temporal": True, "state": "output"}):
+        with pytest.raises(ValueError, match="retired"):
+            NetConfig.from_dict(retired)
 
 
 def test_accumulator_averages_where_the_gate_opens_and_never_past_its_cap():

@@ -1,4 +1,4 @@
-"""Global motion compensation of the recurrent state: estimate, shift, and the backend's use."""
+"""Motion compensation of the recurrent state: global shift and dense flow, estimate and apply."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from streamdenoise.models.motion import global_shift, grey_thumbnail, shift_state
+from streamdenoise.models.motion import (
+    FlowEstimator,
+    global_shift,
+    grey_frame,
+    grey_thumbnail,
+    shift_state,
+    warp_state,
+)
 
 
 def textured_scene(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -66,3 +73,56 @@ def test_shifted_state_lines_up_with_the_next_frame():
     aligned = shift_state(prev.transpose(2, 0, 1), cur.transpose(2, 0, 1), dy, dx)
     assert np.abs(aligned - cur.transpose(2, 0, 1)).max() < 1e-3
     assert np.abs(prev - cur).mean() > 5  # …which the unshifted frame does not
+
+
+def test_flow_follows_a_walker_the_global_shift_cannot():
+    """A textured block moves 6 px right over a still background (a person in front of a
+    fixed camera): the warped previous frame matches the current one there too."""
+    h, w, size, step = 240, 320, 80, 6
+    background = textured_scene(h, w, seed=3)[:h, :w]
+    walker = textured_scene(size, size, seed=4)[:size, :size] * 0.5 + 60
+    prev, cur = background.copy(), background.copy()
+    prev[80 : 80 + size, 100 : 100 + size] = walker
+    cur[80 : 80 + size, 100 + step : 100 + step + size] = walker
+    flow = FlowEstimator().flow(grey_frame(prev.astype(np.uint8)), grey_frame(cur.astype(np.uint8)))
+    warped = warp_state(prev.transpose(2, 0, 1)[None].copy(), flow)[0].transpose(1, 2, 0)
+    inner = (slice(88, 152), slice(114, 178))  # the walker's new place, away from its edges
+    assert np.abs(warped[inner] - cur[inner]).mean() < 6
+    assert np.abs(prev[inner] - cur[inner]).mean() > 15  # unaligned, the past is wrong there
+    still = (slice(0, 30), slice(0, w))  # the background stays where it was
+    assert np.abs(warped[still] - cur[still]).mean() < 0.5
+
+
+def test_flow_between_mismatched_sizes_is_zero():
+    flow = FlowEstimator().flow(np.zeros((10, 12), np.uint8), np.zeros((8, 12), np.uint8))
+    assert flow.shape == (8, 12, 2) and not flow.any()
+
+
+def test_grey_frame_takes_uint8_and_float_frames_alike():
+    frame = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(grey_frame(frame), grey_frame(frame / np.float32(255)))
+
+
+def test_warp_state_shifts_pads_and_runs_on_numpy_and_torch_alike():
+    rng = np.random.default_rng(0)
+    state = rng.random((1, 6, 16, 20), dtype=np.float32)
+    # zero flow: the identity, also when the flow covers only the unpadded frame
+    np.testing.assert_allclose(
+        warp_state(state, np.zeros((13, 17, 2), np.float32)), state, atol=1e-4
+    )
+    # a whole-pixel flow moves content: out(x) = state(x + flow), edges replicated
+    flow = np.zeros((16, 20, 2), np.float32)
+    flow[..., 0] = 2  # dx
+    out = warp_state(state, flow)
+    np.testing.assert_allclose(out[..., :18], state[..., 2:], atol=1e-4)
+    np.testing.assert_allclose(out[..., 18:], state[..., 19:].repeat(2, -1), atol=1e-4)
+    # torch (training, CUDA backends) gives the same, in its own dtype
+    out_t = warp_state(torch.from_numpy(state).to(torch.bfloat16), flow)
+    assert out_t.dtype == torch.bfloat16
+    np.testing.assert_allclose(out_t.float().numpy(), out, atol=1e-2)
+    # a channels-last view (what some runtimes hand back) warps the same
+    channels_last = np.ascontiguousarray(state.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(warp_state(channels_last, flow), out)
+    # a batch with one flow per clip
+    both = warp_state(np.concatenate([state, state]), np.stack([flow, np.zeros_like(flow)]))
+    np.testing.assert_allclose(both[1], state[0], atol=1e-4)

@@ -56,11 +56,10 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
 @pytest.mark.parametrize(
     "config",
     [
-        default_net_config("temporal"),  # accumulator state, aligned
-        NetConfig(temporal=True, blend=True, state="output", align_state=False),
-        NetConfig(temporal=True, state="output"),
+        default_net_config("temporal"),  # accumulator state, flow-aligned
+        default_net_config("fixed"),  # accumulator state, shift-aligned
     ],
-    ids=["accumulator", "output-blend", "output"],
+    ids=["flow", "shift"],
 )
 def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp_path, config):
     """After a reset (the state is the frame itself) it is exactly the spatial model."""
@@ -84,5 +83,5 @@ def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp
 def test_each_model_name_trains_its_own_architecture():
     assert not default_net_config("spatial").temporal
     temporal, fixed = default_net_config("temporal"), default_net_config("fixed")
-    assert (temporal.state, temporal.blend, temporal.align_state) == ("output", True, False)
-    assert (fixed.state, fixed.blend, fixed.align_state) == ("accumulator", False, True)
+    assert (temporal.temporal, temporal.align_state, temporal.motion) == (True, True, "flow")
+    assert (fixed.temporal, fixed.align_state, fixed.motion) == (True, True, "shift")

@@ -23,7 +23,14 @@ import numpy as np
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import BackendUnavailable, UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model
-from streamdenoise.models.motion import global_shift, grey_thumbnail, shift_state
+from streamdenoise.models.motion import (
+    FlowEstimator,
+    global_shift,
+    grey_frame,
+    grey_thumbnail,
+    shift_state,
+    warp_state,
+)
 from streamdenoise.models.nets import initial_state
 from streamdenoise.models.noise import estimate_noise_sigma
 
@@ -71,6 +78,7 @@ class NeuralDenoiser(Denoiser):
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
         self._motion_thumb: np.ndarray | None = None
+        self._flow = FlowEstimator() if self.net.config.motion == "flow" else None
         self._size: tuple[int, int] | None = None
         self.scene_cuts = 0
         self._setup()
@@ -200,11 +208,14 @@ class NeuralDenoiser(Denoiser):
         that way), or after a reset the noisy frame itself."""
         previous = None
         if self.net.config.align_state:
-            previous, self._motion_thumb = self._motion_thumb, grey_thumbnail(image)
+            thumb = grey_frame(image) if self._flow else grey_thumbnail(image)
+            previous, self._motion_thumb = self._motion_thumb, thumb
         if self._state is None:
             return initial_state(x, self.net.config.state_channels)
         if previous is None:
             return self._state
+        if self._flow:
+            return warp_state(self._state, self._flow.flow(previous, self._motion_thumb))
         dy, dx = global_shift(previous, self._motion_thumb, image.shape[0])
         return shift_state(self._state, x, dy, dx)
 

@@ -7,19 +7,19 @@ level costs about the same per conv), then pixel-shuffles back and adds the nois
 field grows fast, which is what buys quality per MAC on a CPU budget. The noise level enters
 as a per-channel bias of the first layer.
 
-The temporal variant also takes its previous output as input: that is the recurrent
-state, an explicit input/output so the graph exports unchanged to ONNX/TensorRT. After a
-reset the state is the current noisy frame itself ("nothing known about the past"). With
-``blend`` it also predicts, per pixel, a weight w for the past, applied at full resolution:
-a learned motion-adaptive recursive filter (the classic camera 3DNR). Which past it weighs
-is ``NetConfig.state``: see there why the ``fixed`` model keeps a running average of the
-*noisy* frames while ``temporal`` blends its outputs.
+The temporal variant is recurrent: its state, an explicit input/output (``prev`` →
+``denoised``) so the graph exports unchanged to ONNX/TensorRT, holds its previous output and a
+running average of the *noisy* frames. A small gate sets, per pixel, how much of the past
+goes into the average (a learned motion-adaptive recursive filter, the camera's 3DNR) and the
+U-Net denoises that average (its 2DNR). The backends motion-compensate the state before each
+frame (``streamdenoise.models.motion``). After a reset the state is the current noisy frame
+("nothing known about the past").
 
 Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel shuffle,
 add, sub, mul, concat, slice, clip. Measured with OpenVINO bf16 at 720p here, every 3×3 conv
 of the body runs at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout
-changes (pixel shuffles, splits, NCHW↔blocked reorders) are, which is why the stem and the
-blend avoid them.
+changes (pixel shuffles, splits, NCHW↔blocked reorders) are, which is why the stem avoids
+them.
 """
 
 from __future__ import annotations
@@ -45,23 +45,18 @@ class NetConfig:
     # far; the first models' pixel-unshuffle + σ-map stem cost a sixth more CPU time).
     stem: str = "strided"
     stem_kernel: int = 4
-    # Temporal only: the last layer also predicts a per-pixel weight w, and the output is
-    # noisy + correction + w·(prev − noisy). The past then reaches the output at full
-    # resolution (a learned, motion-adaptive recursive filter) instead of squeezing through
-    # the 16-channel half-resolution stem together with the current frame.
-    blend: bool = False
-    # Temporal only. "output" (the `temporal` model): the state is the previous output image;
-    # blending a denoised, already smoothed past gains ~0.3 dB even on a still scene, since
-    # what the spatial estimate lost is lost in every frame alike. "accumulator" (`fixed`):
-    # the state is [previous output, running average of the noisy frames] (6 channels); a
-    # small gate sets the average's per-pixel weight w from prev − noisy (motion-adaptive,
-    # clamped to [0, MAX_ACCUMULATION]) and the U-Net denoises the average, so still regions
-    # are denoised from many frames' worth of signal instead of one — the camera's 3DNR
-    # followed by its 2DNR, learned end to end.
-    state: str = "accumulator"
-    # Temporal only: the state is motion-compensated by the frame's global shift before it
-    # is fed back (see streamdenoise.models.motion); a property of how the model was trained.
+    # Temporal models keep [previous output, running average of the noisy frames] (6
+    # channels). A small gate sets the average's per-pixel weight w from prev − noisy
+    # (motion-adaptive, clamped to [0, MAX_ACCUMULATION]) and the U-Net denoises the average,
+    # so still regions are denoised from many frames' worth of signal instead of one. (A
+    # retired design blended the previous *output* instead: a denoised, already smoothed past
+    # gained ~0.3 dB even on a still scene, since what the spatial estimate lost is lost in
+    # every frame alike.)
+    # Temporal only: the state is motion-compensated before it is fed back, by ``motion``:
+    # "shift" (global translation) or "flow" (dense optical flow); see
+    # streamdenoise.models.motion. A property of how the model was trained.
     align_state: bool = True
+    motion: str = "flow"
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -70,9 +65,11 @@ class NetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
         data = dict(data)
-        # weights files written before these fields existed: the first temporal design
-        data.setdefault("state", "output")
-        data.setdefault("align_state", False)
+        blend, state = data.pop("blend", False), data.pop("state", "output")
+        if data.get("temporal", True) and (blend or state != "accumulator"):
+            raise ValueError("a retired temporal design (previous-output state); retrain it")
+        # files written before dense flow existed were aligned by the global shift
+        data.setdefault("motion", "shift")
         for key in ("channels", "enc_convs", "dec_convs"):
             if key in data:
                 data[key] = tuple(data[key])
@@ -81,7 +78,7 @@ class NetConfig:
     @property
     def state_channels(self) -> int:
         """Channels of the recurrent state (``prev`` in, the whole output out)."""
-        return 6 if self.temporal and self.state == "accumulator" else 3
+        return 6 if self.temporal else 3
 
     @property
     def multiple(self) -> int:
@@ -127,8 +124,7 @@ class UNetDenoiser(nn.Module):
         self.config = config
         c = config.channels
         r = config.unshuffle
-        # spatial: [noisy]; "output" state: [noisy, prev];
-        # "accumulator": [average, noisy, prev output]
+        # spatial: [noisy]; temporal: [average, noisy, prev output]
         in_channels = 3 + (config.state_channels if config.temporal else 0)
         if config.stem != "strided" or r != 2:
             raise ValueError(f"unsupported stem {config.stem!r} ×{r} (only strided ×2)")
@@ -147,22 +143,14 @@ class UNetDenoiser(nn.Module):
             self.encs.append(nn.Sequential(*_convs(c[i], config.enc_convs[i])))
             self.ups.append(nn.ConvTranspose2d(c[i], c[i - 1], 2, stride=2))
             self.decs.append(nn.Sequential(*_convs(c[i - 1], config.dec_convs[i - 1])))
-        if config.blend and not config.temporal:
-            raise ValueError("blend needs a temporal model (it blends with prev)")
-        if config.state not in ("output", "accumulator"):
-            raise ValueError(f"unknown state {config.state!r}")
-        if config.state_channels == 6 and config.blend:
-            raise ValueError("blend belongs to the output state, not the accumulator")
+        if config.motion not in ("shift", "flow"):
+            raise ValueError(f"unknown motion {config.motion!r}")
         self.tail = nn.Conv2d(c[0], 3 * r * r, 3, padding=1)
-        # a layer of its own rather than 4 more tail channels: slicing them apart cost
-        # OpenVINO a 2.5 ms reference split per 720p frame
-        accumulate = config.state_channels == 6
-        self.blend_tail = nn.Conv2d(c[0], r * r, 3, padding=1) if config.blend else None
         # The accumulator's weight comes from a gate of its own, ahead of the U-Net (whose
         # input the average is): a stride-2 conv on prev − noisy with σ as a bias, one 3×3
         # conv, and one that predicts the weight of each of the 2×2 pixels it stands for.
         self.gate = None
-        if accumulate:
+        if config.temporal:
             g = GATE_CHANNELS
             self.gate = nn.ModuleDict(
                 {
@@ -183,8 +171,7 @@ class UNetDenoiser(nn.Module):
                 mode = "fan_out" if isinstance(mod, nn.ConvTranspose2d) else "fan_in"
                 nn.init.kaiming_normal_(mod.weight, mode=mode, nonlinearity="relu")
                 nn.init.zeros_(mod.bias)
-        lasts = [self.tail, self.blend_tail, self.gate["tail"] if self.gate else None]
-        for last in lasts:
+        for last in (self.tail, self.gate["tail"] if self.gate else None):
             if last is not None:
                 nn.init.normal_(last.weight, std=1e-3)
         if self.gate is not None:
@@ -206,7 +193,7 @@ class UNetDenoiser(nn.Module):
             # (wider view than the gate) can still see what is really there now
             x = torch.cat([base, noisy, prev[:, :3]], 1)
         else:
-            x = torch.cat([noisy, prev], 1) if self.config.temporal else noisy
+            x = noisy
         skips = [self.enc0(F.relu(self.head(x) + self.sigma_bias(sigma)))]
         for down, enc in zip(self.downs, self.encs, strict=True):
             skips.append(enc(down(skips[-1])))
@@ -217,8 +204,6 @@ class UNetDenoiser(nn.Module):
         out = base + F.pixel_shuffle(self.tail(y), r)
         if self.gate is not None:
             return torch.cat([out, base], 1)
-        if self.blend_tail is not None:
-            out = out + F.pixel_shuffle(self.blend_tail(y), r) * (prev - noisy)
         return out
 
 

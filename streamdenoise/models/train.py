@@ -16,10 +16,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamdenoise.models.data import ClipSampler, val_clips
-from streamdenoise.models.motion import global_shift, grey_thumbnail, shift_state
+from streamdenoise.models.motion import (
+    FlowEstimator,
+    global_shift,
+    grey_frame,
+    grey_thumbnail,
+    shift_state,
+    warp_state,
+)
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
 from streamdenoise.models.weights import git_commit, save_weights
@@ -48,12 +56,11 @@ class TrainConfig:
 
 
 def default_net_config(model: str) -> NetConfig:
-    """The architecture each shipped model name stands for (see NetConfig.state)."""
+    """The architecture each shipped model name stands for: the same net; the recurrent
+    ones differ in how the state is motion-compensated (see streamdenoise.models.motion)."""
     if model == "spatial":
         return NetConfig(temporal=False)
-    if model == "fixed":
-        return NetConfig(temporal=True, state="accumulator", align_state=True)
-    return NetConfig(temporal=True, blend=True, state="output", align_state=False)
+    return NetConfig(temporal=True, motion="shift" if model == "fixed" else "flow")
 
 
 def clip_shifts(noisy: torch.Tensor) -> list[list[tuple[int, int]]]:
@@ -67,15 +74,29 @@ def clip_shifts(noisy: torch.Tensor) -> list[list[tuple[int, int]]]:
     return shifts
 
 
+def clip_flows(noisy: torch.Tensor) -> list[torch.Tensor]:
+    """Per frame step t → t+1, the dense flow of every clip, (N, H, W, 2)."""
+    frames = noisy.detach().float().permute(0, 1, 3, 4, 2).numpy()
+    estimator = FlowEstimator()
+    greys = [[grey_frame(f) for f in clip] for clip in frames]
+    return [
+        torch.from_numpy(np.stack([estimator.flow(g[t], g[t + 1]) for g in greys]))
+        for t in range(noisy.shape[1] - 1)
+    ]
+
+
 def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Denoise clips (N, T, 3, H, W) causally; spatial nets see frames independently."""
     outs = []
     channels = net.config.state_channels
     prev = initial_state(noisy[:, 0], channels)
     align = net.config.temporal and net.config.align_state
-    shifts = clip_shifts(noisy) if align else None
+    flows = clip_flows(noisy) if align and net.config.motion == "flow" else None
+    shifts = clip_shifts(noisy) if align and flows is None else None
     for t in range(noisy.shape[1]):
         x = noisy[:, t].contiguous(memory_format=torch.channels_last)
+        if flows is not None and t > 0:
+            prev = warp_state(prev, flows[t - 1])
         if shifts is not None and t > 0:
             prev = torch.stack(
                 [shift_state(prev[i], x[i], *s[t - 1]) for i, s in enumerate(shifts)]
@@ -112,10 +133,11 @@ def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one.
 
-    The temporal head sees [image, prev] where the spatial one sees [image]: the weights for
-    the new inputs start at zero, so the U-Net begins as the spatial model and only has to
-    learn how to use the past, not how to denoise. Layers the source lacks (a blend weight,
-    an accumulator's gate) keep their own initialisation.
+    The temporal head sees [average, noisy, prev output] where the spatial one sees [noisy]:
+    the weights for the new inputs start at zero, and after a reset the average is the frame
+    itself, so the U-Net begins as the spatial model and only has to learn how to use the
+    past, not how to denoise. Layers the source lacks (the gate) keep their own
+    initialisation.
     """
     from streamdenoise.models.weights import read_weights_file
 

@@ -34,8 +34,8 @@ from streamdenoise.models.nets import initial_state
 # 30.07 dB for 22 ms per 720p frame here, vs the plain "fast" preset 29.69 dB (16 ms) and
 # "medium" 30.06 dB (60 ms).
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
-FLOW_FINEST_SCALE = 2
-FLOW_REFINEMENT_ITERATIONS = 5
+FLOW_FINEST_SCALE = 1
+FLOW_REFINEMENT_ITERATIONS = 0
 # Thumbnails are about this many pixels on their short side (never upscaled): enough
 # texture for a sharp correlation peak at ~1 ms per 720p frame.
 THUMB_SHORT_SIDE = 160

@@ -65,8 +65,10 @@ class NetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
         data = dict(data)
-        blend, state = data.pop("blend", False), data.pop("state", "output")
-        if data.get("temporal", True) and (blend or state != "accumulator"):
+        blend, state = data.pop("blend", False), data.pop("state", None)
+        if state is None and "motion" not in data:
+            state = "output"  # the first temporal design predates both fields
+        if data.get("temporal", True) and (blend or state == "output"):
             raise ValueError("a retired temporal design (previous-output state); retrain it")
         # files written before dense flow existed were aligned by the global shift
         data.setdefault("motion", "shift")

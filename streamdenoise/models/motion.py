@@ -3,8 +3,8 @@
 
 A causal recurrent denoiser can only average what stays in place. Cameras pan, shake and get
 nudged by wind, and people walk, so before the state is handed back to the network it is
-moved onto the current frame, using motion measured between consecutive *noisy* frames (known
-before the network runs, identical in training and in the field):
+moved onto the current frame, using motion measured between consecutive *noisy* frames
+(known before the network runs, and the same in training as in the field):
 
 - ``"shift"``: the frame's global translation, an integer shift found by phase correlation
   of two small grey thumbnails (downscaling averages the noise away; the sub-pixel peak is
@@ -13,10 +13,13 @@ before the network runs, identical in training and in the field):
 - ``"flow"``: dense optical flow (DIS, Kroeger et al., ECCV 2016, as OpenCV implements it)
   on full-resolution grey frames, and a bilinear warp of the state. ~22 ms + ~8 ms for the
   warp per 720p frame here; on Vid4 at σ=30 it lifted even the shift-trained model by
-  1 dB without retraining, since walkers and parallax are not one translation.
+  0.7–1.0 dB (by DIS setting) without retraining: walkers and parallax are not one
+  translation.
 
 The same functions run in training (on torch patches) and in every backend (on host arrays
-or CUDA tensors), so the networks learn with exactly the alignment they get in the field.
+or CUDA tensors), so a network learns with the alignment it gets in the field (host arrays
+are warped by OpenCV, tensors by torch: the same bilinear sampling up to OpenCV's 1/32-pixel
+rounding).
 """
 
 from __future__ import annotations

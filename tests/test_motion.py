@@ -120,6 +120,11 @@ def test_warp_state_shifts_pads_and_runs_on_numpy_and_torch_alike():
     out_t = warp_state(torch.from_numpy(state).to(torch.bfloat16), flow)
     assert out_t.dtype == torch.bfloat16
     np.testing.assert_allclose(out_t.float().numpy(), out, atol=1e-2)
+    # a CPU backend's fp32 tensor takes OpenCV's path; training's (autograd) stays in torch
+    np.testing.assert_array_equal(warp_state(torch.from_numpy(state.copy()), flow).numpy(), out)
+    trained = torch.from_numpy(state.copy()).requires_grad_()
+    warp_state(trained, torch.from_numpy(flow)).sum().backward()
+    assert trained.grad is not None and trained.grad.abs().sum() > 0
     # a channels-last view (what some runtimes hand back) warps the same
     channels_last = np.ascontiguousarray(state.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(warp_state(channels_last, flow), out)

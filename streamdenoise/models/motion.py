@@ -145,10 +145,14 @@ def warp_state(state, flow):
     ``grid_sample`` for tensors (training, CUDA), OpenCV's ``remap`` for host arrays (3×
     faster on a CPU; it rounds the sampling position to 1/32 pixel).
     """
-    flow = np.asarray(flow, np.float32) if isinstance(flow, np.ndarray) else flow
+    if isinstance(flow, np.ndarray):
+        flow = flow.astype(np.float32, copy=False)
     if flow.ndim == 3:
         flow = flow[None]
     n, c, h, w = state.shape
+    if _remap_suits(state) and isinstance(flow, np.ndarray):
+        # a CPU backend's fp32 state: OpenCV, in place of torch's slower CPU grid_sample
+        return torch.from_numpy(warp_state(state.numpy(), flow))
     if isinstance(state, np.ndarray):
         state = np.ascontiguousarray(state)  # runtimes may hand back channels-last views
         out = np.empty_like(state)
@@ -180,3 +184,13 @@ def warp_state(state, flow):
         state.float(), grid, mode="bilinear", padding_mode="border", align_corners=True
     )
     return out.to(state.dtype)
+
+
+def _remap_suits(state) -> bool:
+    """A torch tensor that OpenCV can warp for us: fp32, on the CPU, outside autograd."""
+    return (
+        isinstance(state, torch.Tensor)
+        and state.device.type == "cpu"
+        and state.dtype == torch.float32
+        and not (state.requires_grad and torch.is_grad_enabled())
+    )

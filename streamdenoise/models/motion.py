@@ -141,9 +141,10 @@ def warp_state(state, flow):
     """``state`` (N, C, H, W) resampled along ``flow`` (N, h, w, 2) (or (h, w, 2) for N = 1).
 
     The flow may cover only the top-left h×w of the state (the frame before the network's
-    padding); its edge values extend over the rest. Bilinear, borders replicated: torch's
-    ``grid_sample`` for tensors (training, CUDA), OpenCV's ``remap`` for host arrays (3×
-    faster on a CPU; it rounds the sampling position to 1/32 pixel).
+    padding); its edge values extend over the rest. Bilinear, borders replicated: OpenCV's
+    ``remap`` for host arrays and CPU fp32 tensors outside autograd (3× faster than torch on
+    a CPU; it rounds the sampling position to 1/32 pixel), torch's ``grid_sample`` for the
+    rest (training, CUDA).
     """
     if isinstance(flow, np.ndarray):
         flow = flow.astype(np.float32, copy=False)

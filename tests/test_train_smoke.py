@@ -83,5 +83,5 @@ def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp
 def test_each_model_name_trains_its_own_architecture():
     assert not default_net_config("spatial").temporal
     temporal, fixed = default_net_config("temporal"), default_net_config("fixed")
-    assert (temporal.temporal, temporal.align_state, temporal.motion) == (True, True, "flow")
-    assert (fixed.temporal, fixed.align_state, fixed.motion) == (True, True, "shift")
+    assert (temporal.temporal, temporal.motion) == (True, "flow")
+    assert (fixed.temporal, fixed.motion) == (True, "shift")

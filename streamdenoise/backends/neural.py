@@ -78,7 +78,8 @@ class NeuralDenoiser(Denoiser):
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
         self._motion_thumb: np.ndarray | None = None
-        self._flow = FlowEstimator() if self.net.config.motion == "flow" else None
+        flow = self.temporal and self.net.config.motion == "flow"
+        self._flow = FlowEstimator() if flow else None
         self._size: tuple[int, int] | None = None
         self.scene_cuts = 0
         self._setup()
@@ -204,16 +205,12 @@ class NeuralDenoiser(Denoiser):
 
     # -- helpers -----------------------------------------------------------------------------
     def _aligned_state(self, image: np.ndarray, x):
-        """The recurrent input: the state moved onto the current frame (for models trained
-        that way), or after a reset the noisy frame itself."""
-        previous = None
-        if self.net.config.align_state:
-            thumb = grey_frame(image) if self._flow else grey_thumbnail(image)
-            previous, self._motion_thumb = self._motion_thumb, thumb
-        if self._state is None:
+        """The recurrent input: the state moved onto the current frame, or after a reset the
+        noisy frame itself."""
+        thumb = grey_frame(image) if self._flow else grey_thumbnail(image)
+        previous, self._motion_thumb = self._motion_thumb, thumb
+        if self._state is None or previous is None:
             return initial_state(x, self.net.config.state_channels)
-        if previous is None:
-            return self._state
         if self._flow:
             return warp_state(self._state, self._flow.flow(previous, self._motion_thumb))
         dy, dx = global_shift(previous, self._motion_thumb, image.shape[0])

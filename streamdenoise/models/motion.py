@@ -1,5 +1,5 @@
 """Motion compensation of the recurrent state, for models trained with it
-(``NetConfig.align_state``; ``NetConfig.motion`` says how).
+(every temporal model; ``NetConfig.motion`` says how).
 
 A causal recurrent denoiser can only average what stays in place. Cameras pan, shake and get
 nudged by wind, and people walk, so before the state is handed back to the network it is

@@ -51,11 +51,9 @@ class NetConfig:
     # so still regions are denoised from many frames' worth of signal instead of one. (A
     # retired design blended the previous *output* instead: a denoised, already smoothed past
     # gained ~0.3 dB even on a still scene, since what the spatial estimate lost is lost in
-    # every frame alike.)
-    # Temporal only: the state is motion-compensated before it is fed back, by ``motion``:
-    # "shift" (global translation) or "flow" (dense optical flow); see
+    # every frame alike.) The state is motion-compensated before it is fed back, by
+    # ``motion``: "shift" (global translation) or "flow" (dense optical flow); see
     # streamdenoise.models.motion. A property of how the model was trained.
-    align_state: bool = True
     motion: str = "flow"
     extra: dict = field(default_factory=dict)
 
@@ -65,6 +63,7 @@ class NetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
         data = dict(data)
+        data.pop("align_state", None)  # always on since the retired design went
         blend, state = data.pop("blend", False), data.pop("state", None)
         if state is None and "motion" not in data:
             state = "output"  # the first temporal design predates both fields

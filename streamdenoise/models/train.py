@@ -90,9 +90,9 @@ def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> tor
     outs = []
     channels = net.config.state_channels
     prev = initial_state(noisy[:, 0], channels)
-    align = net.config.temporal and net.config.align_state
-    flows = clip_flows(noisy) if align and net.config.motion == "flow" else None
-    shifts = clip_shifts(noisy) if align and flows is None else None
+    flow = net.config.temporal and net.config.motion == "flow"
+    flows = clip_flows(noisy) if flow else None
+    shifts = clip_shifts(noisy) if net.config.temporal and not flow else None
     for t in range(noisy.shape[1]):
         x = noisy[:, t].contiguous(memory_format=torch.channels_last)
         if flows is not None and t > 0:

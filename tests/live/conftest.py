@@ -57,6 +57,16 @@ def unused_port() -> int:
 
 
 @pytest.fixture
+def refused_port():
+    """A TCP port on 127.0.0.1 that refuses connections for the whole test: bound but never
+    listening, so no server started meanwhile can be handed the same port (a port that was
+    merely free once was, and the "refused" case then met a real camera)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
 def demo_preview(unused_port):
     """A real run of the demo clip (320×240, endless, paced) into the HTTP preview with
     ``--compare``; yields the base URL once the page answers; the run is ended at teardown."""

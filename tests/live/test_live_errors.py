@@ -34,8 +34,10 @@ def cases(camera, silent_port: int, closed_port: int) -> dict[str, tuple[str, st
     }
 
 
-def test_open_errors_are_classified_fast_and_redacted(protected_camera, silent_server, unused_port):
-    for name, (url, words) in cases(protected_camera, silent_server, unused_port).items():
+def test_open_errors_are_classified_fast_and_redacted(
+    protected_camera, silent_server, refused_port
+):
+    for name, (url, words) in cases(protected_camera, silent_server, refused_port).items():
         source = NetworkSource(url, SourceOptions(timeout_s=TIMEOUT_S))
         started = time.monotonic()
         with pytest.raises(SourceError) as caught:
@@ -50,9 +52,9 @@ def test_open_errors_are_classified_fast_and_redacted(protected_camera, silent_s
 
 @pytest.mark.slow
 def test_cli_reports_open_errors_without_the_password(
-    protected_camera, silent_server, unused_port, tmp_path
+    protected_camera, silent_server, tmp_path, refused_port
 ):
-    for name, (url, words) in cases(protected_camera, silent_server, unused_port).items():
+    for name, (url, words) in cases(protected_camera, silent_server, refused_port).items():
         stats = tmp_path / "stats.json"
         started = time.monotonic()
         done = run_cli(

@@ -23,14 +23,7 @@ import numpy as np
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import BackendUnavailable, UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model
-from streamdenoise.models.motion import (
-    FlowEstimator,
-    global_shift,
-    grey_frame,
-    grey_thumbnail,
-    shift_state,
-    warp_state,
-)
+from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import initial_state
 from streamdenoise.models.noise import estimate_noise_sigma
 
@@ -77,9 +70,7 @@ class NeuralDenoiser(Denoiser):
         self._state: np.ndarray | None = None
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
-        self._motion_thumb: np.ndarray | None = None
-        flow = self.temporal and self.net.config.motion == "flow"
-        self._flow = FlowEstimator() if flow else None
+        self._motion = MotionCompensator(self.net.config.motion) if self.temporal else None
         self._size: tuple[int, int] | None = None
         self.scene_cuts = 0
         self._setup()
@@ -137,7 +128,8 @@ class NeuralDenoiser(Denoiser):
         self._state = None
         self._sigma = None
         self._thumb = None
-        self._motion_thumb = None
+        if self._motion:
+            self._motion.reset()
 
     def describe(self) -> dict:
         return {
@@ -207,14 +199,10 @@ class NeuralDenoiser(Denoiser):
     def _aligned_state(self, image: np.ndarray, x):
         """The recurrent input: the state moved onto the current frame, or after a reset the
         noisy frame itself."""
-        thumb = grey_frame(image) if self._flow else grey_thumbnail(image)
-        previous, self._motion_thumb = self._motion_thumb, thumb
-        if self._state is None or previous is None:
+        motion = self._motion.observe(image)
+        if self._state is None or motion is None:
             return initial_state(x, self.net.config.state_channels)
-        if self._flow:
-            return warp_state(self._state, self._flow.flow(previous, self._motion_thumb))
-        dy, dx = global_shift(previous, self._motion_thumb, image.shape[0])
-        return shift_state(self._state, x, dy, dx)
+        return self._motion.apply(self._state, x, motion)
 
     def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""

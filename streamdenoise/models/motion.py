@@ -137,6 +137,37 @@ class FlowEstimator:
         return self._dis.calc(grey, prev_grey, None)
 
 
+class MotionCompensator:
+    """One stream's motion compensation, the one piece training and the backends share:
+    remembers the previous frame's grey image (or thumbnail, for ``"shift"``), measures how
+    the current frame moved from it, and moves a state by that."""
+
+    def __init__(self, motion: str) -> None:
+        self._flow = FlowEstimator() if motion == "flow" else None
+        self._previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._previous = None
+
+    def observe(self, image: np.ndarray):
+        """The motion from the previous frame to ``image`` (H×W×3 RGB, uint8 or float on
+        [0, 1]): a flow field or a (dy, dx) shift; None for the first frame."""
+        grey = grey_frame(image) if self._flow else grey_thumbnail(image)
+        previous, self._previous = self._previous, grey
+        if previous is None:
+            return None
+        if self._flow:
+            return self._flow.flow(previous, grey)
+        return global_shift(previous, grey, image.shape[0])
+
+    def apply(self, state, frame, motion):
+        """``state`` (N, C, H, W) moved by what :meth:`observe` returned; ``frame`` (the
+        current noisy one, (N, 3, H, W)) fills what a shift uncovers."""
+        if self._flow:
+            return warp_state(state, motion)
+        return shift_state(state, frame, *motion)
+
+
 def warp_state(state, flow):
     """``state`` (N, C, H, W) resampled along ``flow`` (N, h, w, 2) (or (h, w, 2) for N = 1).
 

@@ -8,7 +8,6 @@ as an uninterrupted one would.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import time
@@ -16,18 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from streamdenoise.models.data import ClipSampler, val_clips
-from streamdenoise.models.motion import (
-    FlowEstimator,
-    global_shift,
-    grey_frame,
-    grey_thumbnail,
-    shift_state,
-    warp_state,
-)
+from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
 from streamdenoise.models.weights import git_commit, save_weights
@@ -63,43 +54,26 @@ def default_net_config(model: str) -> NetConfig:
     return NetConfig(temporal=True, motion="shift" if model == "fixed" else "flow")
 
 
-def clip_shifts(noisy: torch.Tensor) -> list[list[tuple[int, int]]]:
-    """Per clip, the global shift from each frame to the next (as the backends estimate it)."""
-    height = noisy.shape[-2]
-    frames = noisy.detach().float().permute(0, 1, 3, 4, 2).numpy()
-    shifts = []
-    for clip in frames:
-        thumbs = [grey_thumbnail(f) for f in clip]
-        shifts.append([global_shift(a, b, height) for a, b in itertools.pairwise(thumbs)])
-    return shifts
-
-
-def clip_flows(noisy: torch.Tensor) -> list[torch.Tensor]:
-    """Per frame step t → t+1, the dense flow of every clip, (N, H, W, 2)."""
-    frames = noisy.detach().float().permute(0, 1, 3, 4, 2).numpy()
-    estimator = FlowEstimator()
-    greys = [[grey_frame(f) for f in clip] for clip in frames]
-    return [
-        torch.from_numpy(np.stack([estimator.flow(g[t], g[t + 1]) for g in greys]))
-        for t in range(noisy.shape[1] - 1)
-    ]
-
-
 def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Denoise clips (N, T, 3, H, W) causally; spatial nets see frames independently."""
+    """Denoise clips (N, T, 3, H, W) causally; spatial nets see frames independently.
+
+    Recurrent nets get their state motion-compensated per clip, by the backends' own
+    :class:`MotionCompensator`, from the clip's noisy frames."""
     outs = []
-    channels = net.config.state_channels
-    prev = initial_state(noisy[:, 0], channels)
-    flow = net.config.temporal and net.config.motion == "flow"
-    flows = clip_flows(noisy) if flow else None
-    shifts = clip_shifts(noisy) if net.config.temporal and not flow else None
+    prev = initial_state(noisy[:, 0], net.config.state_channels)
+    compensators, motions = [], []
+    if net.config.temporal:
+        for clip in noisy.detach().float().permute(0, 1, 3, 4, 2).numpy():
+            compensators.append(MotionCompensator(net.config.motion))
+            motions.append([compensators[-1].observe(frame) for frame in clip])
     for t in range(noisy.shape[1]):
         x = noisy[:, t].contiguous(memory_format=torch.channels_last)
-        if flows is not None and t > 0:
-            prev = warp_state(prev, flows[t - 1])
-        if shifts is not None and t > 0:
-            prev = torch.stack(
-                [shift_state(prev[i], x[i], *s[t - 1]) for i, s in enumerate(shifts)]
+        if net.config.temporal and t > 0:
+            prev = torch.cat(
+                [
+                    c.apply(prev[i : i + 1], x[i : i + 1], m[t])
+                    for i, (c, m) in enumerate(zip(compensators, motions, strict=True))
+                ]
             )
         if net.config.temporal:
             y = net(x, sigma[:, t], prev.contiguous(memory_format=torch.channels_last))

@@ -147,6 +147,21 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--video-share", "1.5"], "--video-share must be between 0 and 1"),
+        (["--patch", "50"], "--patch must be a multiple of 16"),
+        (["--minutes", "0"], "--minutes must be positive"),
+    ],
+)
+def test_train_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    assert exit_code_of(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_unknown_config_key_is_named(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("source: demo\nstrenght: 2\n")

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from streamdenoise.models.data import TRAIN_IMAGE_DIRS, TRAIN_VIDEO_DIRS, VAL_VIDEO_DIRS
+from streamdenoise.models.data import (
+    TRAIN_IMAGE_DIRS,
+    TRAIN_VIDEO_DIRS,
+    VAL_VIDEO_DIRS,
+    ClipSampler,
+)
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
 from streamdenoise.models.train import TrainConfig, default_net_config, init_from, train
 from streamdenoise.models.weights import load_weights, save_weights
@@ -85,3 +90,24 @@ def test_each_model_name_trains_its_own_architecture():
     temporal, fixed = default_net_config("temporal"), default_net_config("fixed")
     assert (temporal.temporal, temporal.motion) == (True, "flow")
     assert (fixed.temporal, fixed.motion) == (True, "shift")
+
+
+def test_sampler_draws_every_orientation_and_the_asked_share_of_video_clips():
+    """A ramp image (5 levels per row, 1 per column): the steps from a clip's corner pixel to
+    its right and lower neighbours tell its orientation wherever it was cut, and all eight
+    must show up; no clip may come from the video (a constant) when its share is zero."""
+    rows, columns = np.mgrid[0:40, 0:40]
+    image = np.repeat((5 * rows + columns)[..., None], 3, axis=2).astype(np.uint8)
+    video = np.full((4, 40, 40, 3), 255, np.uint8)
+    orientations = set()
+    for share in (0.0, 1.0):
+        sampler = ClipSampler([image], [video], share)
+        for seed in range(10):
+            for clip in sampler.batch(seed, 8, 1, 16)[:, 0, 0] * 255:
+                assert bool((clip == 255).all()) == (share == 1.0)
+                right, down = (clip[0, 1] - clip[0, 0]).item(), (clip[1, 0] - clip[0, 0]).item()
+                orientations.add((round(right), round(down)))
+    orientations.discard((0, 0))  # the video's constant clips
+    assert orientations == {(a, b) for a in (-1, 1) for b in (-5, 5)} | {
+        (b, a) for a in (-1, 1) for b in (-5, 5)
+    }

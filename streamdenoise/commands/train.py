@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch", type=int, default=80)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--video-share",
+        type=float,
+        default=0.5,
+        help="share of the training clips cut from real videos; the rest come from images",
+    )
     parser.add_argument("--fp32", action="store_true", help="disable bf16 autocast")
 
 
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0:
         raise UsageError("--minutes must be positive")
+    if not 0 <= args.video_share <= 1:
+        raise UsageError("--video-share must be between 0 and 1")
     if args.patch % 16:
         raise UsageError("--patch must be a multiple of 16")
     cfg = TrainConfig(
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         init=args.init,
         bf16=not args.fp32,
+        video_share=args.video_share,
     )
     command = "streamdenoise " + shlex.join(sys.argv[1:])
     columns = (

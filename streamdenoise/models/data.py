@@ -47,9 +47,12 @@ def _require(data_dir: Path, sub: str) -> Path:
 class ClipSampler:
     """Draws batches of clean clips (N, T, 3, P, P) in [0, 1], deterministically per seed.
 
-    Half the clips come from real videos (real motion, occlusions); the rest are still
-    images turned into clips by a synthetic camera: static (as most surveillance cameras
-    are), integer pans, or sub-pixel pans with a slight zoom.
+    A share ``p_video`` of the clips (half by default) comes from real videos (real motion,
+    occlusions); the rest are still images turned into clips by a synthetic camera: static
+    (as most surveillance cameras are), integer pans, or sub-pixel pans with a slight zoom.
+    Every clip is flipped and transposed at random (all eight orientations): a denoiser has
+    no reason to prefer one, and a model trained on four of them gained 0.6 dB on CBSD68
+    from averaging its outputs over all eight.
     """
 
     images: list[np.ndarray]
@@ -57,13 +60,13 @@ class ClipSampler:
     p_video: float = 0.5
 
     @classmethod
-    def load(cls, data_dir: Path) -> ClipSampler:
+    def load(cls, data_dir: Path, p_video: float = 0.5) -> ClipSampler:
         images = [read_rgb(p) for d in TRAIN_IMAGE_DIRS for p in image_files(_require(data_dir, d))]
         videos = [
             np.stack([read_rgb(p) for p in image_files(_require(data_dir, d))])
             for d in TRAIN_VIDEO_DIRS
         ]
-        return cls(images, videos)
+        return cls(images, videos, p_video)
 
     def _video_clip(self, rng: np.random.Generator, t: int, p: int) -> np.ndarray:
         frames = [len(v) for v in self.videos]
@@ -121,10 +124,10 @@ class ClipSampler:
                 clip = self._video_clip(rng, t, p)
             else:
                 clip = self._image_clip(rng, t, p)
-            if rng.random() < 0.5:
-                clip = clip[:, :, ::-1]
-            if rng.random() < 0.5:
-                clip = clip.transpose(0, 2, 1, 3)
+            flip_rows, flip_columns, transpose = rng.random(3) < 0.5
+            clip = clip[:, ::-1] if flip_rows else clip
+            clip = clip[:, :, ::-1] if flip_columns else clip
+            clip = clip.transpose(0, 2, 1, 3) if transpose else clip
             clips.append(np.ascontiguousarray(clip))
         return torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255
 

@@ -43,6 +43,7 @@ class TrainConfig:
     init: str | None = None
     max_steps: int | None = None  # stop early (smoke tests); the time budget still applies
     bf16: bool = True
+    video_share: float = 0.5  # share of the clips cut from real videos (the rest: images)
     net: dict = field(default_factory=dict)
 
 
@@ -143,6 +144,7 @@ def train(
     ``progress(fraction_of_budget, step, loss_8bit, val_psnr)`` is called after every step.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    commit = git_commit()  # now: the tree may move on while a long run trains
     torch.manual_seed(cfg.seed)
     net_cfg = NetConfig.from_dict({**default_net_config(cfg.model).to_dict(), **cfg.net})
     net = build_net(net_cfg).to(memory_format=torch.channels_last)
@@ -160,7 +162,7 @@ def train(
         command = " && ".join(c for c in (ckpt.get("command", ""), command) if c)
         log(f"resumed from {cfg.resume} at step {step} ({elapsed / 60:.1f} min)")
     data_dir = Path(cfg.data)
-    sampler = ClipSampler.load(data_dir)
+    sampler = ClipSampler.load(data_dir, cfg.video_share)
     val_clean = val_clips(data_dir, cfg.val_frames, cfg.val_size)
     val_noisy = synthesize(val_clean, seed=12345, kind="awgn", sigma=25 / 255)
     frames = cfg.frames if net_cfg.temporal else 1
@@ -233,7 +235,7 @@ def train(
                 "training_command": command,
                 "train_config": asdict(cfg),
                 "data": _data_note(),
-                "git_commit": git_commit(),
+                "git_commit": commit,
                 "final_validation": metrics,
                 "history": history,
             },

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from helpers import REPO_ROOT, probe
 
@@ -167,3 +168,14 @@ def by_realistic_sigma(results: dict):
     sigmas = {r["sigma"] for r in results["quality"]["results"] if r["noise"] == "realistic"}
     assert len(sigmas) == 1
     return sigmas.pop()
+
+
+def test_headroom_self_ensemble_orientations_are_eight_distinct_and_undo_exactly():
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from cbsd68_headroom import orientations
+
+    image = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    turned = [forward(image) for forward, _ in orientations()]
+    assert len({t.tobytes() + bytes(t.shape) for t in turned}) == 8
+    for (_, inverse), t in zip(orientations(), turned, strict=True):
+        assert np.array_equal(inverse(t), image)

@@ -47,7 +47,7 @@ def _require(data_dir: Path, sub: str) -> Path:
 class ClipSampler:
     """Draws batches of clean clips (N, T, 3, P, P) in [0, 1], deterministically per seed.
 
-    A share ``p_video`` of the clips (half by default) comes from real videos (real motion,
+    A share ``video_share`` of the clips (half by default) comes from real videos (real motion,
     occlusions); the rest are still images turned into clips by a synthetic camera: static
     (as most surveillance cameras are), integer pans, or sub-pixel pans with a slight zoom.
     Every clip is flipped and transposed at random (all eight orientations): a denoiser has
@@ -57,16 +57,16 @@ class ClipSampler:
 
     images: list[np.ndarray]
     videos: list[np.ndarray]
-    p_video: float = 0.5
+    video_share: float = 0.5
 
     @classmethod
-    def load(cls, data_dir: Path, p_video: float = 0.5) -> ClipSampler:
+    def load(cls, data_dir: Path, video_share: float = 0.5) -> ClipSampler:
         images = [read_rgb(p) for d in TRAIN_IMAGE_DIRS for p in image_files(_require(data_dir, d))]
         videos = [
             np.stack([read_rgb(p) for p in image_files(_require(data_dir, d))])
             for d in TRAIN_VIDEO_DIRS
         ]
-        return cls(images, videos, p_video)
+        return cls(images, videos, video_share)
 
     def _video_clip(self, rng: np.random.Generator, t: int, p: int) -> np.ndarray:
         frames = [len(v) for v in self.videos]
@@ -120,7 +120,7 @@ class ClipSampler:
         rng = np.random.default_rng(seed)
         clips = []
         for _ in range(n):
-            if rng.random() < self.p_video:
+            if rng.random() < self.video_share:
                 clip = self._video_clip(rng, t, p)
             else:
                 clip = self._image_clip(rng, t, p)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from streamdenoise.backends import create_backend
-from streamdenoise.bench import machine_record
-from streamdenoise.evaluation.metrics import psnr
-from streamdenoise.evaluation.runner import load_sequences, make_noisy
+from streamdenoise.lab.image_metrics import psnr
+from streamdenoise.lab.quality import load_sequences, make_noisy
+from streamdenoise.lab.speed import machine_record
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "quality"

@@ -24,7 +24,7 @@ from suite import contenders as contenders_mod
 from suite import e2e, live, plots, quality, report, visual_outputs
 from suite.clips import make_noisy_clip
 
-from streamdenoise.bench import machine_record
+from streamdenoise.lab.speed import machine_record
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "suite"

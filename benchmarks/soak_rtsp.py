@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from rtsp_control import RtspServer, gst_rtsp_missing  # noqa: E402
 
-from streamdenoise.bench import machine_record  # noqa: E402
 from streamdenoise.commands.run import choose_backend  # noqa: E402
+from streamdenoise.lab.speed import machine_record  # noqa: E402
 from streamdenoise.metrics import percentile  # noqa: E402
 from streamdenoise.options import SinkOptions, SourceOptions  # noqa: E402
 from streamdenoise.pipeline import Pipeline, PipelineConfig  # noqa: E402

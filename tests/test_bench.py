@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from streamdenoise.bench import BenchConfig, parse_backends, parse_sizes, run_bench, to_markdown
 from streamdenoise.cli import main
 from streamdenoise.errors import UsageError
+from streamdenoise.lab.speed import BenchConfig, parse_backends, parse_sizes, run_bench, to_markdown
 
 FAST = {"seconds": 0.3, "warmup_s": 0.05, "rounds": 2}
 
@@ -147,7 +147,7 @@ def test_neural_rows_carry_macs_and_the_ratio_to_torch_fp32(
     untrained_weights, monkeypatch, tmp_path, batch
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # on-the-fly ONNX export goes here
-    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
     config = BenchConfig(
         backends=["torch", "onnxruntime"],
         sizes=[(40, 24)],

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from streamdenoise.cli import main
-from streamdenoise.evaluation.metrics import flicker, psnr, ssim
-from streamdenoise.evaluation.runner import (
+from streamdenoise.lab.image_metrics import flicker, psnr, ssim
+from streamdenoise.lab.quality import (
     BackendSpec,
     evaluate,
     load_sequences,

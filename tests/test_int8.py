@@ -52,7 +52,7 @@ def noisy_sequence(images: list[np.ndarray], sigma: float = 20, seed: int = 3) -
 
 
 def test_calibration_feeds_are_deterministic_and_shaped_like_the_backends_feeds():
-    from streamdenoise.quantize import calibration_feeds
+    from streamdenoise.lab.quantize import calibration_feeds
 
     images = textured_images(4, size=64)
     first = list(calibration_feeds(images, state_channels=6))
@@ -75,13 +75,13 @@ def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph
     import torch
 
     from streamdenoise.backends import create_backend
-    from streamdenoise.export import export_onnx, net_hash, onnx_filename
+    from streamdenoise.lab.quantize import FLOAT_LAYERS, int8_filename, quantize_onnx
     from streamdenoise.models.nets import NetConfig, build_net
+    from streamdenoise.models.onnx import export_onnx, net_hash, onnx_filename
     from streamdenoise.models.weights import save_weights
-    from streamdenoise.quantize import FLOAT_LAYERS, int8_filename, quantize_onnx
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
     torch.manual_seed(0)
     net = build_net(NetConfig(temporal=True)).eval()
     weights = tmp_path / "int8net.pt"
@@ -119,7 +119,7 @@ def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
     from streamdenoise.models.weights import save_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("streamdenoise.export.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
     torch.manual_seed(1)
     weights = tmp_path / "plain.pt"
     save_weights(weights, "plain", build_net(NetConfig(temporal=False)).eval(), {"note": "test"})
@@ -130,7 +130,7 @@ def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_shipped_models_have_a_committed_int8_export(model):
-    from streamdenoise.export import REPO_ENGINES, find_int8_onnx
+    from streamdenoise.models.onnx import REPO_ENGINES, find_int8_onnx
 
     path = find_int8_onnx(model)
     assert path.parent == REPO_ENGINES
@@ -139,7 +139,7 @@ def test_shipped_models_have_a_committed_int8_export(model):
 @pytest.mark.skipif(not VAL_WALK.is_dir(), reason="needs ../shared/datasets next to the checkout")
 def test_shipped_int8_model_stays_close_to_the_float_one_on_real_video():
     from streamdenoise.backends import create_backend
-    from streamdenoise.models.data import image_files, read_rgb
+    from streamdenoise.lab.data import image_files, read_rgb
 
     files = image_files(VAL_WALK / "vid4-walk")[:6]
     clean = [read_rgb(f).astype(np.float32) / 255 for f in files]

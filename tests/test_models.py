@@ -212,7 +212,7 @@ def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, preci
     """A guard on what users run: every runtime of each shipped model lifts the demo's camera
     noise by ≥ 4 dB (measured 4.5–4.8 dB on 8 frames at 320×192)."""
     from streamdenoise.backends import create_backend, unavailable_reason
-    from streamdenoise.evaluation.metrics import psnr
+    from streamdenoise.lab.image_metrics import psnr
     from streamdenoise.sources.demo import DemoClip
 
     if unavailable_reason(backend):
@@ -235,7 +235,7 @@ VAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val"
 
 def gains_over_spatial(model: str, clean_frames, sigma: float = 25) -> list[float]:
     """Per frame, PSNR of ``model`` minus that of the spatial model on the same noisy frames."""
-    from streamdenoise.evaluation.metrics import psnr
+    from streamdenoise.lab.image_metrics import psnr
 
     rng = np.random.default_rng(0)
     recurrent = TorchDenoiser(model=model, precision="fp32", device="cpu")
@@ -259,7 +259,7 @@ def test_recurrent_models_gather_the_past_on_still_and_panning_cameras(model, na
     """What the running average is for. On a still camera it must beat the spatial model
     by a wide margin once a few frames have passed; on a pan the motion-compensated state
     must keep most of that."""
-    from streamdenoise.models.data import image_files, read_rgb
+    from streamdenoise.lab.data import image_files, read_rgb
 
     scene = read_rgb(image_files(VAL_VIDEOS / "vid4-walk")[0])
     h, w = 192, 256
@@ -278,7 +278,7 @@ WALK_MIN_GAIN = 0.6
 def test_temporal_model_gains_on_real_motion():
     """Walkers and a moving camera (Vid4 `walk`): where a global shift cannot line the past
     up, the flow-aligned state must still add detail over the spatial model."""
-    from streamdenoise.models.data import image_files, read_rgb
+    from streamdenoise.lab.data import image_files, read_rgb
 
     files = image_files(VAL_VIDEOS / "vid4-walk")[:10]
     frames = [read_rgb(f)[WALK_CROP] for f in files]

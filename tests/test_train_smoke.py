@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from streamdenoise.models.data import (
+from streamdenoise.lab.data import (
     TRAIN_IMAGE_DIRS,
     TRAIN_VIDEO_DIRS,
     VAL_VIDEO_DIRS,
     ClipSampler,
 )
+from streamdenoise.lab.train import TrainConfig, default_net_config, init_from, train
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
-from streamdenoise.models.train import TrainConfig, default_net_config, init_from, train
 from streamdenoise.models.weights import load_weights, save_weights
 
 

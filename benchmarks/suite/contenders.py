@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from streamdenoise.backends import BACKENDS, DEFAULT_BACKEND, create_backend, unavailable_reason
 from streamdenoise.backends.base import Denoiser
-from streamdenoise.bench import NEURAL_BACKENDS
+from streamdenoise.lab.speed import NEURAL_BACKENDS
 from streamdenoise.models import DEFAULT_MODEL, MODEL_NAMES
 
 BASELINES = ("hqdn3d", "atadenoise", "nlmeans", "opencv-nlm")

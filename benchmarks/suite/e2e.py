@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamdenoise.bench import rotated
+from streamdenoise.lab.speed import rotated
 from streamdenoise.options import SinkOptions, SourceOptions
 from suite.clips import read_frames
 from suite.contenders import Contender

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamdenoise.bench import rotated
+from streamdenoise.lab.speed import rotated
 from streamdenoise.options import SinkOptions, SourceOptions
 from suite.contenders import Contender
 from suite.runner import RunResult, run_pipeline

@@ -1,6 +1,6 @@
 """Section 3: PSNR/SSIM/flicker on the validation clips, through the evaluation runner.
 
-``streamdenoise.evaluation.runner.evaluate`` does the work (fixed-seed noise, 8-bit clipped
+``streamdenoise.lab.quality.evaluate`` does the work (fixed-seed noise, 8-bit clipped
 and quantized input, causal frame-by-frame processing, classical filters given the true σ);
 this module only picks the contenders, the levels and the data, and flattens the report.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamdenoise.evaluation.runner import BackendSpec, evaluate
+from streamdenoise.lab.quality import BackendSpec, evaluate
 from suite.clips import make_tiny_sequences
 from suite.contenders import Contender
 

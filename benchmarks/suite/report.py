@@ -101,7 +101,7 @@ def speed_rows(rows: list[dict]) -> list[list[str]]:
 
 
 def machine_lines(machine: dict) -> list[str]:
-    """The machine record of ``streamdenoise.bench.machine_record`` as a bullet list."""
+    """The machine record of ``streamdenoise.lab.speed.machine_record`` as a bullet list."""
     cpu = machine.get("cpu", {})
     gpus = machine.get("gpus") or []
     versions = machine.get("versions", {})

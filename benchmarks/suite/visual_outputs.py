@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamdenoise.evaluation.metrics import psnr
-from streamdenoise.evaluation.runner import Sequence, create, make_noisy, run_backend
-from streamdenoise.models.data import image_files, read_rgb
+from streamdenoise.lab.data import image_files, read_rgb
+from streamdenoise.lab.image_metrics import psnr
+from streamdenoise.lab.quality import Sequence, create, make_noisy, run_backend
 from suite import quality
 from suite.contenders import Contender
 from suite.visual import comparison_grid, crop_box, side_by_side_video

@@ -54,7 +54,7 @@ def missing_package(modules: tuple[str, ...], extra: str) -> str | None:
 
 def model_onnx(denoiser: NeuralDenoiser) -> Path:
     """The up-to-date export of the denoiser's network (exported on the fly if missing)."""
-    from streamdenoise.export import find_or_export_onnx
+    from streamdenoise.models.onnx import find_or_export_onnx
 
     return find_or_export_onnx(Path(denoiser.model).stem, denoiser.net)
 

@@ -5,7 +5,7 @@ performance hint, one compiled model per size; static shapes let the CPU plugin 
 fastest kernels. bf16 goes through ``INFERENCE_PRECISION_HINT`` and needs a CPU with bf16
 instructions (AVX512-BF16 or AMX); on this project's Zen 5 box it is the fastest CPU path,
 so it is the default precision where the CPU has them. int8 runs the calibrated QDQ export
-(:mod:`streamdenoise.quantize`; opt-in: faster, a little less clean).
+(:mod:`streamdenoise.lab.quantize`; opt-in: faster, a little less clean).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class OpenVINODenoiser(NeuralDenoiser):
 
     def _setup(self) -> None:
         if self.precision == INT8:
-            from streamdenoise.export import find_int8_onnx
+            from streamdenoise.models.onnx import find_int8_onnx
 
             self.onnx_path = find_int8_onnx(Path(self.model).stem, self.net)
         else:

@@ -81,7 +81,7 @@ class TensorRTDenoiser(NeuralDenoiser):
     def _setup(self) -> None:
         import tensorrt as trt
 
-        from streamdenoise.export import engines_dir, net_hash
+        from streamdenoise.models.onnx import engines_dir, net_hash
 
         self.onnx_path = model_onnx(self)
         self.cache_dir = engines_dir() / "cache"

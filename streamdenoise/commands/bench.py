@@ -82,7 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.bench import BenchConfig, parse_backends, parse_sizes, run_bench, to_markdown
+    from streamdenoise.lab.speed import (
+        BenchConfig,
+        parse_backends,
+        parse_sizes,
+        run_bench,
+        to_markdown,
+    )
     from streamdenoise.options import X264_PRESETS
 
     if args.batch < 1 or args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:

@@ -74,7 +74,7 @@ def merge_reports(report: dict, earlier: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.evaluation.runner import BackendSpec, evaluate, markdown, parse_sigmas
+    from streamdenoise.lab.quality import BackendSpec, evaluate, markdown, parse_sigmas
 
     sigmas = parse_sigmas(args.sigma)
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tune_classical:
         from streamdenoise.backends.classical import PRESETS_PATH
-        from streamdenoise.evaluation.tune import tune_classical
+        from streamdenoise.lab.tune_classical import tune_classical
 
         data = (args.data or [Path("../shared/datasets/train/videos")])[0]
         chosen = [b for b in args.backends.split(",") if b in CLASSICAL] or list(CLASSICAL)

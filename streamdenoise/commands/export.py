@@ -42,8 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from streamdenoise.backends import create_backend
     from streamdenoise.commands.run import parse_size
-    from streamdenoise.export import engines_dir, export_onnx, load_net, net_hash, onnx_filename
     from streamdenoise.models import DEFAULT_MODEL
+    from streamdenoise.models.onnx import (
+        engines_dir,
+        export_onnx,
+        load_net,
+        net_hash,
+        onnx_filename,
+    )
 
     model = args.model or DEFAULT_MODEL
     if args.format == "onnx":
@@ -54,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.format == "onnx-int8":
         from streamdenoise.errors import UsageError
-        from streamdenoise.export import find_or_export_onnx
-        from streamdenoise.quantize import calibration_images, int8_filename, quantize_onnx
+        from streamdenoise.lab.quantize import calibration_images, int8_filename, quantize_onnx
+        from streamdenoise.models.onnx import find_or_export_onnx
 
         if args.calibration is None:
             raise UsageError("--format onnx-int8 needs --calibration FOLDER_OF_CLEAN_IMAGES")

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.models.train import TrainConfig, train
+    from streamdenoise.lab.train import TrainConfig, train
 
     if args.minutes <= 0:
         raise UsageError("--minutes must be positive")

@@ -443,8 +443,8 @@ def add_macs_and_ratios(results: list[dict], model: str | None) -> dict[str, int
 
 
 def _model_macs(model: str | None, width: int, height: int) -> int | None:
-    from streamdenoise.export import load_net
     from streamdenoise.models.macs import count_net_macs
+    from streamdenoise.models.onnx import load_net
 
     try:
         net = load_net(model or default_model())

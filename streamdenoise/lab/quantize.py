@@ -39,7 +39,7 @@ def int8_filename(float_name: str) -> str:
 def calibration_images(folder: Path, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
     """Up to ``count`` clean RGB crops (float [0, 1]) spread evenly over every image below
     ``folder`` (e.g. the training datasets)."""
-    from streamdenoise.models.data import IMAGE_EXTS, read_rgb
+    from streamdenoise.lab.data import IMAGE_EXTS, read_rgb
 
     if not folder.is_dir():
         raise UserError(f"calibration folder not found: {folder}")

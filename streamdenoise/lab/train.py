@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from streamdenoise.models.data import ClipSampler, val_clips
+from streamdenoise.lab.data import ClipSampler, val_clips
 from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize

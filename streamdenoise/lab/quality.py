@@ -20,9 +20,9 @@ import numpy as np
 
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import UsageError, UserError
-from streamdenoise.evaluation.metrics import flicker, psnr, ssim
+from streamdenoise.lab.data import IMAGE_EXTS, image_files, read_rgb
+from streamdenoise.lab.image_metrics import flicker, psnr, ssim
 from streamdenoise.models import MODEL_NAMES
-from streamdenoise.models.data import IMAGE_EXTS, image_files, read_rgb
 from streamdenoise.models.noise import realistic_eval_noise
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts")

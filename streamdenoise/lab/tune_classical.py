@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamdenoise.evaluation.metrics import psnr
-from streamdenoise.evaluation.runner import Sequence, load_sequences, make_noisy, run_backend
+from streamdenoise.lab.image_metrics import psnr
+from streamdenoise.lab.quality import Sequence, load_sequences, make_noisy, run_backend
 
 TUNE_SEQUENCES = ("davis-bus", "sam2-bedroom")
 

@@ -27,7 +27,7 @@ from streamdenoise.errors import UserError
 from streamdenoise.models.nets import UNetDenoiser, initial_state
 
 OPSET = 17
-REPO_ENGINES = Path(__file__).resolve().parents[1] / "engines"
+REPO_ENGINES = Path(__file__).resolve().parents[2] / "engines"
 
 
 def user_cache_dir() -> Path:
@@ -144,7 +144,7 @@ def find_int8_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
     """The int8 export of ``model``'s current weights; it needs calibration data, so it is
     never made on the fly: a missing one is a clear error saying how to make it."""
     from streamdenoise.errors import BackendUnavailable
-    from streamdenoise.quantize import int8_filename
+    from streamdenoise.lab.quantize import int8_filename
 
     net = net if net is not None else load_net(model)
     name = int8_filename(onnx_filename(model, net_hash(net)))

@@ -73,22 +73,21 @@ def test_yaml_config_with_flags_winning(tmp_path, test_backend):
 def test_default_runtime_is_the_fastest_one_here(monkeypatch):
     import importlib.util
 
-    import torch
+    from streamdenoise import hardware
+    from streamdenoise.runtime import fastest_backend
 
-    from streamdenoise.commands.run import fastest_runtime
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "has_cuda", lambda: False)
     has_openvino = importlib.util.find_spec("openvino") is not None
-    assert fastest_runtime({}) == ("openvino" if has_openvino else "torch")
-    assert fastest_runtime({"device": "cpu", "precision": "bf16"}) == fastest_runtime({})
-    assert fastest_runtime({"precision": "fp16"}) == "torch"  # fp16 is CUDA: torch says why
-    assert fastest_runtime({"device": "cuda:0"}) == "torch"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert fastest_runtime({}) == "torch"
-    assert fastest_runtime({"precision": "fp32"}) == "torch"
+    assert fastest_backend() == ("openvino" if has_openvino else "torch")
+    assert fastest_backend("cpu", "bf16") == fastest_backend()
+    assert fastest_backend(precision="fp16") == "torch"  # fp16 is CUDA: torch says why
+    assert fastest_backend("cuda:0") == "torch"
+    monkeypatch.setattr(hardware, "has_cuda", lambda: True)
+    assert fastest_backend() == "torch"
+    assert fastest_backend(precision="fp32") == "torch"
     for cpu_precision in ("bf16", "int8"):  # a GPU present, but these run on the CPU
-        assert fastest_runtime({"precision": cpu_precision}) == fastest_runtime({"device": "cpu"})
-    assert fastest_runtime({"device": "cpu"}) == ("openvino" if has_openvino else "torch")
+        assert fastest_backend(precision=cpu_precision) == fastest_backend("cpu")
+    assert fastest_backend("cpu") == ("openvino" if has_openvino else "torch")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ frame-size change and on a detected scene cut.
 
 A subclass implements :meth:`NeuralDenoiser._infer` — one call of the exported graph — and may
 override :meth:`_setup` to build it (``self.net`` holds the loaded torch network, e.g. to
-export it to ONNX) and ``precisions`` / :meth:`default_precision`.
+export it to ONNX). Which device and precision it runs in is decided by
+:mod:`streamdenoise.runtime` from the subclass's ``name``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from streamdenoise import runtime
 from streamdenoise.backends.base import Denoiser
-from streamdenoise.errors import BackendUnavailable, UsageError
+from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model
 from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import initial_state
@@ -38,8 +40,7 @@ SIGMA_SMOOTHING = 0.25
 class NeuralDenoiser(Denoiser):
     """Base of the torch / ONNX Runtime / OpenVINO / TensorRT backends."""
 
-    name = "neural"
-    precisions: tuple[str, ...] = ("fp32",)
+    name = "neural"  # a key of streamdenoise.runtime.RUNTIMES in every subclass
 
     def __init__(
         self,
@@ -64,9 +65,11 @@ class NeuralDenoiser(Denoiser):
         self.multiple = self.net.config.multiple
         self.strength = float(strength)
         self.sigma_hint = sigma
-        self.device = self.default_device(precision) if device in (None, "auto") else device
-        self.precision = precision or self.default_precision()
-        self._check_precision(self.precision)
+        if device in (None, "auto"):
+            device = runtime.default_device(self.name, precision)
+        self.device = device
+        self.precision = precision or runtime.default_precision(self.name, device)
+        runtime.check(self.name, self.device, self.precision)
         self._state: np.ndarray | None = None
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
@@ -76,20 +79,6 @@ class NeuralDenoiser(Denoiser):
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
-    def default_device(self, precision: str | None) -> str:
-        """Where to run when the caller said nothing (or ``auto``), given the precision asked."""
-        return "cpu"
-
-    def default_precision(self) -> str:
-        return self.precisions[0]
-
-    def _check_precision(self, precision: str) -> None:
-        if precision not in self.precisions:
-            allowed = ", ".join(self.precisions)
-            raise BackendUnavailable(
-                f"backend {self.name!r} supports precision {allowed}, not {precision}"
-            )
-
     def _setup(self) -> None:
         """Build the runtime graph from ``self.net`` (called once, at the end of __init__)."""
 

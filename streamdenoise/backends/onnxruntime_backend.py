@@ -1,16 +1,15 @@
 """ONNX Runtime on the CPU: the exported graph with every graph optimisation, one thread per
-physical core (hyper-threads only contend for the same FMA units in conv-heavy nets)."""
+physical core (hyper-threads only contend for the same FMA units in conv-heavy nets), fp32."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 
+from streamdenoise import hardware
 from streamdenoise.backends.neural import NeuralDenoiser
-from streamdenoise.errors import BackendUnavailable
 
 
 class OrtGraph:
@@ -31,17 +30,6 @@ class OrtGraph:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(["denoised"], feeds)[0]
-
-
-def physical_cores() -> int:
-    """Physical cores (SMT siblings excluded): the thread count conv-heavy runtimes want."""
-    try:
-        import psutil
-
-        count = psutil.cpu_count(logical=False)
-    except ImportError:
-        count = None
-    return count or os.cpu_count() or 1
 
 
 def missing_package(modules: tuple[str, ...], extra: str) -> str | None:
@@ -68,24 +56,14 @@ def feeds(noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> dict
 
 class OnnxRuntimeDenoiser(NeuralDenoiser):
     name = "onnxruntime"
-    precisions = ("fp32",)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return missing_package(("onnx", "onnxruntime"), "onnx")
 
-    def _check_precision(self, precision: str) -> None:
-        if precision != "fp32":
-            raise BackendUnavailable(
-                f"backend 'onnxruntime' runs fp32 only, not {precision} "
-                "(for bf16 use --backend openvino or torch)"
-            )
-        if self.device != "cpu":
-            raise BackendUnavailable(f"backend 'onnxruntime' runs on the cpu, not {self.device}")
-
     def _setup(self) -> None:
         self.onnx_path = model_onnx(self)
-        self.threads = self.threads or physical_cores()
+        self.threads = self.threads or hardware.cpu().physical_cores
         self.graph = OrtGraph(self.onnx_path, self.threads)
 
     def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:

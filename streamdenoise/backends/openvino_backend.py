@@ -3,9 +3,9 @@
 The model is reshaped to the exact (padded) frame size and compiled with the LATENCY
 performance hint, one compiled model per size; static shapes let the CPU plugin pick its
 fastest kernels. bf16 goes through ``INFERENCE_PRECISION_HINT`` and needs a CPU with bf16
-instructions (AVX512-BF16 or AMX); on this project's Zen 5 box it is the fastest CPU path,
-so it is the default precision where the CPU has them. int8 runs the calibrated QDQ export
-(:mod:`streamdenoise.lab.quantize`; opt-in: faster, a little less clean).
+instructions (AVX512-BF16 or AMX); where the CPU has them it is the default
+(:mod:`streamdenoise.runtime`). int8 runs the calibrated QDQ export shipped with the package
+(opt-in: faster, a little less clean; figures in ``benchmarks/results/bench_int8.md``).
 """
 
 from __future__ import annotations
@@ -89,19 +89,10 @@ class OpenVINOGraph:
 
 class OpenVINODenoiser(NeuralDenoiser):
     name = "openvino"
-    precisions = ("fp32", "bf16", INT8)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return missing_package(("onnx", "openvino"), "openvino")
-
-    def default_precision(self) -> str:
-        return "bf16" if OpenVINOGraph.has_bf16() else "fp32"
-
-    def _check_precision(self, precision: str) -> None:
-        super()._check_precision(precision)
-        if self.device != "cpu":
-            raise BackendUnavailable(f"backend 'openvino' runs on the cpu, not {self.device}")
 
     def _setup(self) -> None:
         if self.precision == INT8:

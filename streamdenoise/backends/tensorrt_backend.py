@@ -7,11 +7,11 @@ size; a frame size the current profile covers reuses the engine.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 
 import numpy as np
 
+from streamdenoise import hardware
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.backends.onnxruntime_backend import feeds, model_onnx
 from streamdenoise.errors import BackendUnavailable
@@ -19,41 +19,21 @@ from streamdenoise.errors import BackendUnavailable
 INSTALL = "pip install 'streamdenoise[tensorrt]'"
 
 
-@functools.cache
 def cuda_device_name() -> str | None:
-    """Name of CUDA device 0 via torch or cuda-python; None when there is none."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    try:
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-    except ImportError:
-        return None
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count < 1:
-        return None
-    err, props = cudart.cudaGetDeviceProperties(0)
-    return props.name.decode(errors="replace").rstrip("\x00") if int(err) == 0 else None
+    """Name of CUDA device 0; None when there is none."""
+    devices = hardware.cuda_devices()
+    return devices[0].name if devices else None
 
 
 def _cuda_memory_available() -> bool:
+    """Device buffers come from torch when it sees the GPU, else from cuda-python."""
     import torch
 
-    return torch.cuda.is_available() or any(
-        importlib.util.find_spec(m) is not None for m in ("cuda.bindings", "cuda.cudart")
-    )
+    return torch.cuda.is_available() or hardware.cudart() is not None
 
 
 class TensorRTDenoiser(NeuralDenoiser):
     name = "tensorrt"
-    precisions = ("fp16", "fp32")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -66,17 +46,6 @@ class TensorRTDenoiser(NeuralDenoiser):
         if importlib.util.find_spec("onnx") is None or not _cuda_memory_available():
             return f"onnx or cuda-python is not installed ({INSTALL})"
         return None
-
-    def default_device(self, precision: str | None) -> str:
-        return "cuda:0"
-
-    def default_precision(self) -> str:
-        return "fp16"
-
-    def _check_precision(self, precision: str) -> None:
-        super()._check_precision(precision)
-        if self.device not in ("cuda", "cuda:0"):
-            raise BackendUnavailable(f"backend 'tensorrt' runs on cuda:0, not {self.device}")
 
     def _setup(self) -> None:
         import tensorrt as trt

@@ -1,78 +1,34 @@
 """PyTorch backend: CPU fp32 / bf16 (channels_last), CUDA fp16 / fp32.
 
-Default precision: bf16 on a CPU with native bf16 instructions (AVX512-BF16 or AMX) —
-DESIGN.md measured bf16 + channels_last ≈1.7× faster than fp32 channels_last for a conv net
-of this kind on the project's Zen 5 box, and on the shipped temporal model it costs 0.01 dB
-(Vid4, σ=25: 27.69 vs 27.70 dB), because the residual add and the recurrent state stay fp32;
-fp32 elsewhere. On a heavily loaded machine the gain can vanish (see the bench results).
+Device and default precision follow :mod:`streamdenoise.runtime`: CUDA in fp16 when a GPU is
+usable, else the CPU in bf16 where it has native bf16 instructions (the residual add and the
+recurrent state stay fp32, so bf16 costs next to nothing in quality — see
+``benchmarks/results/quality``), else fp32. bf16 runs under autocast with channels_last
+tensors, the layout oneDNN's fast convolution kernels use.
 
-Device: with no ``device`` (or ``auto``) the backend runs on CUDA when torch sees a GPU and
-the precision is not a CPU one (bf16), and always for fp16; otherwise on the CPU. On CUDA
-only uint8 frames cross the bus: the float conversion, padding, clipping and the recurrent
-state live on the GPU, and cuDNN picks its convolution algorithms once per frame size
-(``cudnn.benchmark``).
+On CUDA only uint8 frames cross the bus: the float conversion, padding, clipping and the
+recurrent state live on the GPU, and cuDNN picks its convolution algorithms once per frame
+size (``cudnn.benchmark``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from streamdenoise.backends.neural import NeuralDenoiser
-from streamdenoise.errors import BackendUnavailable
 
 AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
-CPU_ONLY_PRECISIONS = ("bf16",)
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU executes bf16 natively (otherwise bf16 is emulated and slow)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class TorchDenoiser(NeuralDenoiser):
     name = "torch"
-    precisions = ("fp32", "bf16", "fp16")
-
-    def default_device(self, precision: str | None) -> str:
-        if precision == "fp16":
-            return "cuda"
-        if precision in CPU_ONLY_PRECISIONS or not torch.cuda.is_available():
-            return "cpu"
-        return "cuda"
 
     @property
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
-
-    def default_precision(self) -> str:
-        if self.on_cuda:
-            return "fp16"
-        return "bf16" if cpu_has_bf16() else "fp32"
-
-    def _check_precision(self, precision: str) -> None:
-        super()._check_precision(precision)
-        if self.on_cuda:
-            if precision in CPU_ONLY_PRECISIONS:
-                raise BackendUnavailable(f"{precision} is a CPU precision; on CUDA use fp16, fp32")
-            if not torch.cuda.is_available():
-                raise BackendUnavailable(
-                    f"{precision} on {self.device} needs an NVIDIA GPU that torch can use, and "
-                    f"torch {torch.__version__} sees none; on the CPU use bf16 or fp32"
-                )
-        elif self.device != "cpu":
-            raise BackendUnavailable(f"torch backend runs on cpu or cuda[:N], not {self.device}")
-        elif precision == "fp16":
-            raise BackendUnavailable("fp16 is for CUDA; on the CPU use bf16 or fp32")
 
     def _setup(self) -> None:
         self.net = self.net.to(self.device).to(memory_format=torch.channels_last).eval()

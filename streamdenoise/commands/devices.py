@@ -5,55 +5,22 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib
-import os
-import platform
+from dataclasses import asdict
 from importlib import metadata
 
-INTERESTING_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "neon")
+from streamdenoise import hardware
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
-def cpu_info() -> dict:
-    """CPU model, core count and the instruction-set flags that decide backend speed."""
-    model, flags = "", set()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and not model:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": model or platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "flags": [f for f in INTERESTING_CPU_FLAGS if f in flags],
-    }
-
-
 def accelerators() -> dict:
-    found: dict = {"cpu": cpu_info(), "cuda": []}
-    try:
-        import torch
-    except ImportError:
-        return found
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            found["cuda"].append(
-                {
-                    "index": index,
-                    "name": props.name,
-                    "memory_gib": round(props.total_memory / 2**30, 1),
-                }
-            )
-    return found
+    """The CPU (model, cores, the instruction sets that decide backend speed) and CUDA GPUs."""
+    return {
+        "cpu": hardware.cpu().to_dict(),
+        "cuda": [asdict(device) for device in hardware.cuda_devices()],
+    }
 
 
 def backends() -> dict[str, str | None]:

@@ -14,14 +14,13 @@ from urllib.parse import urlsplit
 from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL
 from streamdenoise.options import X264_PRESETS, SinkOptions, SourceOptions
+from streamdenoise.runtime import DEVICE_PATTERN, PRECISIONS, fastest_backend
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 POLICIES = ("latest", "lossless")
 FALLBACK_BACKEND = "atadenoise"
 
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def parse_size(text: Any) -> tuple[int, int]:
@@ -33,7 +32,7 @@ def parse_size(text: Any) -> tuple[int, int]:
 
 def parse_device(text: Any) -> str:
     device = str(text).strip().lower()
-    if not _DEVICE.match(device):
+    if not DEVICE_PATTERN.match(device):
         raise UsageError(f"bad device {text!r}: expected auto, cpu, cuda or cuda:N")
     return device
 
@@ -249,7 +248,7 @@ def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None
     except Exception as err:  # a broken torch backend must not break the default run
         reason = f"{type(err).__name__}: {err}"
     if reason is None:
-        return fastest_runtime(settings), DEFAULT_MODEL
+        return fastest_backend(settings.get("device"), settings.get("precision")), DEFAULT_MODEL
     if not quiet:
         print(
             f"streamdenoise: note: using {FALLBACK_BACKEND}; the trained model is not usable "
@@ -257,26 +256,6 @@ def choose_backend(settings: dict, quiet: bool = False) -> tuple[str, str | None
             file=sys.stderr,
         )
     return FALLBACK_BACKEND, None
-
-
-def fastest_runtime(settings: dict) -> str:
-    """The neural backend that runs the default model fastest here, given --device/--precision.
-
-    torch on a CUDA GPU (fp16); on the CPU OpenVINO when installed — bf16 OpenVINO ran the
-    pipeline 1.3–1.4× faster than bf16 torch on the project's 2-core box (README, CPU
-    figures) — else torch.
-    """
-    import torch
-
-    from streamdenoise.backends import unavailable_reason
-
-    device, precision = settings.get("device", "auto"), settings.get("precision")
-    if precision == "fp16" or device.startswith("cuda"):
-        return "torch"
-    gpu_precision = precision in (None, "fp32")  # bf16 and int8 are CPU precisions here
-    if device == "auto" and gpu_precision and torch.cuda.is_available():
-        return "torch"
-    return "openvino" if unavailable_reason("openvino") is None else "torch"
 
 
 def _missing_weights(model: str) -> str | None:

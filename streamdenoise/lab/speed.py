@@ -26,17 +26,10 @@ import numpy as np
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.metrics import percentile
 from streamdenoise.models.nets import initial_state
+from streamdenoise.runtime import RUNTIMES, bench_precisions
 
-NEURAL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+NEURAL_BACKENDS = tuple(RUNTIMES)
 DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080))
-#: Precisions each backend is measured in unless ``--precision`` narrows it.
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "torch": ("fp32", "bf16"),
-    "onnxruntime": ("fp32",),
-    "openvino": ("fp32", "bf16", "int8"),
-    "tensorrt": ("fp16",),
-}
-CLASSICAL_PRECISION = ("uint8",)
 INPUT_FRAMES = 8  # distinct noisy frames cycled through in model-only mode
 # Generated pipeline clip: 10 s at 30 fps, so that looping (a discontinuity that resets
 # temporal state) is rare within one measured slice.
@@ -105,16 +98,8 @@ def parse_backends(text: str) -> list[str]:
 
 
 def precisions_for(backend: str, wanted: list[str] | None) -> list[str]:
-    own = PRECISIONS.get(backend, CLASSICAL_PRECISION)
-    if backend == "torch" and _cuda_available():
-        own = (*own, "fp16")
-    return [p for p in own if wanted is None or p in wanted]
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    """The backend's own precisions on this machine, narrowed to ``wanted``."""
+    return [p for p in bench_precisions(backend) if wanted is None or p in wanted]
 
 
 def plan_cases(config: BenchConfig) -> tuple[list[Case], list[dict]]:
@@ -461,14 +446,15 @@ def default_model() -> str:
 
 def machine_record() -> dict:
     """What the numbers depend on: CPU, GPUs, library versions, commit, load."""
-    from streamdenoise.commands.devices import accelerators, versions
+    from streamdenoise import hardware
+    from streamdenoise.commands.devices import versions
     from streamdenoise.models.weights import git_commit
 
-    found = accelerators()
+    cpu = hardware.cpu()
     return {
-        "cpu": found["cpu"],
-        "physical_cores": _physical_cores(),
-        "gpus": [g["name"] for g in found["cuda"]],
+        "cpu": {"model": cpu.model, "cores": cpu.logical_cores, "flags": cpu.notable_flags},
+        "physical_cores": cpu.physical_cores,
+        "gpus": [device.name for device in hardware.cuda_devices()],
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
         "versions": versions(),
@@ -476,12 +462,6 @@ def machine_record() -> dict:
         "git_dirty": _git_dirty(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-
-
-def _physical_cores() -> int:
-    from streamdenoise.backends.onnxruntime_backend import physical_cores
-
-    return physical_cores()
 
 
 def _git_dirty() -> bool | None:

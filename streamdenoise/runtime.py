@@ -1,0 +1,125 @@
+"""Which neural runtime runs where, in which precision: the rules, decided in one place.
+
+A neural backend (torch, ONNX Runtime, OpenVINO, TensorRT) runs on a device (``cpu`` or
+``cuda[:N]``) in a precision. fp16 is a GPU precision; bf16 and int8 are CPU precisions (bf16
+only pays on CPUs with native bf16 instructions, int8 needs a calibrated export). The
+defaults are what ran fastest in ``benchmarks/results`` (``default_runtime.md``,
+``bench_cpu.md``, ``gpu/bench_model.md``): a CUDA GPU runs torch in fp16; a CPU runs
+OpenVINO when installed, in bf16 where the CPU has it, else fp32.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from streamdenoise import hardware
+from streamdenoise.errors import BackendUnavailable
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: Precisions that only run on one kind of device.
+CPU_ONLY = ("bf16", "int8")
+GPU_ONLY = ("fp16",)
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    precisions: tuple[str, ...]
+    #: Device kinds: "cpu", "cuda" (any index) or "cuda:0" (the first GPU only).
+    devices: tuple[str, ...]
+    #: Precisions ``bench`` measures unless told otherwise (GPU ones only where a GPU is).
+    bench_precisions: tuple[str, ...]
+
+
+RUNTIMES: dict[str, Runtime] = {
+    "torch": Runtime(("fp32", "bf16", "fp16"), ("cpu", "cuda"), ("fp32", "bf16", "fp16")),
+    "onnxruntime": Runtime(("fp32",), ("cpu",), ("fp32",)),
+    "openvino": Runtime(("fp32", "bf16", "int8"), ("cpu",), ("fp32", "bf16", "int8")),
+    "tensorrt": Runtime(("fp16", "fp32"), ("cuda:0",), ("fp16",)),
+}
+
+
+def is_gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+def default_device(backend: str, precision: str | None) -> str:
+    """Where ``backend`` runs when the caller said nothing (or ``auto``), given the precision."""
+    devices = RUNTIMES[backend].devices
+    if devices == ("cpu",):
+        return "cpu"
+    if devices == ("cuda:0",):
+        return "cuda:0"
+    if precision in GPU_ONLY:
+        return "cuda"
+    if precision in CPU_ONLY or not hardware.has_cuda():
+        return "cpu"
+    return "cuda"
+
+
+def default_precision(backend: str, device: str) -> str:
+    """fp16 on a GPU; bf16 on a CPU with native bf16 where the runtime has it; else fp32."""
+    precisions = RUNTIMES[backend].precisions
+    if is_gpu(device):
+        return "fp16" if "fp16" in precisions else "fp32"
+    return "bf16" if "bf16" in precisions and hardware.cpu().bf16 else "fp32"
+
+
+def _runs_on(runtime: Runtime, device: str) -> bool:
+    if device == "cpu":
+        return "cpu" in runtime.devices
+    return "cuda" in runtime.devices or (
+        device in ("cuda", "cuda:0") and "cuda:0" in runtime.devices
+    )
+
+
+def check(backend: str, device: str, precision: str) -> None:
+    """Raise :class:`BackendUnavailable` with one line saying why this combination cannot run."""
+    runtime = RUNTIMES[backend]
+    if precision not in runtime.precisions:
+        allowed = ", ".join(runtime.precisions)
+        raise BackendUnavailable(
+            f"backend {backend!r} supports precision {allowed}, not {precision}"
+        )
+    if not _runs_on(runtime, device):
+        where = " or ".join("cuda[:N]" if d == "cuda" else d for d in runtime.devices)
+        raise BackendUnavailable(f"backend {backend!r} runs on {where}, not {device}")
+    if is_gpu(device):
+        if precision in CPU_ONLY:
+            raise BackendUnavailable(f"{precision} is a CPU precision; on CUDA use fp16, fp32")
+        if not hardware.has_cuda():
+            raise BackendUnavailable(
+                f"{precision} on {device} needs an NVIDIA GPU, and none is usable here; "
+                "on the CPU use bf16 or fp32"
+            )
+    elif precision in GPU_ONLY:
+        raise BackendUnavailable(f"{precision} is for CUDA; on the CPU use bf16 or fp32")
+
+
+def fastest_backend(device: str | None = None, precision: str | None = None) -> str:
+    """The neural backend that runs the shipped models fastest here for ``device``/``precision``.
+
+    torch on a CUDA GPU (fp16/fp32); on the CPU OpenVINO when installed (bf16 OpenVINO ran the
+    pipeline 1.3–1.4× faster than bf16 torch, ``benchmarks/results/default_runtime.md``), else
+    torch.
+    """
+    from streamdenoise.backends import unavailable_reason
+
+    device = device or "auto"
+    if precision in GPU_ONLY or is_gpu(device):
+        return "torch"
+    gpu_precision = precision in (None, "fp32")
+    if device == "auto" and gpu_precision and hardware.has_cuda():
+        return "torch"
+    return "openvino" if unavailable_reason("openvino") is None else "torch"
+
+
+def bench_precisions(backend: str) -> tuple[str, ...]:
+    """Precisions ``bench`` measures ``backend`` in on this machine (classical: uint8)."""
+    runtime = RUNTIMES.get(backend)
+    if runtime is None:
+        return ("uint8",)
+    if "cpu" in runtime.devices and not hardware.has_cuda():
+        return tuple(p for p in runtime.bench_precisions if p not in GPU_ONLY)
+    return runtime.bench_precisions

@@ -29,11 +29,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from rtsp_control import RtspServer, gst_rtsp_missing  # noqa: E402
 
-from streamdenoise.commands.run import choose_backend  # noqa: E402
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 from streamdenoise.metrics import percentile  # noqa: E402
 from streamdenoise.options import SinkOptions, SourceOptions  # noqa: E402
 from streamdenoise.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from streamdenoise.runtime import choose_backend  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -113,8 +113,7 @@ def main() -> int:
     if reason:
         print(f"soak_rtsp: cannot start the RTSP server: {reason}", file=sys.stderr)
         return 1
-    settings = {"backend": args.backend} if args.backend else {}
-    backend, model = choose_backend(settings)
+    backend, model = choose_backend(args.backend or "auto")
     workdir = Path(tempfile.mkdtemp(prefix="soak_rtsp_"))
     server = RtspServer(workdir, size=args.size, fps=args.fps)
     server.start()

@@ -1,8 +1,10 @@
-"""Settings shared by the CLI, the YAML config and the Python API, grouped by stage."""
+"""Source and sink settings of a run; their defaults come from :mod:`streamdenoise.settings`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from streamdenoise.settings import default
 
 
 @dataclass
@@ -12,7 +14,7 @@ class SourceOptions:
     #: Requested camera frame rate; None = device default.
     fps: float | None = None
     #: Seconds any single open or read may block before the source treats it as lost.
-    timeout_s: float = 10.0
+    timeout_s: float = default("timeout")
     #: Reconnect attempts before a live source gives up; None = unlimited.
     reconnect_max: int | None = None
     #: Exponential backoff between reconnects: first delay and cap, in seconds.
@@ -20,16 +22,9 @@ class SourceOptions:
     backoff_max_s: float = 10.0
     rtsp_transport: str = "tcp"
     #: Replay a file source forever (demo and soak tests).
-    loop: bool = False
+    loop: bool = default("loop")
     #: Pace file playback at its native frame rate (simulate a live camera).
-    realtime: bool = False
-
-
-# libx264 speed/quality presets, fastest first: real-time file outputs on small CPUs want the
-# faster end (the encoder shares the cores with the denoiser).
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-)  # fmt: skip
+    realtime: bool = default("realtime")
 
 
 @dataclass
@@ -39,9 +34,9 @@ class SinkOptions:
     #: Keyframe interval in frames; None = about 2 s.
     gop: int | None = None
     #: libx264 preset for files (restreams always use ultrafast + zerolatency).
-    preset: str = "veryfast"
-    crf: int = 20
+    preset: str = default("preset")
+    crf: int = default("crf")
     #: Address the HTTP preview server binds to.
-    bind: str = "127.0.0.1"
+    bind: str = default("bind")
     #: Show noisy | denoised side by side (display and preview).
-    compare: bool = False
+    compare: bool = default("compare")

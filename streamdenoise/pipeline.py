@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamdenoise.backends import DEFAULT_BACKEND, create_backend
+from streamdenoise.backends import create_backend
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import SourceError, UserError
 from streamdenoise.frame import EndOfStream, Frame
@@ -36,6 +36,8 @@ from streamdenoise.frame_queue import FrameQueue, Policy, QueueClosed
 from streamdenoise.metrics import Metrics
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.redact import redact
+from streamdenoise.runtime import choose_backend
+from streamdenoise.settings import default, default_output
 from streamdenoise.sinks import open_sink
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
@@ -51,29 +53,38 @@ POLL_S = 0.1  # how often blocked stages look at the stop flags
 
 @dataclass
 class PipelineConfig:
-    """Everything a run needs; the CLI, the YAML config and the Python API all fill this."""
+    """Everything a run needs; the CLI, the YAML config and the Python API all fill this.
 
-    source: str = "demo"
-    outputs: list[str] = field(default_factory=lambda: ["demo_denoised.mp4"])
-    backend: str = DEFAULT_BACKEND
+    Defaults are those of ``streamdenoise run`` (:mod:`streamdenoise.settings`); None means
+    "decided at run time", as the CLI decides it.
+    """
+
+    source: str
+    #: None: ``<source name>_denoised.mp4`` in the current folder, as ``run`` does.
+    outputs: list[str] | None = None
+    #: A backend name, or ``auto``: the trained model on the fastest runtime here.
+    backend: str = default("backend")
     model: str | None = None
     precision: str | None = None
-    #: cpu, cuda, cuda:N or None/auto (the backend's choice: CUDA for torch when present).
-    device: str | None = None
+    #: cpu, cuda, cuda:N or auto (CUDA when a GPU is usable, see :mod:`streamdenoise.runtime`).
+    device: str | None = default("device")
     #: CPU threads for the denoiser (None: the runtime's choice).
     threads: int | None = None
     strength: float | None = None
     #: None = from the source: ``latest`` for live inputs, ``lossless`` for files and demo.
     policy: Policy | None = None
-    queue_size: int = 2
+    queue_size: int = default("queue_size")
     max_frames: int | None = None
     duration: float | None = None
     stats_json: Path | None = None
     source_options: SourceOptions = field(default_factory=SourceOptions)
     sink_options: SinkOptions = field(default_factory=SinkOptions)
-    compare: bool = False
     #: Live status line on stderr (shown only when stderr is a terminal).
-    status: bool = True
+    status: bool = not default("quiet")
+
+    def __post_init__(self) -> None:
+        if self.outputs is None:
+            self.outputs = [default_output(self.source)]
 
 
 @dataclass
@@ -238,15 +249,18 @@ class Pipeline:
     def _create_backend(self) -> Denoiser:
         # Only the settings given: a backend applies its own default for the rest.
         config = self.config
+        backend, model = choose_backend(
+            config.backend, config.model, config.device, config.precision
+        )
         given = {
-            "model": config.model,
+            "model": model,
             "precision": config.precision,
-            "device": config.device,
+            "device": None if config.device == "auto" else config.device,
             "threads": config.threads,
             "strength": config.strength,
         }
         return create_backend(
-            config.backend, **{key: value for key, value in given.items() if value is not None}
+            backend, **{key: value for key, value in given.items() if value is not None}
         )
 
     def _open_source(self) -> None:
@@ -259,7 +273,7 @@ class Pipeline:
 
     def _stream(self, sinks: list[Sink]) -> Report:
         config, source = self.config, self._source
-        policy = config.policy or ("latest" if source.live else "lossless")
+        policy = self._policy()
         source_queue = FrameQueue(config.queue_size, policy)
         names = _unique_names(config.outputs)
         for name, sink in zip(names, sinks, strict=True):
@@ -312,6 +326,9 @@ class Pipeline:
             if deadline is not None and time.monotonic() >= deadline:
                 self.stop()
             denoise.join(timeout=POLL_S)
+
+    def _policy(self) -> Policy:
+        return self.config.policy or ("latest" if self._source.live else "lossless")
 
     def _join_interruptibly(self, thread: threading.Thread) -> None:
         while thread.is_alive():
@@ -405,7 +422,7 @@ class Pipeline:
             self._size = size
         elif frame.discontinuity:
             self._backend.reset()
-        if self.config.compare or self.config.sink_options.compare:
+        if self.config.sink_options.compare:
             frame.original = frame.image  # kept for noisy | denoised views
         frame.image = self._backend.process(frame.image)
         frame.marks["denoised"] = time.monotonic()
@@ -442,7 +459,7 @@ class Pipeline:
             source=source_info,
             backend=backend.describe(),
             sink_stats=sink_stats,
-            policy=self.config.policy or ("latest" if source.live else "lossless"),
+            policy=self._policy(),
             end=streaming_end,
             shutdown_s=round(time.monotonic() - streaming_end, 3),
             interrupted=self._interrupted,

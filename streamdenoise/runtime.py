@@ -10,13 +10,18 @@ OpenVINO when installed, in bf16 where the CPU has it, else fp32.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
 from streamdenoise import hardware
 from streamdenoise.errors import BackendUnavailable
 
+log = logging.getLogger("streamdenoise")
+
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: What ``--backend auto`` runs when the trained model cannot load (no torch, no weights).
+FALLBACK_BACKEND = "atadenoise"
 #: Precisions that only run on one kind of device.
 CPU_ONLY = ("bf16", "int8")
 GPU_ONLY = ("fp16",)
@@ -123,3 +128,38 @@ def bench_precisions(backend: str) -> tuple[str, ...]:
     if "cpu" in runtime.devices and not hardware.has_cuda():
         return tuple(p for p in runtime.bench_precisions if p not in GPU_ONLY)
     return runtime.bench_precisions
+
+
+def choose_backend(
+    backend: str | None = "auto",
+    model: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+) -> tuple[str, str | None]:
+    """(backend, model) for a run: a named backend as given; for ``auto`` the trained model on
+    the fastest runtime here when it can load, else the classical fallback (logged)."""
+    from streamdenoise.backends import backend_class, unavailable_reason
+    from streamdenoise.models import DEFAULT_MODEL
+
+    if backend not in (None, "auto"):
+        backend_class(backend)  # UsageError for an unknown name
+        return backend, model
+    if model is not None:  # asked for a model: no silent fallback, torch says what is wrong
+        return "torch", model
+    try:
+        reason = unavailable_reason("torch") or _missing_weights(DEFAULT_MODEL)
+    except Exception as err:  # a broken torch install must not break the default run
+        reason = f"{type(err).__name__}: {err}"
+    if reason is None:
+        return fastest_backend(device, precision), DEFAULT_MODEL
+    log.warning("using %s; the trained model is not usable (%s)", FALLBACK_BACKEND, reason)
+    return FALLBACK_BACKEND, None
+
+
+def _missing_weights(model: str) -> str | None:
+    """Why the weights of ``model`` are not installed, or None when the file exists (a corrupt
+    file is not hidden behind a fallback: loading it gives a clear error)."""
+    from streamdenoise.models import weights_path
+
+    path = weights_path(model)
+    return None if path.is_file() else f"no trained '{model}' weights at {path}"

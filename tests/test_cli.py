@@ -10,7 +10,9 @@ import pytest
 
 from streamdenoise import __version__
 from streamdenoise.cli import build_parser, main
-from streamdenoise.commands.run import build_config, choose_backend, default_output
+from streamdenoise.commands.run import build_config
+from streamdenoise.runtime import choose_backend
+from streamdenoise.settings import default_output
 
 
 def exit_code_of(argv: list[str]) -> int:
@@ -105,7 +107,7 @@ def test_default_output_name(source, expected):
 
 
 def test_default_backend_never_random_weights():
-    backend, model = choose_backend({}, quiet=True)
+    backend, model = choose_backend()
     if backend in ("torch", "openvino"):
         assert model == "temporal"
         from streamdenoise.models import weights_path
@@ -131,8 +133,8 @@ def test_default_backend_never_random_weights():
         (["demo", "--crf", "60"], "bad crf '60': must be <= 51"),
         (["demo", "--backend", "nope"], "unknown backend 'nope'"),
         (["demo", "-o", "out.avi"], "unsupported output 'out.avi'"),
-        (["demo", "--precision", "int4"], "invalid choice"),
-        (["demo", "--policy", "newest"], "invalid choice"),
+        (["demo", "--precision", "int4"], "bad precision 'int4': choose from fp32"),
+        (["demo", "--policy", "newest"], "bad policy 'newest'"),
         (["demo", "--config", "/nonexistent/x.yaml"], "cannot read config"),
         ([], "no SOURCE given"),
     ],
@@ -149,9 +151,9 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--video-share", "1.5"], "--video-share must be between 0 and 1"),
+        (["--video-share", "1.5"], "bad video-share '1.5': must be <= 1"),
         (["--patch", "50"], "--patch must be a multiple of 16"),
-        (["--minutes", "0"], "--minutes must be positive"),
+        (["--minutes", "0"], "bad minutes '0': must be > 0"),
     ],
 )
 def test_train_usage_errors_exit_2_with_one_line(argv, message, capsys):
@@ -204,7 +206,7 @@ def test_devices_lists_backends_cpu_and_versions():
 
 def test_device_flag_reaches_the_config_and_bad_values_are_usage_errors(capsys):
     assert config_for("demo", "--device", "CUDA:1").device == "cuda:1"
-    assert config_for("demo").device is None
+    assert config_for("demo").device == "auto"
     assert config_for("demo", "--threads", "1").threads == 1 and config_for("demo").threads is None
     assert exit_code_of(["run", "demo", "--threads", "0", "-o", "null"]) == 2
     assert "bad threads '0'" in capsys.readouterr().err

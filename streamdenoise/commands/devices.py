@@ -54,10 +54,10 @@ def models() -> dict[str, dict]:
 def default_run() -> dict:
     """What ``streamdenoise run SOURCE`` with no backend options would use here."""
     from streamdenoise.backends import create_backend
-    from streamdenoise.commands.run import choose_backend
     from streamdenoise.errors import UserError
+    from streamdenoise.runtime import choose_backend
 
-    backend, model = choose_backend({}, quiet=True)
+    backend, model = choose_backend()
     try:
         denoiser = create_backend(backend, **({"model": model} if model else {}))
     except UserError as err:

@@ -27,9 +27,9 @@ from streamdenoise.errors import UsageError, UserError
 from streamdenoise.metrics import percentile
 from streamdenoise.models.nets import initial_state
 from streamdenoise.runtime import RUNTIMES, bench_precisions
+from streamdenoise.settings import SETTINGS, default
 
 NEURAL_BACKENDS = tuple(RUNTIMES)
-DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080))
 INPUT_FRAMES = 8  # distinct noisy frames cycled through in model-only mode
 # Generated pipeline clip: 10 s at 30 fps, so that looping (a discontinuity that resets
 # temporal state) is rare within one measured slice.
@@ -63,27 +63,27 @@ class Case:
 
 @dataclass
 class BenchConfig:
+    """What ``bench`` measures; defaults are the CLI's (:mod:`streamdenoise.settings`)."""
+
     backends: list[str] = field(default_factory=lambda: list(NEURAL_BACKENDS))
-    sizes: list[tuple[int, int]] = field(default_factory=lambda: list(DEFAULT_SIZES))
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: list(default("sizes")))
     precisions: list[str] | None = None
-    batch: int = 1
+    batch: int = default("batch")
     #: CPU threads per neural backend (None: the runtime's choice).
     threads: int | None = None
-    seconds: float = 5.0
-    warmup_s: float = 1.0
-    rounds: int = 3
+    seconds: float = default("seconds")
+    warmup_s: float = default("warmup")
+    rounds: int = default("rounds")
     model: str | None = None
     pipeline: bool = False
     clip: str | None = None
-    pipeline_output: str = "mp4"
+    pipeline_output: str = default("pipeline_output")
     #: libx264 presets for ``--pipeline`` MP4 runs; each one is a case of its own.
-    presets: list[str] = field(default_factory=lambda: ["veryfast"])
+    presets: list[str] = field(default_factory=lambda: list(default("presets")))
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    from streamdenoise.commands.run import parse_size
-
-    return [parse_size(item) for item in text.split(",") if item.strip()]
+    return SETTINGS["sizes"].parse(text, "sizes")
 
 
 def parse_backends(text: str) -> list[str]:

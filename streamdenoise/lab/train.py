@@ -22,29 +22,37 @@ from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
 from streamdenoise.models.weights import git_commit, save_weights
+from streamdenoise.settings import data_dir, default, train_batch
 
 
 @dataclass
 class TrainConfig:
-    model: str = "temporal"
-    data: str = "../shared/datasets"
-    minutes: float = 35.0
-    batch: int = 8
-    frames: int = 5
-    patch: int = 80
-    lr: float = 1e-3
-    seed: int = 0
+    """A training run; defaults are ``streamdenoise train``'s (:mod:`streamdenoise.settings`)."""
+
+    model: str = default("train_model")
+    data: str = field(default_factory=lambda: str(data_dir()))
+    minutes: float = default("minutes")
+    #: Clips per step; None: :func:`~streamdenoise.settings.train_batch` of the model.
+    batch: int | None = None
+    frames: int = default("frames")
+    patch: int = default("patch")
+    lr: float = default("lr")
+    seed: int = default("seed")
     val_every_s: float = 120.0
     val_size: int = 256
     val_frames: int = 12
-    checkpoint: str = "checkpoints"
+    checkpoint: str = str(default("checkpoint_dir"))
     out: str | None = None
     resume: str | None = None
     init: str | None = None
     max_steps: int | None = None  # stop early (smoke tests); the time budget still applies
-    bf16: bool = True
-    video_share: float = 0.5  # share of the clips cut from real videos (the rest: images)
+    bf16: bool = not default("fp32")
+    video_share: float = default("video_share")  # clips cut from real videos (rest: images)
     net: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch is None:
+            self.batch = train_batch(self.model)
 
 
 def default_net_config(model: str) -> NetConfig:

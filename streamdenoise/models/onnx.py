@@ -27,7 +27,7 @@ from streamdenoise.errors import UserError
 from streamdenoise.models.nets import UNetDenoiser, initial_state
 
 OPSET = 17
-REPO_ENGINES = Path(__file__).resolve().parents[2] / "engines"
+REPO_ENGINES = Path(__file__).resolve().parent / "exports"
 
 
 def user_cache_dir() -> Path:

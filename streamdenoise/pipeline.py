@@ -77,6 +77,8 @@ class PipelineConfig:
     max_frames: int | None = None
     duration: float | None = None
     stats_json: Path | None = None
+    #: Folder for built TensorRT plans (None: the user cache, see :mod:`streamdenoise.artifacts`).
+    engine_cache: Path | None = None
     source_options: SourceOptions = field(default_factory=SourceOptions)
     sink_options: SinkOptions = field(default_factory=SinkOptions)
     #: Live status line on stderr (shown only when stderr is a terminal).
@@ -258,6 +260,7 @@ class Pipeline:
             "device": None if config.device == "auto" else config.device,
             "threads": config.threads,
             "strength": config.strength,
+            "engine_cache": config.engine_cache if backend == "tensorrt" else None,
         }
         return create_backend(
             backend, **{key: value for key, value in given.items() if value is not None}

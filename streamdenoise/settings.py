@@ -264,6 +264,8 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("loop", switch, "replay a file source forever", default=False, kind="switch"),
     Setting("realtime", switch, "pace a file source at its frame rate, like a live camera",
             default=False, kind="switch"),
+    Setting("engine_cache", path, "folder for built TensorRT plans",
+            default_help="the user cache folder's tensorrt/", metavar="DIR"),
     Setting("quiet", switch, "no status line, no stats table", default=False, kind="switch",
             short="-q"),
     # -- bench ---------------------------------------------------------------------------------
@@ -366,7 +368,7 @@ RUN = (
     "source", "output", "backend", "model", "precision", "device", "threads", "strength",
     "policy", "size", "fps", "compare", "max_frames", "duration", "stats_json", "queue_size",
     "timeout", "reconnect_max", "bitrate", "gop", "preset", "crf", "bind", "loop", "realtime",
-    "quiet",
+    "engine_cache", "quiet",
 )  # fmt: skip
 BENCH = (
     "bench_backends", "sizes", "precisions", "batch", "seconds", "threads", "warmup", "rounds",
@@ -380,7 +382,10 @@ TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32",
 )  # fmt: skip
-EXPORT = ("export_model", "format", "calibration", "export_out", "export_size", "export_precision")
+EXPORT = (
+    "export_model", "format", "calibration", "export_out", "export_size", "export_precision",
+    "engine_cache",
+)  # fmt: skip
 
 
 def default(name: str) -> Any:

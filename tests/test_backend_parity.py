@@ -142,7 +142,7 @@ def test_hash_follows_the_weights(temporal_net):
 
 def test_missing_export_is_written_once_to_the_cache(monkeypatch, tmp_path, temporal_net):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.artifacts.PACKAGED", tmp_path / "no-engines")
     first = find_or_export_onnx("temporal", temporal_net)
     assert first.is_relative_to(tmp_path) and net_hash(temporal_net) in first.name
     stamp = first.stat().st_mtime_ns
@@ -217,7 +217,7 @@ def weights_file(tmp_path_factory, temporal_net):
 def isolated_cache(monkeypatch, tmp_path):
     """Exports and engines go to a temporary cache, never into the checkout."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.artifacts.PACKAGED", tmp_path / "no-engines")
     return tmp_path
 
 

@@ -147,7 +147,7 @@ def test_neural_rows_carry_macs_and_the_ratio_to_torch_fp32(
     untrained_weights, monkeypatch, tmp_path, batch
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # on-the-fly ONNX export goes here
-    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.artifacts.PACKAGED", tmp_path / "no-engines")
     config = BenchConfig(
         backends=["torch", "onnxruntime"],
         sizes=[(40, 24)],

@@ -74,14 +74,15 @@ def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph
     import onnx
     import torch
 
+    from streamdenoise.artifacts import int8_filename
     from streamdenoise.backends import create_backend
-    from streamdenoise.lab.quantize import FLOAT_LAYERS, int8_filename, quantize_onnx
+    from streamdenoise.lab.quantize import FLOAT_LAYERS, quantize_onnx
     from streamdenoise.models.nets import NetConfig, build_net
     from streamdenoise.models.onnx import export_onnx, net_hash, onnx_filename
     from streamdenoise.models.weights import save_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.artifacts.PACKAGED", tmp_path / "no-engines")
     torch.manual_seed(0)
     net = build_net(NetConfig(temporal=True)).eval()
     weights = tmp_path / "int8net.pt"
@@ -119,7 +120,7 @@ def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
     from streamdenoise.models.weights import save_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("streamdenoise.models.onnx.REPO_ENGINES", tmp_path / "no-engines")
+    monkeypatch.setattr("streamdenoise.artifacts.PACKAGED", tmp_path / "no-engines")
     torch.manual_seed(1)
     weights = tmp_path / "plain.pt"
     save_weights(weights, "plain", build_net(NetConfig(temporal=False)).eval(), {"note": "test"})
@@ -130,10 +131,11 @@ def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_shipped_models_have_a_committed_int8_export(model):
-    from streamdenoise.models.onnx import REPO_ENGINES, find_int8_onnx
+    from streamdenoise.artifacts import PACKAGED
+    from streamdenoise.models.onnx import find_int8_onnx
 
     path = find_int8_onnx(model)
-    assert path.parent == REPO_ENGINES
+    assert path.parent == PACKAGED
 
 
 @pytest.mark.skipif(not VAL_WALK.is_dir(), reason="needs ../shared/datasets next to the checkout")

@@ -6,10 +6,12 @@ level of every frame (smoothed over time so the strength does not flicker), scal
 ``strength``, holds the recurrent state between frames, and resets it on ``reset()``, on a
 frame-size change and on a detected scene cut.
 
-A subclass implements :meth:`NeuralDenoiser._infer` — one call of the exported graph — and may
-override :meth:`_setup` to build it (``self.net`` holds the loaded torch network, e.g. to
-export it to ONNX). Which device and precision it runs in is decided by
-:mod:`streamdenoise.runtime` from the subclass's ``name``.
+A subclass implements :meth:`NeuralDenoiser._infer` — one call of the network — and may
+override :meth:`_setup` to build it. Runtimes that run the ONNX export (``runs_export``) get
+it and the model's architecture from :mod:`streamdenoise.artifacts` without loading the
+weights through torch; ``self.net`` (the torch network) is loaded only when no export of these
+weights exists yet, or for the torch runtime itself. Which device and precision a subclass
+runs in is decided by :mod:`streamdenoise.runtime` from its ``name``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import cv2
 import numpy as np
 
 from streamdenoise import runtime
+from streamdenoise.artifacts import Export, find_export
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import UsageError
-from streamdenoise.models import DEFAULT_MODEL, load_model
+from streamdenoise.models import DEFAULT_MODEL, load_model, weights_path
 from streamdenoise.models.motion import MotionCompensator
-from streamdenoise.models.nets import initial_state
+from streamdenoise.models.nets import NetConfig, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma
 
 # Mean absolute difference between 1/8-scale thumbnails (0–1 scale) above which two
@@ -41,6 +44,8 @@ class NeuralDenoiser(Denoiser):
     """Base of the torch / ONNX Runtime / OpenVINO / TensorRT backends."""
 
     name = "neural"  # a key of streamdenoise.runtime.RUNTIMES in every subclass
+    #: True for runtimes that run the ONNX export rather than the torch network.
+    runs_export = False
 
     def __init__(
         self,
@@ -59,10 +64,18 @@ class NeuralDenoiser(Denoiser):
         #: machine each get a share instead of all fighting for every core.
         self.threads = threads
         self.model = model or DEFAULT_MODEL
-        self.net, blob = load_model(self.model)
-        self.model_metadata = blob["metadata"]
-        self.temporal = self.net.config.temporal
-        self.multiple = self.net.config.multiple
+        #: The export of these weights when the runtime runs one and it exists already.
+        self.export: Export | None = None
+        if self.runs_export:
+            self.export = find_export(weights_path(self.model), int8=precision == "int8")
+        if self.export is not None:
+            self.net = None
+            self.config = NetConfig.from_dict(self.export.config)
+        else:
+            self.net, _ = load_model(self.model)
+            self.config = self.net.config
+        self.temporal = self.config.temporal
+        self.multiple = self.config.multiple
         self.strength = float(strength)
         self.sigma_hint = sigma
         if device in (None, "auto"):
@@ -73,14 +86,14 @@ class NeuralDenoiser(Denoiser):
         self._state: np.ndarray | None = None
         self._sigma: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
-        self._motion = MotionCompensator(self.net.config.motion) if self.temporal else None
+        self._motion = MotionCompensator(self.config.motion) if self.temporal else None
         self._size: tuple[int, int] | None = None
         self.scene_cuts = 0
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
     def _setup(self) -> None:
-        """Build the runtime graph from ``self.net`` (called once, at the end of __init__)."""
+        """Build the runtime graph (called once, at the end of __init__)."""
 
     @abstractmethod
     def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
@@ -190,7 +203,7 @@ class NeuralDenoiser(Denoiser):
         noisy frame itself."""
         motion = self._motion.observe(image)
         if self._state is None or motion is None:
-            return initial_state(x, self.net.config.state_channels)
+            return initial_state(x, self.config.state_channels)
         return self._motion.apply(self._state, x, motion)
 
     def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:

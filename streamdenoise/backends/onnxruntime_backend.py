@@ -42,9 +42,13 @@ def missing_package(modules: tuple[str, ...], extra: str) -> str | None:
 
 def model_onnx(denoiser: NeuralDenoiser) -> Path:
     """The up-to-date export of the denoiser's network (exported on the fly if missing)."""
+    if denoiser.export is not None:
+        return denoiser.export.path
+    from streamdenoise.models import weights_path
     from streamdenoise.models.onnx import find_or_export_onnx
 
-    return find_or_export_onnx(Path(denoiser.model).stem, denoiser.net)
+    model = denoiser.model
+    return find_or_export_onnx(Path(model).stem, denoiser.net, weights_path(model))
 
 
 def feeds(noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -56,6 +60,7 @@ def feeds(noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> dict
 
 class OnnxRuntimeDenoiser(NeuralDenoiser):
     name = "onnxruntime"
+    runs_export = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -89,13 +89,14 @@ class OpenVINOGraph:
 
 class OpenVINODenoiser(NeuralDenoiser):
     name = "openvino"
+    runs_export = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return missing_package(("onnx", "openvino"), "openvino")
 
     def _setup(self) -> None:
-        if self.precision == INT8:
+        if self.precision == INT8 and self.export is None:
             from streamdenoise.models.onnx import find_int8_onnx
 
             self.onnx_path = find_int8_onnx(Path(self.model).stem, self.net)

@@ -1,4 +1,5 @@
-"""TensorRT on an NVIDIA GPU: an FP16 engine built from the ONNX export and cached.
+"""TensorRT on an NVIDIA GPU: an FP16 engine built from the ONNX export and cached in the
+user cache folder (``--engine-cache DIR`` to choose another).
 
 See :mod:`streamdenoise.backends.tensorrt_engine` for the cache key, the rebuild rules and the
 buffer handling. The engine is (re)built or loaded in :meth:`prepare` for the padded frame
@@ -8,10 +9,12 @@ size; a frame size the current profile covers reuses the engine.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from streamdenoise import hardware
+from streamdenoise import artifacts, hardware
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.backends.onnxruntime_backend import feeds, model_onnx
 from streamdenoise.errors import BackendUnavailable
@@ -34,6 +37,12 @@ def _cuda_memory_available() -> bool:
 
 class TensorRTDenoiser(NeuralDenoiser):
     name = "tensorrt"
+    runs_export = True
+
+    def __init__(self, *args: Any, engine_cache: Path | None = None, **kwargs: Any) -> None:
+        #: Folder of built plans, shared by every process that runs the same model and GPU.
+        self.cache_dir = Path(engine_cache) if engine_cache else artifacts.tensorrt_cache()
+        super().__init__(*args, **kwargs)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -50,20 +59,24 @@ class TensorRTDenoiser(NeuralDenoiser):
     def _setup(self) -> None:
         import tensorrt as trt
 
-        from streamdenoise.models.onnx import engines_dir, net_hash
-
         self.onnx_path = model_onnx(self)
-        self.cache_dir = engines_dir() / "cache"
         self.input_names = ["noisy", "sigma", "prev"] if self.temporal else ["noisy", "sigma"]
         self.key_fields = {
             "model": self.onnx_path.stem.rsplit("-", 1)[0],
-            "model_hash": net_hash(self.net),
+            "model_hash": self._net_hash(),
             "gpu": cuda_device_name() or "?",
             "tensorrt": trt.__version__,
             "precision": self.precision,
         }
         self.key = None
         self.runner = None
+
+    def _net_hash(self) -> str:
+        if self.export is not None:
+            return self.export.net_hash
+        from streamdenoise.models.onnx import net_hash
+
+        return net_hash(self.net)
 
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)

@@ -4,6 +4,7 @@ or build a TensorRT engine ahead of time."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from streamdenoise import settings as table
 
@@ -13,38 +14,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streamdenoise import artifacts
     from streamdenoise.backends import create_backend
-    from streamdenoise.models import DEFAULT_MODEL
-    from streamdenoise.models.onnx import (
-        engines_dir,
-        export_onnx,
-        load_net,
-        net_hash,
-        onnx_filename,
-    )
+    from streamdenoise.models import DEFAULT_MODEL, weights_path
+    from streamdenoise.models.onnx import load_net, net_hash, write_export
 
     given = table.from_args(args, table.EXPORT)
     model = given["export_model"] or DEFAULT_MODEL
+    out_dir = given["export_out"] or artifacts.onnx_cache()
+    name = Path(model).stem
     if given["format"] == "onnx":
-        net = load_net(model)
-        out_dir = given["export_out"] or engines_dir()
-        path = export_onnx(net, out_dir / onnx_filename(model, net_hash(net)), model)
-        print(path)
+        print(write_export(load_net(model), out_dir, name, weights_path(model)))
         return 0
     if given["format"] == "onnx-int8":
         from streamdenoise.errors import UsageError
-        from streamdenoise.lab.quantize import calibration_images, int8_filename, quantize_onnx
+        from streamdenoise.lab.quantize import calibration_images, quantize_onnx
         from streamdenoise.models.onnx import find_or_export_onnx
 
         if given["calibration"] is None:
             raise UsageError("--format onnx-int8 needs --calibration FOLDER_OF_CLEAN_IMAGES")
         images = calibration_images(given["calibration"])
-        source = find_or_export_onnx(model)
-        target = (given["export_out"] or engines_dir()) / int8_filename(source.name)
-        print(quantize_onnx(source, target, images))
+        net = load_net(model)
+        source = find_or_export_onnx(name, net, weights_path(model))
+        target = quantize_onnx(source, out_dir / artifacts.int8_filename(source.name), images)
+        artifacts.record_export(
+            target, weights_path(model), name, net_hash(net), net.config.to_dict()
+        )
+        print(target)
         return 0
     width, height = given["export_size"]
-    backend = create_backend("tensorrt", model=model, precision=given["export_precision"])
+    backend = create_backend(
+        "tensorrt",
+        model=model,
+        precision=given["export_precision"],
+        engine_cache=given["engine_cache"],
+    )
     try:
         backend.prepare(width, height)
         print(backend.describe().get("plan"))

@@ -65,6 +65,7 @@ def build_config(args: argparse.Namespace):
         max_frames=settings["max_frames"],
         duration=settings["duration"],
         stats_json=settings["stats_json"],
+        engine_cache=settings["engine_cache"],
         source_options=SourceOptions(
             size=settings["size"],
             fps=settings["fps"],

@@ -28,12 +28,6 @@ FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/gate/")
 CALIBRATION_SIGMAS = (5, 15, 25, 40, 55)  # 8-bit scale, cycled over the frames
 CALIBRATION_SIZE = 256  # square crop per frame; a multiple of every model's `multiple`
 CALIBRATION_FRAMES = 60
-SUFFIX = "-int8.onnx"
-
-
-def int8_filename(float_name: str) -> str:
-    """``temporal-<hash>.onnx`` → ``temporal-<hash>-int8.onnx``."""
-    return float_name.removesuffix(".onnx") + SUFFIX
 
 
 def calibration_images(folder: Path, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:

@@ -192,7 +192,7 @@ class ModelRunner:
         sigma = np.full((self.batch, 3, 1, 1), 15 / 255, np.float32)
         prev = None
         if self.denoiser.temporal:
-            prev = initial_state(x, self.denoiser.net.config.state_channels).copy()
+            prev = initial_state(x, self.denoiser.config.state_channels).copy()
         return self.denoiser.graph_call(x, sigma, prev)
 
     def step(self) -> float:

@@ -11,36 +11,24 @@ Graph interface (opset ``OPSET``, float32, NCHW, values in [0, 1]):
 N, H and W are dynamic. H and W must be multiples of the model's ``multiple`` (stored in the
 file's metadata); the backend wrapper pads, never the user. File names carry the model name
 and a hash of the weights and architecture, so a retrained model never meets a stale export.
+Where exports are kept and found: :mod:`streamdenoise.artifacts`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
 import torch
 
-from streamdenoise.errors import UserError
+from streamdenoise import artifacts
+from streamdenoise.artifacts import int8_filename, onnx_filename
+from streamdenoise.errors import BackendUnavailable, UserError
 from streamdenoise.models.nets import UNetDenoiser, initial_state
 
 OPSET = 17
-REPO_ENGINES = Path(__file__).resolve().parent / "exports"
-
-
-def user_cache_dir() -> Path:
-    """Where exports and engines go when the source tree's ``engines/`` is not writable."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "streamdenoise"
-
-
-def engines_dir() -> Path:
-    """Top-level ``engines/`` of a source checkout, else the user cache."""
-    if REPO_ENGINES.is_dir() and os.access(REPO_ENGINES, os.W_OK):
-        return REPO_ENGINES
-    return user_cache_dir() / "engines"
 
 
 def net_hash(net: UNetDenoiser) -> str:
@@ -50,10 +38,6 @@ def net_hash(net: UNetDenoiser) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
-
-
-def onnx_filename(model: str, digest: str) -> str:
-    return f"{model}-{digest}.onnx"
 
 
 def input_names(net: UNetDenoiser) -> list[str]:
@@ -122,43 +106,44 @@ def load_net(model: str) -> UNetDenoiser:
     return net.float().eval()
 
 
-def find_or_export_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
-    """Path of an up-to-date ONNX export of ``model``: the committed one, else a cached one.
+def write_export(net: UNetDenoiser, folder: Path, model: str, weights: Path | None) -> Path:
+    """Export ``net`` into ``folder`` and, when its weights file is known, enter it in the
+    folder's manifest (so later runs find it without torch)."""
+    digest = net_hash(net)
+    path = export_onnx(net, Path(folder) / onnx_filename(model, digest), model)
+    if weights is not None:
+        artifacts.record_export(path, weights, model, digest, net.config.to_dict())
+    return path
+
+
+def find_or_export_onnx(
+    model: str, net: UNetDenoiser | None = None, weights: Path | None = None
+) -> Path:
+    """Path of an up-to-date ONNX export of ``model``: the shipped one, else a cached one.
 
     A file whose name carries another weights hash is stale and ignored; a missing export is
     written on the fly to the user cache (a read-only install still works).
     """
     net = net if net is not None else load_net(model)
-    name = onnx_filename(model, net_hash(net))
-    found = _committed_or_cached(name)
+    found = artifacts.find_file(onnx_filename(model, net_hash(net)))
     if found:
         return found
-    target = user_cache_dir() / "onnx" / name
+    target = artifacts.onnx_cache()
     try:
-        return export_onnx(net, target, model)
+        return write_export(net, target, model, weights)
     except OSError as err:
-        raise UserError(f"cannot write the ONNX export {target}: {err}") from err
+        raise UserError(f"cannot write the ONNX export into {target}: {err}") from err
 
 
 def find_int8_onnx(model: str, net: UNetDenoiser | None = None) -> Path:
     """The int8 export of ``model``'s current weights; it needs calibration data, so it is
     never made on the fly: a missing one is a clear error saying how to make it."""
-    from streamdenoise.errors import BackendUnavailable
-    from streamdenoise.lab.quantize import int8_filename
-
     net = net if net is not None else load_net(model)
     name = int8_filename(onnx_filename(model, net_hash(net)))
-    found = _committed_or_cached(name)
+    found = artifacts.find_file(name)
     if found is None:
         raise BackendUnavailable(
             f"no int8 export {name} for model {model!r}; make it with: streamdenoise export "
             f"--model {model} --format onnx-int8 --calibration FOLDER_OF_CLEAN_IMAGES"
         )
     return found
-
-
-def _committed_or_cached(name: str) -> Path | None:
-    for folder in (REPO_ENGINES, user_cache_dir() / "onnx"):
-        if (folder / name).is_file():
-            return folder / name
-    return None

@@ -38,7 +38,7 @@ from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.redact import redact
 from streamdenoise.runtime import choose_backend
 from streamdenoise.settings import default, default_output
-from streamdenoise.sinks import open_sink
+from streamdenoise.sinks import Output, open_sink, output_name
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
 from streamdenoise.sources.base import Source, SourceState
@@ -60,8 +60,9 @@ class PipelineConfig:
     """
 
     source: str
-    #: None: ``<source name>_denoised.mp4`` in the current folder, as ``run`` does.
-    outputs: list[str] | None = None
+    #: Output strings as ``run -o`` takes them, Sink objects or callables taking each
+    #: :class:`~streamdenoise.frame.Frame`. None: ``<source name>_denoised.mp4``, as ``run``.
+    outputs: list[Output] | None = None
     #: A backend name, or ``auto``: the trained model on the fastest runtime here.
     backend: str = default("backend")
     model: str | None = None
@@ -474,13 +475,13 @@ class Pipeline:
         return Report(stats=stats, error=error, interrupted=self._interrupted)
 
 
-def _unique_names(outputs: list[str]) -> list[str]:
-    """Output strings as report keys, numbered when the same output is given twice."""
+def _unique_names(outputs: list[Output]) -> list[str]:
+    """Outputs as report keys, numbered when the same output is given twice."""
     names: list[str] = []
     for spec in outputs:
-        name, n = redact(spec), 2
+        name, n = output_name(spec), 2
         while name in names:
-            name, n = f"{redact(spec)}#{n}", n + 1
+            name, n = f"{output_name(spec)}#{n}", n + 1
         names.append(name)
     return names
 

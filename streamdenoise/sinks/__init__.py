@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from streamdenoise.errors import SinkError, UsageError
+from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
 from streamdenoise.redact import redact
 from streamdenoise.sinks.base import Sink
@@ -46,8 +48,29 @@ def sink_kind(spec: str) -> str:
     raise UsageError(f"unsupported output {redact(spec)!r} (accepted: {ACCEPTED})")
 
 
-def open_sink(spec: str, options: SinkOptions) -> Sink:
-    """The Sink for output string ``spec`` (opened lazily by the pipeline with the first frame)."""
+#: An output: an output string, a Sink object, or any callable taking a Frame.
+Output = str | Sink | Callable[[Frame], object]
+
+
+def output_name(spec: Output) -> str:
+    """How an output is named in reports and logs (credentials redacted)."""
+    if isinstance(spec, str):
+        return redact(spec)
+    if isinstance(spec, Sink):
+        return spec.describe()
+    from streamdenoise.sinks.callback import callable_name
+
+    return callable_name(spec)
+
+
+def open_sink(spec: Output, options: SinkOptions) -> Sink:
+    """The Sink for output ``spec`` (opened lazily by the pipeline with the first frame)."""
+    if isinstance(spec, Sink):
+        return spec
+    if callable(spec):
+        from streamdenoise.sinks.callback import CallbackSink
+
+        return CallbackSink(spec)
     kind = sink_kind(spec)
     if kind == "file":
         from streamdenoise.sinks.file import FileSink
@@ -66,4 +89,4 @@ def open_sink(spec: str, options: SinkOptions) -> Sink:
     return _lazy("streamdenoise.sinks.preview", "PreviewSink", spec, options)
 
 
-__all__ = ["ACCEPTED", "Sink", "open_sink", "sink_kind"]
+__all__ = ["ACCEPTED", "Output", "Sink", "open_sink", "output_name", "sink_kind"]

@@ -32,11 +32,12 @@ class OrtGraph:
         return self.session.run(["denoised"], feeds)[0]
 
 
-def missing_package(modules: tuple[str, ...], extra: str) -> str | None:
-    """One line naming the first module that is not installed and the extra that brings it."""
+def missing_package(modules: tuple[str, ...], extra: str | None = None) -> str | None:
+    """One line naming the first module that is not installed and how to install it."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install 'streamdenoise[{extra}]')"
+            how = f"pip install 'streamdenoise[{extra}]'" if extra else "pip install streamdenoise"
+            return f"{module} is not installed ({how})"
     return None
 
 

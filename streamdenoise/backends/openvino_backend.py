@@ -93,7 +93,7 @@ class OpenVINODenoiser(NeuralDenoiser):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        return missing_package(("onnx", "openvino"), "openvino")
+        return missing_package(("onnx", "openvino"))
 
     def _setup(self) -> None:
         if self.precision == INT8 and self.export is None:

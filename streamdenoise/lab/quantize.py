@@ -6,9 +6,9 @@ output channel, activations uint8 per tensor with ranges calibrated (min/max) on
 with synthetic noise. The layers that touch the image itself stay float — the stem (its input
 is the recurrent state), the σ bias and the output convolutions whose result is added to the
 frame — because 8-bit steps there show up directly in the picture — and the accumulator's
-small gate, whose weight scales the whole running average. Measured on the shipped
-temporal model (Vid4 walk, σ=25, OpenVINO, 2-core Zen 5): quantising every convolution cost
-0.6 dB; keeping these four float, 0.4 dB, at 1.25–1.4× the speed of bf16.
+small gate, whose weight scales the whole running average: quantising those too costs
+visibly more quality than the speed it buys (figures: benchmarks/results/quality/int8.md,
+benchmarks/results/bench_int8.md).
 """
 
 from __future__ import annotations

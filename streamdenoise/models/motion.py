@@ -8,13 +8,11 @@ moved onto the current frame, using motion measured between consecutive *noisy* 
 
 - ``"shift"``: the frame's global translation, an integer shift found by phase correlation
   of two small grey thumbnails (downscaling averages the noise away; the sub-pixel peak is
-  scaled back to full resolution). Cheap (~1 ms per 720p frame); local motion is left to
-  the network's gate.
+  scaled back to full resolution). Cheap; local motion is left to the network's gate.
 - ``"flow"``: dense optical flow (DIS, Kroeger et al., ECCV 2016, as OpenCV implements it)
-  on full-resolution grey frames, and a bilinear warp of the state. ~22 ms + ~8 ms for the
-  warp per 720p frame here; on Vid4 at σ=30 it lifted even the shift-trained model by
-  0.7–1.0 dB (by DIS setting) without retraining: walkers and parallax are not one
-  translation.
+  on full-resolution grey frames, and a bilinear warp of the state. It costs most of the
+  CPU time the network does, and lines up what one translation cannot: walkers, parallax,
+  zooms (quality of both: docs/quality.md; cost: benchmarks/results/bench_cpu.md).
 
 The same functions run in training (on torch patches) and in every backend (on host arrays
 or CUDA tensors), so a network learns with the alignment it gets in the field (host arrays
@@ -33,14 +31,13 @@ from streamdenoise.models.nets import initial_state
 
 # DIS settings: the "fast" preset's patches (8 px, stride 4, 16 descent steps) searched down to
 # half resolution (finest scale 1; the preset stops at a quarter) with no variational
-# refinement. Measured with the shipped `temporal` model on Vid4 at σ=30 (noisy 18.8 dB):
-# 30.07 dB for 22 ms per 720p frame here, vs the plain "fast" preset 29.69 dB (16 ms) and
-# "medium" 30.06 dB (60 ms).
+# refinement: as clean as the "medium" preset on moving video at a third of its time, and
+# cleaner than plain "fast".
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
 FLOW_FINEST_SCALE = 1
 FLOW_REFINEMENT_ITERATIONS = 0
 # Thumbnails are about this many pixels on their short side (never upscaled): enough
-# texture for a sharp correlation peak at ~1 ms per 720p frame.
+# texture for a sharp correlation peak at a small fraction of the flow's cost.
 THUMB_SHORT_SIDE = 160
 # Below this phase-correlation peak the estimate is noise (flat or fully changed content).
 MIN_RESPONSE = 0.05

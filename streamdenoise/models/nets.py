@@ -16,10 +16,11 @@ frame (``streamdenoise.models.motion``). After a reset the state is the current 
 ("nothing known about the past").
 
 Only export-friendly ops are used: conv, ConvTranspose (stride 2), relu, pixel shuffle,
-add, sub, mul, concat, slice, clip. Measured with OpenVINO bf16 at 720p here, every 3×3 conv
-of the body runs at ~230 GMAC/s whatever its level, so MACs spent in the body are not wasted; layout
-changes (pixel shuffles, splits, NCHW↔blocked reorders) are, which is why the stem avoids
-them.
+add, sub, mul, concat, slice, clip. On CPU runtimes every 3×3 conv of the body runs at about
+the same rate whatever its level, so MACs spent in the body are well spent, while layout
+changes (pixel shuffles, splits, NCHW↔blocked reorders) cost time out of proportion to their
+arithmetic; hence a stem without them (profile and figures: docs/models.md,
+benchmarks/results/bench_cpu.md).
 """
 
 from __future__ import annotations
@@ -41,17 +42,16 @@ class NetConfig:
     enc_convs: tuple[int, ...] = (1, 1, 2, 2)
     dec_convs: tuple[int, ...] = (1, 1, 0, 0)
     unshuffle: int = 2
-    # "strided": a stride-2 conv in, with σ added as a per-channel bias (the only stem so
-    # far; the first models' pixel-unshuffle + σ-map stem cost a sixth more CPU time).
+    # "strided": a stride-2 conv in, with σ added as a per-channel bias: no pixel-unshuffle
+    # and no broadcast σ map, the layout work a CPU pays for out of proportion.
     stem: str = "strided"
     stem_kernel: int = 4
     # Temporal models keep [previous output, running average of the noisy frames] (6
     # channels). A small gate sets the average's per-pixel weight w from prev − noisy
     # (motion-adaptive, clamped to [0, MAX_ACCUMULATION]) and the U-Net denoises the average,
-    # so still regions are denoised from many frames' worth of signal instead of one. (A
-    # retired design blended the previous *output* instead: a denoised, already smoothed past
-    # gained ~0.3 dB even on a still scene, since what the spatial estimate lost is lost in
-    # every frame alike.) The state is motion-compensated before it is fed back, by
+    # so still regions are denoised from many frames' worth of signal instead of one
+    # (averaging denoised outputs instead cannot bring back detail that a per-frame estimate
+    # loses alike in every frame). The state is motion-compensated before it is fed back, by
     # ``motion``: "shift" (global translation) or "flow" (dense optical flow); see
     # streamdenoise.models.motion. A property of how the model was trained.
     motion: str = "flow"
@@ -63,7 +63,7 @@ class NetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
         data = dict(data)
-        data.pop("align_state", None)  # always on since the retired design went
+        data.pop("align_state", None)  # older files: alignment is always on now
         blend, state = data.pop("blend", False), data.pop("state", None)
         if state is None and "motion" not in data:
             state = "output"  # the first temporal design predates both fields

@@ -19,7 +19,7 @@ def test_python_api_defaults_equal_the_cli_defaults():
 
 def test_lab_configs_take_the_cli_defaults():
     from streamdenoise.lab.speed import BenchConfig
-    from streamdenoise.lab.train import TrainConfig
+    from streamdenoise.lab.trainer import TrainConfig
 
     bench = BenchConfig()
     assert (bench.seconds, bench.rounds, bench.sizes) == (

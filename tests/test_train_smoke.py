@@ -16,7 +16,7 @@ from streamdenoise.lab.data import (
     VAL_VIDEO_DIRS,
     ClipSampler,
 )
-from streamdenoise.lab.train import TrainConfig, default_net_config, init_from, train
+from streamdenoise.lab.trainer import TrainConfig, default_net_config, init_from, train
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
 from streamdenoise.models.weights import load_weights, save_weights
 

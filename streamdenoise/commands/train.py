@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.lab.train import TrainConfig, train
+    from streamdenoise.lab.trainer import TrainConfig, train
 
     given = table.from_args(args, table.TRAIN)
     if given["patch"] % 16:

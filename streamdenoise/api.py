@@ -195,18 +195,16 @@ class Denoiser:
         threads: int | None = None,
         strength: float | None = None,
     ) -> None:
-        from streamdenoise.backends import create_backend
-        from streamdenoise.runtime import choose_backend
+        from streamdenoise.runtime import create_denoiser
 
-        name, model = choose_backend(backend, model, device, precision)
-        given = {
-            "model": model,
-            "precision": precision,
-            "device": None if device == "auto" else device,
-            "threads": threads,
-            "strength": strength,
-        }
-        self._backend = create_backend(name, **{k: v for k, v in given.items() if v is not None})
+        self._backend = create_denoiser(
+            backend,
+            model=model,
+            precision=precision,
+            device=device,
+            threads=threads,
+            strength=strength,
+        )
         self._size: tuple[int, int] | None = None
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

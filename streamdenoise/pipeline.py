@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamdenoise.backends import create_backend
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import SourceError, UserError
 from streamdenoise.frame import EndOfStream, Frame
@@ -36,7 +35,7 @@ from streamdenoise.frame_queue import FrameQueue, Policy, QueueClosed
 from streamdenoise.metrics import Metrics
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.redact import redact
-from streamdenoise.runtime import choose_backend
+from streamdenoise.runtime import create_denoiser
 from streamdenoise.settings import default, default_output
 from streamdenoise.sinks import Output, open_sink, output_name
 from streamdenoise.sinks.base import Sink
@@ -250,21 +249,15 @@ class Pipeline:
             self._backend.close()
 
     def _create_backend(self) -> Denoiser:
-        # Only the settings given: a backend applies its own default for the rest.
         config = self.config
-        backend, model = choose_backend(
-            config.backend, config.model, config.device, config.precision
-        )
-        given = {
-            "model": model,
-            "precision": config.precision,
-            "device": None if config.device == "auto" else config.device,
-            "threads": config.threads,
-            "strength": config.strength,
-            "engine_cache": config.engine_cache if backend == "tensorrt" else None,
-        }
-        return create_backend(
-            backend, **{key: value for key, value in given.items() if value is not None}
+        return create_denoiser(
+            config.backend,
+            model=config.model,
+            precision=config.precision,
+            device=config.device,
+            threads=config.threads,
+            strength=config.strength,
+            engine_cache=config.engine_cache,
         )
 
     def _open_source(self) -> None:

@@ -13,9 +13,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdenoise import hardware
 from streamdenoise.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from streamdenoise.backends.base import Denoiser
 
 log = logging.getLogger("streamdenoise")
 
@@ -154,6 +159,32 @@ def choose_backend(
         return fastest_backend(device, precision), DEFAULT_MODEL
     log.warning("using %s; the trained model is not usable (%s)", FALLBACK_BACKEND, reason)
     return FALLBACK_BACKEND, None
+
+
+def create_denoiser(
+    backend: str | None = "auto",
+    *,
+    model: str | None = None,
+    precision: str | None = None,
+    device: str | None = "auto",
+    threads: int | None = None,
+    strength: float | None = None,
+    engine_cache: Path | None = None,
+) -> Denoiser:
+    """The denoiser a run uses: :func:`choose_backend`, then the backend created with only the
+    settings given (each backend applies its own defaults to the rest)."""
+    from streamdenoise.backends import create_backend
+
+    name, model = choose_backend(backend, model, device, precision)
+    given = {
+        "model": model,
+        "precision": precision,
+        "device": None if device == "auto" else device,
+        "threads": threads,
+        "strength": strength,
+        "engine_cache": engine_cache if name == "tensorrt" else None,
+    }
+    return create_backend(name, **{key: value for key, value in given.items() if value is not None})
 
 
 def _missing_weights(model: str) -> str | None:

@@ -463,6 +463,11 @@ def resolve(
     return resolved
 
 
+def pick(values: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The resolved ``names`` as keyword arguments (for config fields of the same name)."""
+    return {name: values[name] for name in names}
+
+
 def from_args(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     """:func:`resolve` for a parsed command line."""
     names = tuple(names)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from streamdenoise import settings as table
+from streamdenoise.commands import write_reports
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,24 +20,13 @@ def run(args: argparse.Namespace) -> int:
     given = table.from_args(args, table.BENCH)
     config = BenchConfig(
         backends=parse_backends(given["bench_backends"]),
-        sizes=given["sizes"],
-        precisions=given["precisions"],
-        batch=given["batch"],
-        threads=given["threads"],
-        seconds=given["seconds"],
         warmup_s=given["warmup"],
-        rounds=given["rounds"],
-        model=given["model"],
-        pipeline=given["pipeline"],
         clip=str(given["clip"]) if given["clip"] else None,
-        pipeline_output=given["pipeline_output"],
-        presets=given["presets"],
+        **table.pick(given, "sizes", "precisions", "batch", "threads", "seconds", "rounds"),
+        **table.pick(given, "model", "pipeline", "pipeline_output", "presets"),
     )
     doc = run_bench(config, log=lambda line: print(line, file=sys.stderr))
     markdown = to_markdown(doc)
-    for path, text in ((given["json"], json.dumps(doc, indent=2)), (given["markdown"], markdown)):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n")
+    write_reports((given["json"], json.dumps(doc, indent=2)), (given["markdown"], markdown))
     print(markdown)
     return 0

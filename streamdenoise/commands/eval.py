@@ -11,6 +11,7 @@ import json
 import sys
 
 from streamdenoise import settings as table
+from streamdenoise.commands import write_reports
 from streamdenoise.errors import UsageError
 
 CLASSICAL = ("hqdn3d", "nlmeans", "atadenoise", "opencv-nlm")
@@ -74,9 +75,6 @@ def run(args: argparse.Namespace) -> int:
     for path in given["merge"] or []:
         merge_reports(report, json.loads(path.read_text()))
     summary = markdown(report)
-    for path, text in ((given["json"], json.dumps(report, indent=1)), (given["markdown"], summary)):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n")
+    write_reports((given["json"], json.dumps(report, indent=1)), (given["markdown"], summary))
     print(summary)
     return 0

@@ -54,36 +54,23 @@ def build_config(args: argparse.Namespace):
     return PipelineConfig(
         source=settings["source"],
         outputs=settings["output"] or [table.default_output(settings["source"])],
-        backend=settings["backend"],
-        model=settings["model"],
-        precision=settings["precision"],
-        device=settings["device"],
-        threads=settings["threads"],
-        strength=settings["strength"],
-        policy=settings["policy"],
-        queue_size=settings["queue_size"],
-        max_frames=settings["max_frames"],
-        duration=settings["duration"],
-        stats_json=settings["stats_json"],
-        engine_cache=settings["engine_cache"],
+        **table.pick(settings, *PIPELINE_FIELDS),
         source_options=SourceOptions(
-            size=settings["size"],
-            fps=settings["fps"],
             timeout_s=settings["timeout"],
-            reconnect_max=settings["reconnect_max"],
-            loop=settings["loop"],
-            realtime=settings["realtime"],
+            **table.pick(settings, "size", "fps", "reconnect_max", "loop", "realtime"),
         ),
         sink_options=SinkOptions(
-            bitrate=settings["bitrate"],
-            gop=settings["gop"],
-            preset=settings["preset"],
-            crf=settings["crf"],
-            bind=settings["bind"],
-            compare=settings["compare"],
+            **table.pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare")
         ),
         status=not settings["quiet"],
     )
+
+
+#: Settings that are PipelineConfig fields of the same name.
+PIPELINE_FIELDS = (
+    "backend", "model", "precision", "device", "threads", "strength", "policy", "queue_size",
+    "max_frames", "duration", "stats_json", "engine_cache",
+)  # fmt: skip
 
 
 class _RedactingFormatter(logging.Formatter):

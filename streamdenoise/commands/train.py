@@ -28,18 +28,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         model=model,
         data=str(given["data_root"] or table.data_dir()),
-        minutes=given["minutes"],
         batch=given["train_batch"],
-        frames=given["frames"],
-        patch=given["patch"],
-        lr=given["lr"],
-        seed=given["seed"],
         checkpoint=str(given["checkpoint_dir"]),
         out=str(given["out"] or weights_path(model)),
         resume=str(given["resume"]) if given["resume"] else None,
         init=str(given["init"]) if given["init"] else None,
         bf16=not given["fp32"],
-        video_share=given["video_share"],
+        **table.pick(given, "minutes", "frames", "patch", "lr", "seed", "video_share"),
     )
     command = "streamdenoise " + shlex.join(sys.argv[1:])
     columns = (

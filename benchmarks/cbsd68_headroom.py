@@ -1,6 +1,6 @@
-"""How far is the spatial model from the CBSD68 bar, and is it capacity or training?
+"""How much quality does a single pass of a model leave on CBSD68: capacity or training?
 
-Runs models on CBSD68 at AWGN σ = 25 (the models issue's protocol: noise clipped and
+Runs models on CBSD68 at AWGN σ = 25 (the ``eval`` protocol: noise clipped and
 quantised to 8 bits, seed 0, the same noisy images as ``streamdenoise eval``) through the
 torch backend the pipeline uses, once as shipped and once as a geometric self-ensemble:
 the image in all eight orientations (flips and transposes), each output turned back and

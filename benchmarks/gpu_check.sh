@@ -7,7 +7,7 @@
 # STAGES picks stages (default: all): gpu-tests bench-model bench-batch bench-pipeline
 # fast-tests slow-tests demo. MODELS picks the models benched and demoed (default: temporal);
 # bench-model also measures FFmpeg's nlmeans on the host CPU in the same run (the speed ratio
-# of the models issue).
+# against it).
 set -u -o pipefail
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import SourceError, UserError
@@ -41,6 +42,9 @@ from streamdenoise.sinks import Output, open_sink, output_name
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
 from streamdenoise.sources.base import Source, SourceState
+
+if TYPE_CHECKING:  # torch comes with it: imported only when a run asks for model "auto"
+    from streamdenoise.auto import AutoDenoiser
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,8 @@ class PipelineConfig:
     sink_options: SinkOptions = field(default_factory=SinkOptions)
     #: Live status line on stderr (shown only when stderr is a terminal).
     status: bool = not default("quiet")
+    #: ``model="auto"``: measure the tiers again instead of trusting the calibration cache.
+    recalibrate: bool = default("recalibrate")
 
     def __post_init__(self) -> None:
         if self.outputs is None:
@@ -178,8 +184,11 @@ class Pipeline:
     source failure ends the run with every output finalized and ``Report.error`` set.
     """
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, backend: Denoiser | None = None) -> None:
+        """``backend``: a denoiser built by the caller (e.g. an ``AutoDenoiser`` over tiers of
+        its own) instead of the one ``config`` names; the pipeline closes it at the end."""
         self.config = config
+        self._given_backend = backend
         self.metrics = Metrics()
         self._stop_source = threading.Event()
         self._stopping = threading.Event()
@@ -191,6 +200,7 @@ class Pipeline:
         self._runners: list[_SinkRunner] = []
         self._started = threading.Event()
         self._size: tuple[int, int] | None = None
+        self._auto: AutoDenoiser | None = None
 
     # -- control --------------------------------------------------------------------------
     def stop(self, interrupted: bool = False) -> None:
@@ -218,6 +228,8 @@ class Pipeline:
     def snapshot(self) -> dict:
         """Live figures for a status display (safe to call from any thread)."""
         snap = self.metrics.snapshot()
+        if self._auto is not None:
+            snap["model"] = self._auto.label
         if self._source is not None:
             snap.update(source_state=self._source.state.value, reconnects=self._source.reconnects)
         return snap
@@ -236,6 +248,8 @@ class Pipeline:
                 self._source.ensure_length(config.max_frames)
             self._backend = self._create_backend()
             self._open_source()
+            if self._auto is not None:
+                self._start_auto()
         except BaseException:
             for sink in sinks:  # e.g. a preview server that already bound its port
                 with contextlib.suppress(Exception):
@@ -250,7 +264,7 @@ class Pipeline:
 
     def _create_backend(self) -> Denoiser:
         config = self.config
-        return create_denoiser(
+        backend = self._given_backend or create_denoiser(
             config.backend,
             model=config.model,
             precision=config.precision,
@@ -258,7 +272,20 @@ class Pipeline:
             threads=config.threads,
             strength=config.strength,
             engine_cache=config.engine_cache,
+            recalibrate=config.recalibrate,
         )
+        if backend.name == "auto":  # an AutoDenoiser: it gets the source's rate and timings
+            self._auto = backend
+        return backend
+
+    def _start_auto(self) -> None:
+        """Tell ``--model auto`` the source's rate and whether frames may drop; where the
+        source knows its frame size, calibrate and choose now, before any frame waits."""
+        self._auto.configure(self._source.fps, adaptive=self._policy() == "latest")
+        size = self._source.frame_size
+        if size is not None:
+            self._auto.prepare(*size)
+            self._size = size
 
     def _open_source(self) -> None:
         try:
@@ -395,6 +422,14 @@ class Pipeline:
                 self._process(item)
                 for runner in self._runners:
                     runner.deliver(item, self._stopping)
+                if self._auto is not None:
+                    marks, now = item.marks, time.monotonic()
+                    self._auto.frame_done(
+                        now,
+                        busy_s=now - marks["dequeued"],
+                        denoise_s=marks["denoised"] - marks["dequeued"],
+                        drops=source_queue.drops,
+                    )
                 processed += 1
                 if self.config.max_frames and processed >= self.config.max_frames:
                     break
@@ -452,10 +487,15 @@ class Pipeline:
                 }
             except Exception as err:
                 sink_stats[runner.name] = {"stats_error": _one_line(err)}
+        described = backend.describe()
+        auto = {"auto": self._auto.report()} if self._auto is not None else {}
         stats = self.metrics.report(
             source=source_info,
-            backend=backend.describe(),
+            backend=described,
             sink_stats=sink_stats,
+            model=described.get("model"),
+            switches=auto["auto"]["switches"] if auto else [],
+            **auto,
             policy=self._policy(),
             end=streaming_end,
             shutdown_s=round(time.monotonic() - streaming_end, 3),

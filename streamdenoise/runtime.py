@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamdenoise import hardware
-from streamdenoise.errors import BackendUnavailable
+from streamdenoise.errors import BackendUnavailable, UsageError
 
 if TYPE_CHECKING:
     from streamdenoise.backends.base import Denoiser
@@ -141,22 +141,27 @@ def choose_backend(
     device: str | None = None,
     precision: str | None = None,
 ) -> tuple[str, str | None]:
-    """(backend, model) for a run: a named backend as given; for ``auto`` the trained model on
-    the fastest runtime here when it can load, else the classical fallback (logged)."""
+    """(backend, model) for a run. The model is ``auto`` (the trained tiers, see
+    :mod:`streamdenoise.auto`) unless one is named: with backend ``auto`` on the fastest runtime
+    here when torch and a weights file are there, else the classical fallback (logged); with a
+    neural backend named, on it. A model named with backend ``auto`` runs on the fastest
+    runtime too (pinning a tier does not change the runtime). A classical backend runs without
+    a model; ``auto`` with one is a usage error."""
     from streamdenoise.backends import backend_class, unavailable_reason
-    from streamdenoise.models import DEFAULT_MODEL
 
     if backend not in (None, "auto"):
-        backend_class(backend)  # UsageError for an unknown name
-        return backend, model
-    if model is not None:  # asked for a model: no silent fallback, torch says what is wrong
-        return "torch", model
+        neural = backend_class(backend).neural  # UsageError for an unknown name
+        if model == "auto" and not neural:
+            raise UsageError(f"--model auto needs a neural backend, not {backend!r}")
+        return backend, model or ("auto" if neural else None)
+    if model not in (None, "auto"):  # asked for a model: no silent fallback to a classical one
+        return fastest_backend(device, precision), model
     try:
-        reason = unavailable_reason("torch") or _missing_weights(DEFAULT_MODEL)
+        reason = unavailable_reason("torch") or _missing_weights()
     except Exception as err:  # a broken torch install must not break the default run
         reason = f"{type(err).__name__}: {err}"
-    if reason is None:
-        return fastest_backend(device, precision), DEFAULT_MODEL
+    if reason is None or model == "auto":
+        return fastest_backend(device, precision), "auto"
     log.warning("using %s; the trained model is not usable (%s)", FALLBACK_BACKEND, reason)
     return FALLBACK_BACKEND, None
 
@@ -170,27 +175,34 @@ def create_denoiser(
     threads: int | None = None,
     strength: float | None = None,
     engine_cache: Path | None = None,
+    recalibrate: bool = False,
 ) -> Denoiser:
     """The denoiser a run uses: :func:`choose_backend`, then the backend created with only the
-    settings given (each backend applies its own defaults to the rest)."""
+    settings given (each backend applies its own defaults to the rest). Model ``auto`` gives
+    an :class:`~streamdenoise.auto.AutoDenoiser` over the shipped tiers on that backend: it
+    runs the strongest tier until a pipeline tells it the source's rate and that frames may
+    drop (then it calibrates and adapts)."""
     from streamdenoise.backends import create_backend
 
     name, model = choose_backend(backend, model, device, precision)
     given = {
-        "model": model,
         "precision": precision,
         "device": None if device == "auto" else device,
         "threads": threads,
         "strength": strength,
         "engine_cache": engine_cache if name == "tensorrt" else None,
     }
-    return create_backend(name, **{key: value for key, value in given.items() if value is not None})
+    given = {key: value for key, value in given.items() if value is not None}
+    if model == "auto":
+        from streamdenoise.auto import AutoDenoiser  # with torch: imported only for auto
+
+        return AutoDenoiser(name, recalibrate=recalibrate, **given)
+    return create_backend(name, **given, **({"model": model} if model else {}))
 
 
-def _missing_weights(model: str) -> str | None:
-    """Why the weights of ``model`` are not installed, or None when the file exists (a corrupt
+def _missing_weights() -> str | None:
+    """Why no trained model is installed, or None when a weights file is there (a corrupt
     file is not hidden behind a fallback: loading it gives a clear error)."""
-    from streamdenoise.models import weights_path
+    from streamdenoise.models import WEIGHTS_DIR
 
-    path = weights_path(model)
-    return None if path.is_file() else f"no trained '{model}' weights at {path}"
+    return None if any(WEIGHTS_DIR.glob("*.pt")) else f"no trained model weights in {WEIGHTS_DIR}"

@@ -224,8 +224,12 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("backend", parse_backend, f"denoiser: auto, {', '.join(BACKENDS)}", default="auto",
             default_help="auto: the trained model on the fastest runtime here, else atadenoise",
             metavar="NAME"),
-    Setting("model", text, "model name (temporal, spatial, fixed) or weights file for neural "
-            "backends", default_help="temporal", metavar="NAME"),
+    Setting("model", text, "model name (temporal, spatial, fixed or any other tier that ships) "
+            "or weights file for neural backends; `run` also takes auto: the strongest tier that "
+            "keeps up with the source, adapting while it runs (files kept whole: the strongest)",
+            default_help="run: auto; bench: temporal", metavar="NAME"),
+    Setting("recalibrate", switch, "with --model auto: measure the tiers on this machine again "
+            "instead of using the cached figures", default=False, kind="switch"),
     Setting("precision", choice(PRECISIONS), "inference precision",
             default_help="fp16 on CUDA, bf16 on CPUs with native bf16, else fp32", metavar="P"),
     Setting("device", parse_device, "auto, cpu, cuda or cuda:N for neural backends",
@@ -368,7 +372,7 @@ RUN = (
     "source", "output", "backend", "model", "precision", "device", "threads", "strength",
     "policy", "size", "fps", "compare", "max_frames", "duration", "stats_json", "queue_size",
     "timeout", "reconnect_max", "bitrate", "gop", "preset", "crf", "bind", "loop", "realtime",
-    "engine_cache", "quiet",
+    "engine_cache", "recalibrate", "quiet",
 )  # fmt: skip
 BENCH = (
     "bench_backends", "sizes", "precisions", "batch", "seconds", "threads", "warmup", "rounds",

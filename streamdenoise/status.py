@@ -28,6 +28,8 @@ def status_text(snap: dict) -> str:
         f"e2e p50 {_ms(snap['e2e_p50_ms'])} p99 {_ms(snap['e2e_p99_ms'])} ms",
         f"drops {snap['drops']}",
     ]
+    if snap.get("model"):
+        parts.append(f"model {snap['model']}")
     if "source_state" in snap:
         parts.append(f"source {snap['source_state']}")
         if snap.get("reconnects"):
@@ -68,8 +70,9 @@ def stats_table(stats: dict) -> Table:
     """The end-of-run summary: throughput, drops, then latency per stage."""
     backend = stats.get("backend", {})
     source = stats.get("source", {})
+    model = f" {stats['model']}" if stats.get("model") else ""
     title = (
-        f"{source.get('description', '?')} → {backend.get('backend', '?')} "
+        f"{source.get('description', '?')} → {backend.get('backend', '?')}{model} "
         f"({backend.get('precision', '?')}, {backend.get('device', '?')})"
     )
     table = Table(title=redact(title), title_justify="left")
@@ -109,7 +112,40 @@ def sinks_table(stats: dict) -> Table:
     return table
 
 
+def tiers_table(stats: dict) -> Table:
+    """``--model auto``: which tier ran when, and why it changed."""
+    auto = stats["auto"]
+    table = Table(title="model auto: tiers that ran", title_justify="left")
+    for column in ("model", "precision", "from s", "to s", "frames", "then"):
+        table.add_column(
+            column, justify="right" if column in ("from s", "to s", "frames") else "left"
+        )
+    spans, switches = auto["spans"], auto["switches"]
+    for index, span in enumerate(spans):
+        then = switches[index]["reason"] if index < len(switches) else ""
+        table.add_row(
+            span["model"],
+            span["precision"],
+            f"{span['from_s']:.1f}",
+            f"{span.get('to_s', 0):.1f}",
+            str(span["frames"]),
+            then,
+        )
+    rungs = " < ".join(f"{r['name']}/{r['precision']}" for r in auto["rungs"])
+    calibration = auto.get("calibration") or {}
+    note = calibration.get("skipped") or (
+        f"frame interval {calibration.get('frame_interval_ms')} ms, first choice within "
+        f"{calibration.get('choice_limit_ms')} ms; calibrated now: "
+        f"{', '.join(calibration.get('measured_now') or []) or 'none (cached)'}"
+    )
+    table.caption = f"ladder: {rungs} · {note}"
+    table.caption_justify = "left"
+    return table
+
+
 def print_stats(stats: dict, console: Console | None = None) -> None:
     console = console or Console()
     console.print(stats_table(stats))
     console.print(sinks_table(stats))
+    if stats.get("auto"):
+        console.print(tiers_table(stats))

@@ -60,11 +60,36 @@ def register_test_backend() -> None:
     BACKENDS[TEST_BACKEND] = "helpers:TestBlurDenoiser"
 
 
+HEAVY_BACKEND = "test-heavy"
+
+
+def heavy_backend_class():
+    """The torch runtime plus ``extra_passes`` more real forward passes of the network per
+    frame: a genuinely slower backend (every pass is computed) that a test can load and
+    unload while it streams, for ``--model auto``'s adaptation."""
+    from streamdenoise.backends.torch_backend import TorchDenoiser
+
+    class HeavyTorchDenoiser(TorchDenoiser):
+        # still "torch" to the runtime rules and the reports; registered as HEAVY_BACKEND
+        #: Class-wide, so every tier's denoiser carries the same load.
+        extra_passes = 0
+
+        def _infer(self, noisy, sigma, prev):
+            for _ in range(type(self).extra_passes):
+                super()._infer(noisy, sigma, prev)
+            return super()._infer(noisy, sigma, prev)
+
+    return HeavyTorchDenoiser
+
+
 def __getattr__(name: str):
     # "helpers:TestBlurDenoiser" is what the backend registry imports; built lazily so that
-    # importing helpers stays cheap.
+    # importing helpers stays cheap. The class is made once, so its load setting is shared.
     if name == "TestBlurDenoiser":
         return test_backend_class()
+    if name == "HeavyTorchDenoiser":
+        globals()[name] = heavy_backend_class()
+        return globals()[name]
     raise AttributeError(name)
 
 

@@ -109,12 +109,16 @@ def test_default_output_name(source, expected):
 def test_default_backend_never_random_weights():
     backend, model = choose_backend()
     if backend in ("torch", "openvino"):
-        assert model == "temporal"
-        from streamdenoise.models import weights_path
+        assert model == "auto"  # the trained tiers; the strongest one for files
+        from streamdenoise.models.tiers import shipped_ladder
 
-        assert weights_path("temporal").is_file()
+        assert shipped_ladder()[-1].name == "temporal" and shipped_ladder()[-1].path.is_file()
     else:
         assert (backend, model) == ("atadenoise", None)
+    # a neural runtime without a model runs auto too; a classical one stays classical
+    assert choose_backend("torch") == ("torch", "auto")
+    assert choose_backend("torch", "spatial") == ("torch", "spatial")
+    assert choose_backend("atadenoise") == ("atadenoise", None)
 
 
 @pytest.mark.parametrize(
@@ -199,8 +203,8 @@ def test_devices_lists_backends_cpu_and_versions():
     assert "av" in found["versions"] and isinstance(found["cameras"], list)
     # the shipped default model and its cost per 720p frame (budget: 6 GMAC)
     assert 0 < found["models"]["temporal"]["gmac_per_720p_frame"] <= 6
-    # what `run` would use: the trained model on the fastest runtime here, never an error
-    assert found["default_run"]["model"] == "temporal" and "error" not in found["default_run"]
+    # what `run` would use: the trained tiers on the fastest runtime here, never an error
+    assert found["default_run"]["model"] == "auto" and "error" not in found["default_run"]
     assert found["default_run"]["backend"] in ("torch", "openvino")
 
 

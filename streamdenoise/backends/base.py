@@ -18,6 +18,8 @@ class Denoiser(ABC):
     name: str = "?"
     precision: str = "fp32"
     device: str = "cpu"
+    #: Runs a trained model (``model``, tiers, ``--model auto``); classical filters do not.
+    neural: bool = False
 
     def prepare(self, width: int, height: int) -> None:  # noqa: B027 - optional hook
         """Allocate buffers / build engines for this frame size before the first frame."""

@@ -46,6 +46,7 @@ class NeuralDenoiser(Denoiser):
     name = "neural"  # a key of streamdenoise.runtime.RUNTIMES in every subclass
     #: True for runtimes that run the ONNX export rather than the torch network.
     runs_export = False
+    neural = True
 
     def __init__(
         self,
@@ -192,6 +193,30 @@ class NeuralDenoiser(Denoiser):
         output buffers alternate between frames)."""
         image = out[0, :3, :height, :width].transpose(1, 2, 0)
         return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8) if to_uint8 else image.copy()
+
+    def carry_state(self, previous: NeuralDenoiser, last_image: np.ndarray | None) -> bool:
+        """Continue the stream ``previous`` was denoising, from the next frame on (a switch
+        between models of ``--model auto``). Always carried: the smoothed noise level, so the
+        strength does not jump. The recurrent state too where it means the same thing — same
+        network family and state channels on the same runtime — with the motion estimate
+        re-seeded from ``last_image``; otherwise the state starts afresh (as after a cut).
+        Returns True when the recurrent state was carried."""
+        self.reset()
+        self._sigma = None if previous._sigma is None else previous._sigma.copy()
+        compatible = (
+            self.temporal
+            and previous.temporal
+            and type(self) is type(previous)
+            and type(self.net) is type(previous.net)
+            and self.net.config.state_channels == previous.net.config.state_channels
+        )
+        if not compatible or previous._state is None or last_image is None:
+            return False
+        state = previous._state  # copied: runtimes may reuse their output buffers
+        self._state = state.clone() if hasattr(state, "clone") else np.array(state)
+        self._thumb = previous._thumb
+        self._motion.observe(last_image)
+        return True
 
     def state_array(self) -> np.ndarray | None:
         """The recurrent state (the last float output) as a host array, for tests and tools."""

@@ -37,36 +37,68 @@ def backends() -> dict[str, str | None]:
 
 
 def models() -> dict[str, dict]:
-    """Shipped models with their cost per 1280×720 frame (counted by a real forward pass)."""
-    from streamdenoise.errors import UserError
-    from streamdenoise.models import MODEL_NAMES
-    from streamdenoise.models.macs import count_macs
+    """Every shipped model tier: its cost per 1280×720 frame (counted from its network
+    config), validation PSNR, place on ``--model auto``'s ladder, and the speeds calibration
+    measured on this machine (from the calibration cache; none until a run calibrated)."""
+    from streamdenoise.auto.calibration import CalibrationCache, machine_key
+    from streamdenoise.models.tiers import discover_tiers, ladder
 
+    tiers, broken = discover_tiers()
+    rungs = ladder(tiers)
+    machine = machine_key("cpu")
+    measured = [
+        e
+        for e in CalibrationCache().entries()
+        if e["key"].get("kind") == "tier"
+        and {k: v for k, v in e["key"]["machine"].items() if k != "gpu"} == machine
+    ]
     found: dict[str, dict] = {}
-    for name in MODEL_NAMES:
-        try:
-            found[name] = {"gmac_per_720p_frame": round(count_macs(name, 1280, 720) / 1e9, 2)}
-        except UserError as err:
-            found[name] = {"error": str(err)}
+    for tier in tiers:
+        info = tier.describe()
+        info["ladder_rank"] = rungs.index(tier) + 1 if tier in rungs else None
+        info["calibrated"] = [
+            {
+                "runtime": e["key"]["runtime"]["runtime"],
+                "device": e["key"]["runtime"]["device"],
+                "gpu": e["key"]["machine"].get("gpu"),
+                "precision": e["key"]["precision"],
+                "size": e["key"]["size"],
+                "fps": e["result"]["fps"],
+                "ms_per_frame": e["result"]["ms_per_frame"],
+                "measured_at": e["result"].get("measured_at"),
+            }
+            for e in measured
+            if e["key"]["tier"] == tier.name and e["key"]["weights"] == tier.digest
+        ]
+        found[tier.name] = info
+    for name, reason in broken.items():
+        found[name] = {"error": reason}
     return found
 
 
 def default_run() -> dict:
-    """What ``streamdenoise run SOURCE`` with no backend options would use here."""
+    """What ``streamdenoise run SOURCE`` with no backend options would use here (for
+    ``auto``: the runtime, precision and device the tiers run with)."""
     from streamdenoise.backends import create_backend
     from streamdenoise.errors import UserError
     from streamdenoise.runtime import choose_backend
 
     backend, model = choose_backend()
     try:
-        denoiser = create_backend(backend, **({"model": model} if model else {}))
+        probe = model
+        if model == "auto":
+            from streamdenoise.models.tiers import shipped_ladder
+
+            probe = shipped_ladder()[-1].model_arg
+        denoiser = create_backend(backend, **({"model": probe} if probe else {}))
     except UserError as err:
         return {"backend": backend, "model": model, "error": str(err)}
     try:
         info = denoiser.describe()
     finally:
         denoiser.close()
-    return {key: info.get(key) for key in ("backend", "model", "precision", "device")}
+    found = {key: info.get(key) for key in ("backend", "model", "precision", "device")}
+    return {**found, "model": model} if model else found
 
 
 def cameras() -> list[str]:
@@ -106,6 +138,33 @@ def _dist_version(dist: str) -> str:
         return "?"
 
 
+def models_table(found: dict[str, dict]):
+    """Model tiers, cheapest first, with the fps calibration measured here."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="model tiers (--model auto climbs the ladder)", title_justify="left")
+    for column in ("model", "GMAC/720p", "val PSNR dB", "ladder", "measured here"):
+        table.add_column(column)
+    for name, info in found.items():
+        if "error" in info:
+            table.add_row(name, "", "", "", f"[red]unusable ({escape(info['error'])})[/]")
+            continue
+        runs = ", ".join(
+            f"{c['fps']:g} fps {c['size']} {c['runtime']} {c['precision']}"
+            + (f" on {c['gpu']}" if c.get("gpu") else "")
+            for c in info["calibrated"]
+        )
+        table.add_row(
+            name,
+            f"{info['gmac_per_720p_frame']:.2f}",
+            "-" if info["quality_psnr_db"] is None else f"{info['quality_psnr_db']:.2f}",
+            str(info["ladder_rank"] or "off (pin by name)"),
+            runs or "not calibrated yet",
+        )
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     report = {
         "backends": backends(),
@@ -133,21 +192,18 @@ def run(args: argparse.Namespace) -> int:
             name, "[green]available[/]" if reason is None else f"[red]{escape(reason)}[/]"
         )
     console.print(table)
-    console.print(
-        "models: "
-        + ", ".join(
-            f"{name} {info['gmac_per_720p_frame']} GMAC per 1280x720 frame"
-            if "error" not in info
-            else f"{name} unusable ({escape(info['error'])})"
-            for name, info in report["models"].items()
-        )
-    )
+    console.print(models_table(report["models"]))
     default = report["default_run"]
     console.print(
         f"default for `run`: {default['backend']}"
         + (f", model {default['model']}" if default.get("model") else "")
         + (
             f", {default['precision']} on {default['device']}"
+            + (
+                " (live sources adapt; files run the strongest tier)"
+                if default.get("model") == "auto"
+                else ""
+            )
             if "error" not in default
             else f" [red]unusable ({escape(default['error'])})[/]"
         )

@@ -63,6 +63,7 @@ def build_config(args: argparse.Namespace):
             **table.pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare")
         ),
         status=not settings["quiet"],
+        recalibrate=settings["recalibrate"],
     )
 
 

@@ -17,12 +17,13 @@ DEFAULT_MODEL = "temporal"
 
 def weights_path(name: str) -> Path:
     """Packaged weights file of model ``name``, or a path given directly by the user."""
-    if name in MODEL_NAMES:
-        return WEIGHTS_DIR / f"{name}.pt"
+    shipped = WEIGHTS_DIR / f"{name}.pt"
+    if name in MODEL_NAMES or (Path(name).name == name and shipped.is_file()):
+        return shipped  # a tier that ships as a weights file is known by its name
     path = Path(name)
     if path.suffix == ".pt" or path.exists():
         return path
-    known = ", ".join(MODEL_NAMES)
+    known = ", ".join(sorted({*MODEL_NAMES, *(p.stem for p in WEIGHTS_DIR.glob("*.pt"))}))
     raise UsageError(f"unknown model {name!r} (choose from: {known}, or a .pt weights file)")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from streamdenoise.models.nets import UNetDenoiser, initial_state
+from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 
 
 def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
@@ -35,9 +35,10 @@ def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
         for mod in net.modules()
         if isinstance(mod, nn.Conv2d | nn.ConvTranspose2d)
     ]
+    device = next(net.parameters()).device
     try:
-        x = torch.zeros(1, 3, h, w)
-        sigma = torch.zeros(1, 3, 1, 1)
+        x = torch.zeros(1, 3, h, w, device=device)
+        sigma = torch.zeros(1, 3, 1, 1, device=device)
         with torch.no_grad():
             if net.config.temporal:
                 net(x, sigma, initial_state(x, net.config.state_channels))
@@ -54,4 +55,13 @@ def count_macs(model_name: str, width: int = 1280, height: int = 720) -> int:
     from streamdenoise.models import load_model
 
     net, _ = load_model(model_name)
+    return count_net_macs(net, width, height)
+
+
+def count_config_macs(config: NetConfig, width: int = 1280, height: int = 720) -> int:
+    """MACs per frame of the architecture ``config`` alone: the network is built on torch's
+    ``meta`` device, so shapes flow through every layer without any weights or arithmetic
+    (instant even for a large tier)."""
+    with torch.device("meta"):
+        net = build_net(config)
     return count_net_macs(net, width, height)

@@ -10,6 +10,14 @@ from collections.abc import Iterator
 from streamdenoise.frame import Frame
 
 
+def decoded_size(codec, requested: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Size of the frames a PyAV decoder will yield: the resize target if one was asked for,
+    else what the stream declares (None when it declares nothing)."""
+    if requested:
+        return requested
+    return (codec.width, codec.height) if codec.width and codec.height else None
+
+
 class SourceState(str, enum.Enum):
     CONNECTING = "connecting"
     LIVE = "live"
@@ -35,6 +43,9 @@ class Source(ABC):
         self.reconnects = 0
         #: Nominal frame rate if the input declares one (used by sinks for their time base).
         self.fps: float | None = None
+        #: (width, height) of the frames to come when known after open() (None: see the
+        #: first frame); ``--model auto`` calibrates for it before streaming starts.
+        self.frame_size: tuple[int, int] | None = None
 
     @abstractmethod
     def open(self) -> None:

@@ -52,6 +52,8 @@ class CameraSource(Source):
         if self.options.fps:
             cap.set(cv2.CAP_PROP_FPS, self.options.fps)
         self.fps = cap.get(cv2.CAP_PROP_FPS) or self.options.fps
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.frame_size = size if min(size) > 0 else None
         self._cap = cap
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:

@@ -214,6 +214,7 @@ class DemoSource(Source):
     def open(self) -> None:
         width, height = self.options.size or DEFAULT_SIZE
         self._clip = DemoClip(width, height, self.fps)
+        self.frame_size = (width, height)
         self.state = SourceState.LIVE
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:

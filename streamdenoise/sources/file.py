@@ -16,7 +16,7 @@ import cv2
 from streamdenoise.errors import SourceError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SourceOptions
-from streamdenoise.sources.base import Source, SourceState
+from streamdenoise.sources.base import Source, SourceState, decoded_size
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class FileSource(Source):
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
+        self.frame_size = decoded_size(self._stream.codec_context, self.options.size)
         self.state = SourceState.LIVE
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:

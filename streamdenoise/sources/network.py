@@ -30,7 +30,7 @@ from streamdenoise.errors import SourceError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SourceOptions
 from streamdenoise.redact import redact
-from streamdenoise.sources.base import Source, SourceState
+from streamdenoise.sources.base import Source, SourceState, decoded_size
 
 #: One timeline for every connection: cameras restart their clocks when they reboot.
 TIME_BASE = Fraction(1, 90000)
@@ -159,6 +159,7 @@ class NetworkSource(Source):
         rate = stream.average_rate or stream.guessed_rate
         if rate and not self.fps:
             self.fps = float(rate)
+        self.frame_size = decoded_size(stream.codec_context, self.options.size)
         # A finite duration over HTTP is a file, not a camera: its EOF is the end.
         self._is_vod = self.scheme in ("http", "https") and container.duration is not None
 

@@ -1,0 +1,258 @@
+"""Calibration: how fast each tier really runs here, measured once and cached.
+
+A calibration is a short timed run of one tier at one precision on this machine's runtime,
+at the source's frame size, on frames of the built-in demo scene (real content and motion, so
+a temporal tier's motion estimation does its real work). Its result is cached in the user
+cache directory (``platformdirs``: ``~/.cache/streamdenoise/calibration.json`` on Linux)
+under a key of everything that decides the speed:
+
+* the machine: CPU model, its instruction-set flags that matter (AVX2, AVX-512, bf16, VNNI,
+  AMX), the cores this process may use, and the GPU when the runtime runs on one;
+* the runtime: backend, its package version, device and thread count;
+* the tier's name and the SHA-256 of its weights file, the precision and the frame size.
+
+A key that differs in any part is a miss, so a new CPU, runtime upgrade or retrained model is
+measured again; storing a result replaces the entry it supersedes (same machine, tier,
+runtime, device, precision and size), so the file never grows stale entries.
+
+The cost of decoding and encoding a frame of that size (libx264, one thread) is measured and
+cached the same way: on a CPU the denoiser shares the cores with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import statistics
+import time
+from datetime import datetime, timezone
+from fractions import Fraction
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from streamdenoise.backends.base import Denoiser
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "calibration.json"
+CACHE_FORMAT = 1
+WARMUP_FRAMES = 3
+MIN_FRAMES = 5
+MAX_FRAMES = 12
+#: Timed frames stop after this long (once MIN_FRAMES are in).
+TIME_BOX_S = 1.0
+CODEC_FRAMES = 6
+#: The codec cost is the fastest of this many rounds (the load of the moment must not stick).
+CODEC_ROUNDS = 3
+#: Runtime backend -> the package whose version decides its speed.
+RUNTIME_PACKAGES = {
+    "torch": "torch",
+    "openvino": "openvino",
+    "onnxruntime": "onnxruntime",
+    "tensorrt": "tensorrt",
+}
+#: Fields of a key that name *what* was measured; the rest say where and with what.
+SLOT_FIELDS = ("kind", "tier", "precision", "size")
+
+
+def cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("streamdenoise"))
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def machine_key(device: str = "cpu") -> dict:
+    """What identifies this machine's speed: CPU model and flags, cores, GPU when used."""
+    from streamdenoise import hardware
+
+    cpu = hardware.cpu()
+    key = {"cpu": cpu.model, "flags": cpu.notable_flags, "cores": usable_cores()}
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        gpus = {gpu.index: gpu.name for gpu in hardware.cuda_devices()}
+        key["gpu"] = gpus.get(index, device)
+    return key
+
+
+def runtime_key(denoiser: Denoiser) -> dict:
+    package = RUNTIME_PACKAGES.get(denoiser.name, "torch")
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = "?"
+    return {
+        "runtime": denoiser.name,
+        "version": f"{package} {version}",
+        "device": denoiser.device,
+        "threads": getattr(denoiser, "threads", None),
+    }
+
+
+class CalibrationCache:
+    """The cache file: a list of ``{"key": {...}, "result": {...}}`` entries."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.path = Path(folder or cache_dir()) / CACHE_FILE
+
+    def entries(self) -> list[dict]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as err:
+            log.warning("ignoring the unreadable calibration cache %s (%s)", self.path, err)
+            return []
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return []
+        return [e for e in data.get("entries", []) if isinstance(e, dict) and "key" in e]
+
+    def lookup(self, key: dict) -> dict | None:
+        key = _plain(key)
+        return next((e["result"] for e in self.entries() if e["key"] == key), None)
+
+    def store(self, key: dict, result: dict) -> None:
+        """Add ``result`` under ``key``, replacing what it supersedes; a cache that cannot be
+        written costs a re-measurement next time, nothing more."""
+        key = _plain(key)
+        kept = [e for e in self.entries() if not _same_slot(e["key"], key)]
+        kept.append({"key": key, "result": result})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"format": CACHE_FORMAT, "entries": kept}, indent=1))
+            tmp.replace(self.path)
+        except OSError as err:
+            log.warning("cannot write the calibration cache %s: %s", self.path, err)
+
+    def for_machine(self, machine: dict) -> list[dict]:
+        machine = _plain(machine)
+        return [e for e in self.entries() if e["key"].get("machine") == machine]
+
+
+def _plain(value):
+    """JSON round trip: tuples become lists, so stored and fresh keys compare equal."""
+    return json.loads(json.dumps(value))
+
+
+def _same_slot(a: dict, b: dict) -> bool:
+    where = ("runtime", "device")
+    return (
+        all(a.get(f) == b.get(f) for f in SLOT_FIELDS)
+        and a.get("machine") == b.get("machine")
+        and all(a.get("runtime", {}).get(f) == b.get("runtime", {}).get(f) for f in where)
+    )
+
+
+def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int, int]) -> dict:
+    return {
+        "kind": "tier",
+        "machine": machine,
+        "runtime": runtime,
+        "tier": tier.name,
+        "weights": tier.digest,
+        "precision": precision,
+        "size": f"{size[0]}x{size[1]}",
+    }
+
+
+def calibration_frames(width: int, height: int, count: int) -> list[np.ndarray]:
+    from streamdenoise.sources.demo import DemoClip
+
+    clip = DemoClip(width, height)
+    return [clip.noisy(i) for i in range(count)]
+
+
+def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
+    """Wall time per frame of ``denoiser`` on ``frames`` after a warm-up, at the size of the
+    frames; the denoiser is prepared for that size and reset afterwards.
+
+    The figure is the lower quartile of the timed frames: what this machine does when other
+    work leaves it the cores. It is cached for later runs, so the load of the moment must not
+    stick to it (on a busy 2-core box single frames took 2 to 170 ms); the load of the moment
+    is what adaptation answers to while streaming."""
+    height, width = frames[0].shape[:2]
+    denoiser.prepare(width, height)
+    for image in frames[:WARMUP_FRAMES]:
+        denoiser.process(image)
+    times: list[float] = []
+    started = time.monotonic()
+    for image in frames[WARMUP_FRAMES:]:
+        t0 = time.perf_counter()
+        denoiser.process(image)
+        times.append(time.perf_counter() - t0)
+        if len(times) >= MIN_FRAMES and time.monotonic() - started > TIME_BOX_S:
+            break
+    denoiser.reset()
+    ms = statistics.quantiles(times, n=4, method="inclusive")[0] * 1000
+    return {
+        "ms_per_frame": round(ms, 3),
+        "fps": round(1000 / ms, 2),
+        "frames": len(times),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def codec_key(machine: dict, size: tuple[int, int]) -> dict:
+    import av
+
+    return {
+        "kind": "codec",
+        "machine": machine,
+        "runtime": {"runtime": "libx264+h264", "version": f"av {av.__version__}"},
+        "size": f"{size[0]}x{size[1]}",
+    }
+
+
+def measure_codec_ms(frames: list[np.ndarray]) -> float:
+    """Core-milliseconds to encode (libx264 veryfast, one thread) and decode one frame: the
+    fastest of :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser` gives."""
+    return min(_codec_round_ms(frames) for _ in range(CODEC_ROUNDS))
+
+
+def _codec_round_ms(frames: list[np.ndarray]) -> float:
+    import av
+
+    height, width = (n - n % 2 for n in frames[0].shape[:2])  # 4:2:0 wants even sizes
+    buffer = io.BytesIO()
+    started = time.perf_counter()
+    with av.open(buffer, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=Fraction(30))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "veryfast", "threads": "1"}
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    buffer.seek(0)
+    with contextlib.closing(av.open(buffer, format="h264")) as container:
+        container.streams.video[0].thread_count = 1
+        for frame in container.decode(video=0):
+            frame.to_ndarray(format="rgb24")
+    return (time.perf_counter() - started) * 1000 / len(frames)
+
+
+def codec_ms(
+    cache: CalibrationCache, machine: dict, frames: list[np.ndarray], refresh: bool = False
+) -> float:
+    """The decode + encode cost per frame of this size: cached, else measured now."""
+    height, width = frames[0].shape[:2]
+    key = codec_key(machine, (width, height))
+    found = None if refresh else cache.lookup(key)
+    if found is not None:
+        return float(found["ms_per_frame"])
+    ms = measure_codec_ms(frames[:CODEC_FRAMES])
+    cache.store(key, {"ms_per_frame": round(ms, 3)})
+    return ms

@@ -1,0 +1,492 @@
+"""``--model auto``: the strongest model tier that keeps up with the source, adapting as it runs.
+
+:class:`AutoDenoiser` is a :class:`~streamdenoise.backends.base.Denoiser` that owns one
+denoiser per *rung* — a model tier at one precision on the chosen runtime — and runs one of
+them at a time:
+
+1. **Calibrate** (:mod:`streamdenoise.auto.calibration`): time each tier of the ladder at the
+   source's size, float and, where the runtime has it, int8, climbing from the cheapest tier
+   and stopping after the first one that does not fit (dearer ones will not either). Cached.
+2. **Build the rungs**: the (tier, precision) pairs that are the Pareto front of measured cost
+   vs. quality on *this* machine. An int8 rung exists only where int8 runs faster here, and
+   ranks :data:`INT8_PENALTY_DB` below its float twin unless the weights file records its own
+   int8 score; where int8 is no faster (an AVX2 CPU without VNNI) it never runs.
+3. **Choose** the best rung whose calibrated time fits :data:`TARGET_USAGE` of the frame
+   interval, after reserving the CPU that decoding and encoding the stream need.
+4. **Adapt** (:mod:`streamdenoise.auto.adapt`): step one rung down or up on the detector's
+   word. The next denoiser is built, prepared for the frame size and warmed up on a
+   background thread while the current one keeps streaming; the swap happens between two
+   frames and carries the noise estimate and, where compatible, the recurrent state.
+
+Files under the ``lossless`` policy keep every frame, so nothing adapts: the strongest tier
+runs, with no calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamdenoise.auto import calibration as cal
+from streamdenoise.auto.adapt import AdaptRules, Decision, OveruseDetector
+from streamdenoise.backends.base import Denoiser
+from streamdenoise.backends.neural import NeuralDenoiser
+from streamdenoise.errors import BackendUnavailable, UsageError, UserError
+from streamdenoise.models.tiers import QUALITY_METRIC, Tier, discover_tiers, ladder
+from streamdenoise.runtime import RUNTIMES
+
+log = logging.getLogger(__name__)
+
+#: The first choice must fit in this share of the frame interval: under the detector's
+#: overuse threshold (85 %) so that it is not stepped down at once, and above its step-up
+#: target (70 %) so that it is not promoted at once either.
+TARGET_USAGE = 0.75
+#: An int8 rung exists only where int8 takes at most this share of the float time.
+INT8_GAIN = 0.9
+#: Quality lost to int8 when the weights file does not record it: the shipped temporal model
+#: lost 0.4 dB (Vid4 walk, σ = 25; see streamdenoise.lab.quantize).
+INT8_PENALTY_DB = 0.4
+#: Frame rate assumed for the first choice when the source declares none (adaptation then
+#: measures the real rate).
+ASSUMED_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class Rung:
+    tier: Tier
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.tier.name}/{self.precision}"
+
+
+class AutoDenoiser(Denoiser):
+    """Runs the best model tier that sustains the source's frame rate (module docstring).
+
+    ``runtime`` is the neural backend every tier runs on; ``precision``, when given, pins the
+    precision (no int8 rungs unless it is int8). ``tiers`` replaces the shipped ones (tests,
+    experiments); ``cache`` the user's calibration cache.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        runtime: str = "torch",
+        *,
+        precision: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+        strength: float | None = None,
+        engine_cache: Path | None = None,
+        recalibrate: bool = False,
+        tiers: list[Tier] | None = None,
+        rules: AdaptRules | None = None,
+        cache: cal.CalibrationCache | None = None,
+    ) -> None:
+        from streamdenoise.backends import backend_class
+
+        cls = backend_class(runtime)
+        if not cls.neural:
+            raise UsageError(f"--model auto needs a neural backend, not {runtime!r}")
+        if tiers is None:
+            tiers, broken = discover_tiers()
+            for name, reason in broken.items():
+                log.warning("auto: leaving out model %s: %s", name, reason)
+        self.tiers = ladder(tiers)
+        if not self.tiers:
+            raise BackendUnavailable("--model auto: no trained model tiers are installed")
+        self.runtime = runtime
+        self._given = {
+            k: v
+            for k, v in {
+                "device": device,
+                "threads": threads,
+                "strength": strength,
+                "engine_cache": engine_cache,
+            }.items()
+            if v is not None
+        }
+        self._precision = precision
+        self._int8 = precision is None and "int8" in RUNTIMES[cls.name].precisions
+        self.recalibrate = recalibrate
+        self.rules = rules or AdaptRules()
+        self.cache = cache or cal.CalibrationCache()
+        #: Set by the pipeline before prepare(): the source's nominal rate (None: unknown) and
+        #: whether frames may be dropped (the ``latest`` policy), i.e. whether to adapt. Until
+        #: then (e.g. frame by frame from the Python API) the strongest tier runs.
+        self.fps: float | None = None
+        self.adaptive = False
+        self.rungs: list[Rung] = []
+        self.cost_ms: dict[Rung, float] = {}
+        self.calibration: dict = {}
+        self.rung: Rung | None = None
+        self.active: NeuralDenoiser | None = None
+        self.switches: list[dict] = []
+        self.spans: list[dict] = []
+        self._pool: dict[Rung, NeuralDenoiser] = {}
+        self._size: tuple[int, int] | None = None
+        self._detector: OveruseDetector | None = None
+        self._lock = threading.Lock()
+        self._builders: list[threading.Thread] = []
+        self._building: set[Rung] = set()
+        self._pending: tuple[Rung, Decision] | None = None
+        self._ready: NeuralDenoiser | None = None
+        self._failed: tuple[Rung, str] | None = None
+        self._measured_now: set[str] = set()
+        self._int8_ok: set[Tier] = set()
+        self._last_image: np.ndarray | None = None
+        self._t0: float | None = None
+        self._last_t = 0.0
+        self._frames = 0
+
+    # -- Denoiser ------------------------------------------------------------------------------
+    @property
+    def precision(self) -> str:  # type: ignore[override]
+        return self.active.precision if self.active else "auto"
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        return self.active.device if self.active else self._given.get("device", "auto")
+
+    def configure(self, fps: float | None, adaptive: bool) -> None:
+        """The source's frame rate and whether this run may drop frames (call before
+        prepare)."""
+        self.fps = fps if fps and fps > 0 else None
+        self.adaptive = adaptive
+
+    def prepare(self, width: int, height: int) -> None:
+        if self._size == (width, height):
+            return
+        self._size = (width, height)
+        if self.active is None:
+            self._start(width, height)
+        else:  # the stream changed size: same rung, prepared again; the detector starts over
+            self.active.prepare(width, height)
+            if self._detector is not None:
+                self._detector.switched(time.monotonic(), 0)
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        self._swap_if_ready(now)
+        out = self.active.process(image)
+        self._last_image = image
+        self._last_t = time.monotonic()
+        self._frames += 1
+        self.spans[-1]["frames"] += 1
+        return out
+
+    def reset(self) -> None:
+        if self.active is not None:
+            self.active.reset()
+
+    def describe(self) -> dict:
+        info = self.active.describe() if self.active else {"backend": self.runtime}
+        return {**info, "model": self.rung.tier.name if self.rung else "auto", "auto": True}
+
+    def close(self) -> None:
+        for builder in self._builders:
+            builder.join(timeout=30)
+        for denoiser in self._pool.values():
+            denoiser.close()
+        self._pool.clear()
+
+    # -- what the pipeline reports ---------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return self.rung.label if self.rung else "auto"
+
+    def report(self) -> dict:
+        """The ``auto`` section of the stats: the rungs, the calibration, spans and switches."""
+        spans = [dict(s) for s in self.spans]
+        if spans and self._t0 is not None:
+            spans[-1]["to_s"] = round(self._last_t - self._t0, 2)  # the last frame's end
+        return {
+            "adaptive": self.adaptive,
+            "rungs": [self._describe_rung(r) for r in self.rungs],
+            "calibration": self.calibration,
+            "rules": asdict(self.rules) if self.adaptive else None,
+            "spans": spans,
+            "switches": list(self.switches),
+        }
+
+    def _describe_rung(self, rung: Rung) -> dict:
+        info = {**rung.tier.describe(), "precision": rung.precision}
+        info["quality_rank"] = self.rungs.index(rung) + 1
+        cost = self.cost_ms.get(rung)
+        info["ms_per_frame"] = None if cost is None else round(cost, 2)
+        return info
+
+    # -- the pipeline's per-frame report -----------------------------------------------------------
+    def frame_done(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:
+        """After each frame, from the denoise worker: feeds the detector, acts on its word."""
+        if self._detector is None:
+            return
+        decision = self._detector.frame(now, busy_s, denoise_s, drops)
+        if decision is None or self._pending is not None:
+            return
+        index = self.rungs.index(self.rung) + decision.step
+        if 0 <= index < len(self.rungs):
+            self._request(self.rungs[index], decision)
+
+    # -- start: calibrate and choose -----------------------------------------------------------
+    def _start(self, width: int, height: int) -> None:
+        started = time.monotonic()
+        if not self.adaptive:
+            top = self._create(self.tiers[-1], self._precision)
+            rung = Rung(self.tiers[-1], top.precision)
+            self._pool[rung] = top
+            self.rungs = [rung]
+            self.calibration = {"skipped": "every frame is kept: the strongest tier runs"}
+            self._activate(rung, width, height)
+            return
+        base = self._create(self.tiers[0], self._precision)
+        float_precision = base.precision
+        self._pool[Rung(self.tiers[0], float_precision)] = base
+        machine = cal.machine_key(base.device)
+        runtime = cal.runtime_key(base)
+        frames = cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
+        on_gpu = base.device.startswith("cuda")
+        codec = 0.0 if on_gpu else cal.codec_ms(self.cache, machine, frames, self.recalibrate)
+        reserve = codec / cal.usable_cores()
+        interval = 1000 / (self.fps or ASSUMED_FPS)
+        limit = interval * TARGET_USAGE - reserve
+        measured = self._calibrate(machine, runtime, float_precision, frames, limit)
+        self.rungs = self._pareto(float_precision, measured)
+        fitting = [r for r in self.rungs if r in measured and measured[r] <= limit]
+        chosen = fitting[-1] if fitting else self.rungs[0]
+        self.calibration = {
+            "size": f"{width}x{height}",
+            "frame_interval_ms": round(interval, 2),
+            "fps_assumed": self.fps is None,
+            "codec_ms_per_frame": round(codec, 2),
+            "choice_limit_ms": round(limit, 2),
+            "measured_now": sorted(self._measured_now),
+            "seconds": round(time.monotonic() - started, 2),
+            "cache": str(self.cache.path),
+            "fits": bool(fitting),
+        }
+        if not fitting:
+            log.warning(
+                "auto: no model tier sustains %.3g fps at %dx%d here; running the cheapest (%s)",
+                1000 / interval,
+                width,
+                height,
+                chosen.label,
+            )
+        self._activate(chosen, width, height)
+        self._detector = OveruseDetector(self.rules, 1 / self.fps if self.fps else None)
+        self._update_detector()
+        below = self.rungs.index(chosen) - 1
+        if below >= 0 and self.rungs[below] not in self._pool:
+            self._build_async(self.rungs[below])  # a step down is needed fast, if at all
+
+    def _calibrate(
+        self,
+        machine: dict,
+        runtime: dict,
+        float_precision: str,
+        frames: list[np.ndarray],
+        limit: float,
+    ) -> dict[Rung, float]:
+        """ms per frame of each rung worth measuring, cheapest tier first."""
+        measured: dict[Rung, float] = {}
+        for tier in self.tiers:
+            precisions = [float_precision] + (["int8"] if self._int8 else [])
+            for precision in precisions:
+                rung = Rung(tier, precision)
+                ms = self._measure(rung, machine, runtime, frames)
+                if ms is not None:
+                    measured[rung] = ms
+            float_ms = measured.get(Rung(tier, float_precision))
+            int8_ms = measured.get(Rung(tier, "int8"))
+            if float_ms is not None and int8_ms is not None and int8_ms <= float_ms * INT8_GAIN:
+                self._int8_ok.add(tier)
+            costs = [ms for r, ms in measured.items() if r.tier == tier]
+            if costs and min(costs) > limit:
+                break  # dearer tiers will not fit either: leave them unmeasured
+        return measured
+
+    def _measure(
+        self, rung: Rung, machine: dict, runtime: dict, frames: list[np.ndarray]
+    ) -> float | None:
+        height, width = frames[0].shape[:2]
+        key = cal.tier_key(machine, runtime, rung.tier, rung.precision, (width, height))
+        found = None if self.recalibrate else self.cache.lookup(key)
+        if found is not None:
+            return float(found["ms_per_frame"])
+        if not self._measured_now:
+            log.warning(
+                "auto: measuring the model tiers at %dx%d on this machine (once; cached in %s)",
+                width,
+                height,
+                self.cache.path,
+            )
+        denoiser = self._pool.get(rung)
+        if denoiser is None:
+            try:
+                denoiser = self._create(rung.tier, rung.precision)
+            except UserError as err:
+                if rung.precision != "int8":
+                    log.warning("auto: cannot run %s: %s", rung.label, err)
+                return None  # e.g. no int8 export of this tier: no int8 rung
+            self._pool[rung] = denoiser
+        result = cal.time_denoiser(denoiser, frames)
+        self.cache.store(key, result)
+        self._measured_now.add(rung.label)
+        return result["ms_per_frame"]
+
+    def _pareto(self, float_precision: str, measured: dict[Rung, float]) -> list[Rung]:
+        """Rungs in quality order, keeping only those cheaper than every better one.
+
+        Tiers above the last one measured get a float rung whose cost is extrapolated by
+        GMAC from the dearest measured float rung (adaptation may still climb there).
+        """
+        candidates: list[tuple[float, Rung]] = []
+        ranked = all(t.quality is not None for t in self.tiers)
+        last: tuple[Tier, float] | None = None
+        for index, tier in enumerate(self.tiers):
+            quality = tier.quality if ranked else float(index)
+            rung = Rung(tier, float_precision)
+            if rung in measured:
+                last = (tier, measured[rung])
+                self.cost_ms[rung] = measured[rung]
+            elif last is not None:
+                self.cost_ms[rung] = last[1] * tier.gmac_720p / last[0].gmac_720p
+            else:
+                continue  # the tier cannot run here
+            candidates.append((quality, rung))
+            if tier in self._int8_ok:
+                int8 = Rung(tier, "int8")
+                self.cost_ms[int8] = measured[int8]
+                candidates.append((quality - self._int8_penalty(tier, ranked), int8))
+        if not candidates:
+            raise BackendUnavailable(f"--model auto: no model tier runs on {self.runtime!r} here")
+        kept: list[Rung] = []
+        for _quality, rung in sorted(candidates, key=lambda c: c[0], reverse=True):
+            if not kept or self.cost_ms[rung] < self.cost_ms[kept[-1]]:
+                kept.append(rung)
+        return kept[::-1]
+
+    @staticmethod
+    def _int8_penalty(tier: Tier, ranked: bool) -> float:
+        if not ranked:
+            return 0.5  # just below its float twin, above the tier beneath
+        from streamdenoise.models.weights import read_weights_file
+
+        final = read_weights_file(tier.path)["metadata"].get("final_validation") or {}
+        int8 = final.get(f"{QUALITY_METRIC}_int8")
+        return tier.quality - float(int8) if int8 is not None else INT8_PENALTY_DB
+
+    def _create(self, tier: Tier, precision: str | None) -> NeuralDenoiser:
+        from streamdenoise.backends import create_backend
+
+        settings = {**self._given, "model": tier.model_arg}
+        if precision is not None:
+            settings["precision"] = precision
+        return create_backend(self.runtime, **settings)
+
+    def _activate(self, rung: Rung, width: int, height: int) -> None:
+        denoiser = self._pool.get(rung) or self._create(rung.tier, rung.precision)
+        self._pool[rung] = denoiser
+        denoiser.prepare(width, height)
+        denoiser.reset()
+        self.active, self.rung = denoiser, rung
+        self.spans.append(
+            {"model": rung.tier.name, "precision": rung.precision, "from_s": 0.0, "frames": 0}
+        )
+
+    def _update_detector(self) -> None:
+        index = self.rungs.index(self.rung)
+        self._detector.can_go_down = index > 0
+        above = self.rungs[index + 1] if index + 1 < len(self.rungs) else None
+        self._detector.up_ratio = (
+            None if above is None else self.cost_ms[above] / self.cost_ms[self.rung]
+        )
+
+    # -- switching -------------------------------------------------------------------------------
+    def _request(self, rung: Rung, decision: Decision) -> None:
+        self._pending = (rung, decision)
+        with self._lock:
+            if rung in self._building:
+                return  # already on its way (the step down is built ahead); ready when done
+        self._build_async(rung)
+
+    def _build_async(self, rung: Rung) -> None:
+        """Build (or reuse), prepare and warm up ``rung``'s denoiser off the stream's thread."""
+        last = None if self._last_image is None else self._last_image.copy()
+        with self._lock:
+            self._building.add(rung)
+        builder = threading.Thread(
+            target=self._build, args=(rung, self._size, last), name="auto build", daemon=True
+        )
+        self._builders = [b for b in self._builders if b.is_alive()] + [builder]
+        builder.start()
+
+    def _build(self, rung: Rung, size: tuple[int, int], last: np.ndarray | None) -> None:
+        try:
+            with self._lock:
+                denoiser = self._pool.get(rung)
+            fresh = denoiser is None
+            if fresh:
+                denoiser = self._create(rung.tier, rung.precision)
+            denoiser.prepare(*size)
+            if fresh and last is not None:
+                denoiser.process(last)  # first-frame costs (allocations, kernel choice) now
+            denoiser.reset()
+            with self._lock:
+                self._pool[rung] = denoiser
+                if self._pending and self._pending[0] == rung:
+                    self._ready = denoiser
+        except Exception as err:  # a rung that cannot run is left out; streaming goes on
+            with self._lock:
+                self._failed = (rung, f"{type(err).__name__}: {err}")
+        finally:
+            with self._lock:
+                self._building.discard(rung)
+
+    def _swap_if_ready(self, now: float) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, None
+            failed, self._failed = self._failed, None
+        if failed:
+            broken, reason = failed
+            log.warning("auto: leaving out %s: %s", broken.label, reason)
+            if broken in self.rungs and broken != self.rung:
+                self.rungs.remove(broken)
+            if self._pending and self._pending[0] == broken:
+                self._pending = None
+            self._update_detector()
+        if ready is None:
+            return
+        rung, decision = self._pending
+        previous = self.rung
+        carried = ready.carry_state(self.active, self._last_image)
+        t = round(now - self._t0, 2)
+        self.spans[-1]["to_s"] = t
+        self.spans.append(
+            {"model": rung.tier.name, "precision": rung.precision, "from_s": t, "frames": 0}
+        )
+        self.switches.append(
+            {
+                "t_s": t,
+                "frame": self._frames,
+                "from": previous.label,
+                "to": rung.label,
+                "direction": "down" if decision.step < 0 else "up",
+                "reason": decision.reason,
+                "state": "carried" if carried else "reset",
+            }
+        )
+        log.warning("auto: %s -> %s (%s)", previous.label, rung.label, decision.reason)
+        self.active, self.rung, self._pending = ready, rung, None
+        self._detector.switched(now, decision.step)
+        self._update_detector()

@@ -1,0 +1,144 @@
+"""Model tiers: every shipped weights file, with its cost and quality, read from the files.
+
+A tier is a trained model described by data alone — its architecture (hence its cost in
+multiply-accumulates per 1280×720 frame, counted from the network config) and the validation
+PSNR its training recorded. Nothing here names a model: a new weights file dropped into
+``streamdenoise/models/weights/`` is a new tier.
+
+The *ladder* is what ``--model auto`` climbs: the tiers ordered by cost, keeping only those
+that buy quality with it (the Pareto front of cost vs. validation PSNR). A tier that costs as
+much as another (within :data:`SAME_COST`) but scores lower, or that costs more than a cheaper
+one that scores higher, is never the right step — e.g. ``fixed``, a model for fixed cameras
+with today's cost and a lower general-purpose score, stays off the ladder and is used only
+when asked for by name. Tiers whose files record no validation PSNR are ranked by cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamdenoise.models import WEIGHTS_DIR
+from streamdenoise.models.nets import NetConfig
+
+#: The quality figure every training run records (``metadata.final_validation``): PSNR on
+#: centre crops of the Vid4 validation videos at AWGN σ = 25.
+QUALITY_METRIC = "val_psnr_vid4_crops_sigma25"
+#: Tiers whose costs differ by less than this fraction count as the same cost.
+SAME_COST = 0.05
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    path: Path
+    #: (Not part of equality: the digest already pins the whole file.)
+    config: NetConfig = field(compare=False)
+    #: Multiply-accumulates per 1280×720 frame, in billions.
+    gmac_720p: float
+    #: Validation PSNR in dB recorded by training (:data:`QUALITY_METRIC`), None if absent.
+    quality: float | None
+    #: First 12 hex digits of the weights file's SHA-256: a retrained tier is a new tier.
+    digest: str
+
+    @property
+    def temporal(self) -> bool:
+        return self.config.temporal
+
+    @property
+    def model_arg(self) -> str:
+        """What a backend's ``model`` argument takes: the name for shipped files, else the
+        path."""
+        return self.name if self.path.parent == WEIGHTS_DIR else str(self.path)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "gmac_per_720p_frame": round(self.gmac_720p, 2),
+            "quality_psnr_db": self.quality,
+            "temporal": self.temporal,
+            "weights_sha256": self.digest,
+        }
+
+
+def file_digest(path: Path) -> str:
+    return _digest(Path(path).resolve(), *_stat(path))
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = Path(path).stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: Path, _mtime_ns: int, _size: int) -> str:
+    """Cached per (path, mtime, size): a file rewritten in place is hashed again."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:12]
+
+
+def load_tier(path: Path) -> Tier:
+    """The tier held by weights file ``path`` (raises UserError for an unusable file)."""
+    from streamdenoise.models.macs import count_config_macs
+    from streamdenoise.models.weights import read_weights_file
+
+    path = Path(path)
+    blob = read_weights_file(path)
+    config = NetConfig.from_dict(blob["config"])
+    quality = (blob["metadata"].get("final_validation") or {}).get(QUALITY_METRIC)
+    return Tier(
+        name=path.stem,
+        path=path,
+        config=config,
+        gmac_720p=count_config_macs(config) / 1e9,
+        quality=float(quality) if quality is not None else None,
+        digest=file_digest(path),
+    )
+
+
+def discover_tiers(folder: Path = WEIGHTS_DIR) -> tuple[list[Tier], dict[str, str]]:
+    """(every usable tier in ``folder`` sorted by cost, {file name: why it is unusable})."""
+    from streamdenoise.errors import UserError
+
+    tiers, broken = [], {}
+    for path in sorted(Path(folder).glob("*.pt")):
+        try:
+            tiers.append(load_tier(path))
+        except (UserError, TypeError, ValueError) as err:
+            broken[path.name] = str(err).splitlines()[0]
+    return sorted(tiers, key=_rank), broken
+
+
+def _rank(tier: Tier) -> tuple[float, float, str]:
+    return tier.gmac_720p, tier.quality if tier.quality is not None else 0.0, tier.name
+
+
+def ladder(tiers: list[Tier]) -> list[Tier]:
+    """The tiers worth stepping between, cheapest first (see the module docstring)."""
+    rungs: list[Tier] = []
+    for tier in sorted(tiers, key=_rank):
+        if rungs and tier.gmac_720p <= rungs[-1].gmac_720p * (1 + SAME_COST):
+            if _better(tier, rungs[-1]):  # same cost: keep the better one
+                rungs[-1] = tier
+            continue
+        best = max((r.quality for r in rungs if r.quality is not None), default=None)
+        if tier.quality is not None and best is not None and tier.quality <= best:
+            continue  # costs more and scores no better than a cheaper tier
+        rungs.append(tier)
+    return rungs
+
+
+def _better(tier: Tier, other: Tier) -> bool:
+    if tier.quality is None or other.quality is None:
+        return tier.gmac_720p > other.gmac_720p  # unknown quality: the costlier one
+    return tier.quality > other.quality
+
+
+def shipped_ladder() -> list[Tier]:
+    """The ladder of the weights shipped with this installation."""
+    return ladder(discover_tiers()[0])

@@ -1,0 +1,365 @@
+"""``--model auto``: tiers read from weights files, calibration cached per machine, and
+adaptation driven by a backend that really is slow (it computes extra forward passes), never by
+a stand-in clock."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import HEAVY_BACKEND, make_clip, run_cli
+
+from streamdenoise.auto import AutoDenoiser
+from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
+from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
+from streamdenoise.backends import BACKENDS, create_backend
+from streamdenoise.models.macs import count_macs
+from streamdenoise.models.nets import NetConfig, build_net
+from streamdenoise.models.tiers import QUALITY_METRIC, discover_tiers, ladder, load_tier
+from streamdenoise.models.weights import save_weights
+from streamdenoise.sources.demo import DemoClip
+
+SMALL, MID, BIG = (8, 16, 32, 64), (16, 32, 64, 128), (32, 64, 128, 256)
+
+
+def write_tier(folder: Path, name: str, channels, quality: float | None, seed: int = 0) -> Path:
+    """A real weights file of a spatial tier (random weights: speed tests need no training)."""
+    torch.manual_seed(seed)
+    net = build_net(NetConfig(temporal=False, channels=channels))
+    final = {} if quality is None else {QUALITY_METRIC: quality}
+    path = folder / f"{name}.pt"
+    save_weights(path, name, net, {"final_validation": final})
+    return path
+
+
+@pytest.fixture
+def heavy_backend():
+    """Registers the ``test-heavy`` runtime (torch plus extra real forward passes)."""
+    import helpers
+
+    BACKENDS[HEAVY_BACKEND] = "helpers:HeavyTorchDenoiser"
+    yield helpers.HeavyTorchDenoiser
+    helpers.HeavyTorchDenoiser.extra_passes = 0
+    BACKENDS.pop(HEAVY_BACKEND, None)
+
+
+# -- tiers ---------------------------------------------------------------------------------------
+def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
+    tiers, broken = discover_tiers()
+    assert broken == {}
+    by_name = {t.name: t for t in tiers}
+    assert {"spatial", "temporal", "fixed"} <= set(by_name)
+    # the cost comes from the config alone and agrees with a real forward pass
+    assert by_name["temporal"].gmac_720p * 1e9 == count_macs("temporal")
+    assert [t.gmac_720p for t in tiers] == sorted(t.gmac_720p for t in tiers)
+    names = [t.name for t in ladder(tiers)]
+    # fixed costs what temporal costs and scores lower: only used when asked for by name
+    assert names[:2] == ["spatial", "temporal"] or names[-2:] == ["spatial", "temporal"]
+    assert "fixed" not in names
+
+
+def test_a_new_weights_file_is_a_new_tier(tmp_path):
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    write_tier(tmp_path, "big", BIG, 29.6)
+    write_tier(tmp_path, "wasteful", BIG, 28.8)  # dearer than mid and no better
+    (tmp_path / "junk.pt").write_bytes(b"not a weights file")
+    tiers, broken = discover_tiers(tmp_path)
+    assert [t.name for t in tiers] == ["small", "mid", "wasteful", "big"]
+    assert list(broken) == ["junk.pt"] and "truncated or corrupt" in broken["junk.pt"]
+    small, mid, _, big = tiers
+    assert small.gmac_720p < mid.gmac_720p < big.gmac_720p
+    assert mid.gmac_720p == pytest.approx(5.0, abs=0.01)  # today's architecture
+    assert [t.name for t in ladder(tiers)] == ["small", "mid", "big"]
+    # without recorded quality the ladder goes by cost alone
+    write_tier(tmp_path, "mid", MID, None)
+    assert [t.name for t in ladder(discover_tiers(tmp_path)[0])] == ["small", "mid", "big"]
+
+
+# -- calibration cache -----------------------------------------------------------------------
+def test_calibration_cache_is_keyed_and_invalidated(tmp_path):
+    tier = load_tier(write_tier(tmp_path, "mid", MID, 29.0))
+    machine = machine_key()
+    runtime = {"runtime": "openvino", "version": "openvino 1.0", "device": "cpu", "threads": None}
+    key = tier_key(machine, runtime, tier, "fp32", (320, 180))
+    cache = CalibrationCache(tmp_path / "cache")
+    assert cache.lookup(key) is None
+    cache.store(key, {"ms_per_frame": 12.5})
+    assert CalibrationCache(tmp_path / "cache").lookup(key) == {"ms_per_frame": 12.5}
+
+    changed = [
+        tier_key(machine, runtime, tier, "fp32", (640, 360)),
+        tier_key(machine, runtime, tier, "int8", (320, 180)),
+        tier_key({**machine, "flags": ["avx2"]}, runtime, tier, "fp32", (320, 180)),
+        tier_key({**machine, "cores": 64}, runtime, tier, "fp32", (320, 180)),
+        tier_key(machine, {**runtime, "version": "openvino 2.0"}, tier, "fp32", (320, 180)),
+        tier_key(machine, {**runtime, "runtime": "torch"}, tier, "fp32", (320, 180)),
+    ]
+    retrained = load_tier(write_tier(tmp_path, "mid", MID, 29.1, seed=1))
+    assert retrained.digest != tier.digest
+    changed.append(tier_key(machine, runtime, retrained, "fp32", (320, 180)))
+    for other in changed:
+        assert cache.lookup(other) is None, other
+
+    # a retrained tier's figure replaces the stale one; another size is another entry
+    cache.store(changed[-1], {"ms_per_frame": 13.0})
+    cache.store(changed[0], {"ms_per_frame": 40.0})
+    keys = [e["key"] for e in cache.entries()]
+    assert len(keys) == 2 and cache.lookup(key) is None
+    assert cache.lookup(changed[-1]) == {"ms_per_frame": 13.0}
+
+    (tmp_path / "cache" / CACHE_FILE).write_text("{ truncated")
+    assert cache.entries() == [] and cache.lookup(changed[0]) is None
+    cache.store(key, {"ms_per_frame": 1.0})  # an unreadable cache is rewritten, not fatal
+    assert cache.lookup(key) == {"ms_per_frame": 1.0}
+
+
+def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
+    folder = tmp_path / "tiers"
+    folder.mkdir()
+    write_tier(folder, "small", SMALL, 28.5)
+    write_tier(folder, "mid", MID, 29.0)
+    cache = CalibrationCache(tmp_path / "cache")
+
+    def measured(size=(320, 180), recalibrate=False) -> list[str]:
+        auto = AutoDenoiser(
+            "torch",
+            precision="fp32",
+            tiers=discover_tiers(folder)[0],
+            cache=cache,
+            recalibrate=recalibrate,
+        )
+        auto.configure(fps=0.05, adaptive=True)  # a generous budget: every tier is measured
+        try:
+            auto.prepare(*size)
+            assert auto.rung.tier.name == "mid"  # the best tier that fits
+            frame = DemoClip(*size).noisy(0)
+            assert auto.process(frame).shape == frame.shape
+            return auto.calibration["measured_now"]
+        finally:
+            auto.close()
+
+    assert measured() == ["mid/fp32", "small/fp32"]
+    assert measured() == []  # cached
+    assert measured(recalibrate=True) == ["mid/fp32", "small/fp32"]
+    write_tier(folder, "mid", MID, 29.0, seed=7)  # retrained: only this tier again
+    assert measured() == ["mid/fp32"]
+    assert measured(size=(160, 96)) == ["mid/fp32", "small/fp32"]
+    kinds = sorted(e["key"]["kind"] for e in cache.entries())
+    assert kinds == ["codec", "codec", "tier", "tier", "tier", "tier"]
+
+
+def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path):
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    cache = CalibrationCache(tmp_path / "cache")
+    auto = AutoDenoiser("torch", tiers=discover_tiers(tmp_path)[0], cache=cache)
+    auto.configure(fps=25.0, adaptive=False)
+    try:
+        auto.prepare(160, 96)
+        assert auto.rung.tier.name == "mid" and "skipped" in auto.calibration
+        assert not cache.path.exists()
+    finally:
+        auto.close()
+
+
+# -- switching -----------------------------------------------------------------------------------
+def test_switching_carries_the_recurrent_state_so_the_output_does_not_jump():
+    clip = DemoClip(160, 96)
+    frames = [clip.noisy(i) for i in range(6)]
+    running = create_backend("torch", model="temporal", precision="fp32", device="cpu")
+    for image in frames[:5]:
+        running.process(image)
+    taking_over = create_backend("torch", model="temporal", precision="fp32", device="cpu")
+    taking_over.prepare(160, 96)
+    assert taking_over.carry_state(running, frames[4])
+    np.testing.assert_array_equal(taking_over.state_array(), running.state_array())
+    # the next frame comes out exactly as if no switch had happened
+    np.testing.assert_array_equal(taking_over.process(frames[5]), running.process(frames[5]))
+
+    fresh = create_backend("torch", model="temporal", precision="fp32", device="cpu")
+    assert not np.array_equal(fresh.process(frames[5]), taking_over.process(frames[5]))
+    # a per-frame model has no state to take over; the next temporal one starts afresh
+    spatial = create_backend("torch", model="spatial", precision="fp32", device="cpu")
+    assert not spatial.carry_state(running, frames[4])
+    assert not running.carry_state(spatial, frames[4]) and running.state_array() is None
+
+
+# -- adaptation ----------------------------------------------------------------------------------
+def feed(detector, seconds: float, busy: float, fps: float = 25, drops_per_s: float = 0, t=0.0):
+    """Frames at ``fps`` for ``seconds`` that each keep the worker busy ``busy`` seconds,
+    until the detector decides; returns ([(time, decision)] or [], time at the end)."""
+    dropped = 0.0
+    for i in range(1, int(seconds * fps) + 1):
+        dropped += drops_per_s / fps
+        decision = detector.frame(t + i / fps, busy, busy, int(dropped))
+        if decision:
+            return [(t + i / fps, decision)], t + i / fps
+    return [], t + seconds
+
+
+def test_detector_steps_down_fast_and_up_slowly_with_hysteresis():
+    detector = OveruseDetector(AdaptRules(), interval_s=0.040)
+    detector.can_go_down, detector.up_ratio = True, 1.5
+    # 80 % of the interval: inside the band, nothing happens either way
+    decisions, t = feed(detector, 30, busy=0.032)
+    assert decisions == []
+    # 90 %: down after two checks in a row, about two seconds
+    start = t
+    decisions, t = feed(detector, 5, busy=0.036, t=t)
+    assert len(decisions) == 1 and decisions[0][1].step == -1
+    assert "over budget" in decisions[0][1].reason and 1.0 < t - start < 2.5
+    detector.switched(t, -1)
+    # 40 % now, 60 % predicted for the tier above (<= 70 %): up, but only after 10 s of it
+    decisions, t2 = feed(detector, 9, busy=0.016, t=t)
+    assert decisions == []
+    decisions, t2 = feed(detector, 3, busy=0.016, t=t2)
+    assert [d.step for _, d in decisions] == [1] and "headroom" in decisions[0][1].reason
+    # 30 % now but 75 % predicted for the tier above: stays put however long it lasts
+    detector.up_ratio = 2.5
+    detector.switched(t2, 0)
+    assert feed(detector, 30, busy=0.012, t=t2)[0] == []
+
+
+def test_detector_backs_off_when_a_step_up_does_not_hold_and_watches_drops():
+    rules = AdaptRules()
+    detector = OveruseDetector(rules, interval_s=0.040)
+    detector.can_go_down, detector.up_ratio = True, 1.5
+    detector.switched(100.0, +1)
+    detector.switched(110.0, -1)  # the step up failed within 40 s
+    assert detector.up_delay_s == 2 * rules.up_delay_s
+    detector.switched(130.0, +1)
+    detector.switched(140.0, -1)
+    assert detector.up_delay_s == 4 * rules.up_delay_s
+    detector.switched(200.0, -1)  # a new overload long after the last step up
+    assert detector.up_delay_s == rules.up_delay_s
+    # light work but the queue drops 5 % of the frames: the source outruns the stage
+    decisions, _ = feed(detector, 3, busy=0.010, drops_per_s=1.3, t=300.0)
+    assert decisions and "falling behind" in decisions[0][1].reason
+
+
+@pytest.mark.slow
+def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heavy_backend):
+    from rich.console import Console
+
+    from streamdenoise.options import SourceOptions
+    from streamdenoise.pipeline import Pipeline, PipelineConfig
+    from streamdenoise.status import status_text, tiers_table
+
+    folder = tmp_path / "tiers"
+    folder.mkdir()
+    write_tier(folder, "small", SMALL, 28.5)
+    write_tier(folder, "big", MID, 29.5)
+    fps = 4
+    clip = make_clip(tmp_path / "live.mp4", frames=16, size=(160, 96), fps=fps)
+    rules = AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2)
+    auto = AutoDenoiser(
+        HEAVY_BACKEND,
+        precision="fp32",
+        tiers=discover_tiers(folder)[0],
+        cache=CalibrationCache(tmp_path / "cache"),
+        rules=rules,
+    )
+    stats = tmp_path / "stats.json"
+    config = PipelineConfig(
+        source=str(clip),
+        outputs=["null"],
+        policy="latest",
+        source_options=SourceOptions(realtime=True, loop=True),
+        status=False,
+        stats_json=stats,
+    )
+    pipeline = Pipeline(config, backend=auto)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(report=pipeline.run()), daemon=True)
+    runner.start()
+
+    def wait_for(condition, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert runner.is_alive(), f"the run ended before {what}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {auto.switches}"
+            time.sleep(0.05)
+
+    try:
+        # Both tiers fit 4 fps easily: auto runs the big one (at once, or after a step up
+        # if the calibration caught this shared machine at a busy moment).
+        wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 6, "big")
+        assert "model big/fp32" in status_text(pipeline.snapshot())
+        # Load: every frame of either tier now also computes enough extra forward passes
+        # that even the big tier's fastest frame so far would take three frame intervals.
+        big_ms = 1000 * min(pipeline.metrics.latency["denoise"].last(5))
+        before = len(auto.switches)
+        heavy_backend.extra_passes = math.ceil(3 * 1000 / fps / big_ms)
+        wait_for(lambda: len(auto.switches) > before, "a step down")
+        heavy_backend.extra_passes = 0  # the load goes away
+        wait_for(lambda: len(auto.switches) > before + 1, "a step back up")
+    finally:
+        heavy_backend.extra_passes = 0
+        pipeline.stop()
+        runner.join(timeout=60)
+    down, up = auto.switches[before : before + 2]
+    assert (down["from"], down["to"], down["direction"]) == ("big/fp32", "small/fp32", "down")
+    assert down["reason"].startswith(("over budget", "falling behind"))
+    assert (up["from"], up["to"], up["direction"]) == ("small/fp32", "big/fp32", "up")
+    assert up["reason"].startswith("headroom") and up["t_s"] > down["t_s"]
+
+    report = json.loads(stats.read_text())
+    assert report["model"] == "big" and report["backend"]["backend"] == "torch"
+    assert report["switches"] == auto.switches and report["switches"][before:] == [down, up]
+    spans = report["auto"]["spans"]
+    assert [s["model"] for s in spans[-3:]] == ["big", "small", "big"]
+    assert all(s["frames"] > 0 for s in spans[-3:])
+    assert spans[-2]["from_s"] == down["t_s"] and spans[-1]["from_s"] == up["t_s"]
+    assert sum(s["frames"] for s in spans) == report["frames_out"]
+    console = Console(record=True, width=200)
+    console.print(tiers_table(report))
+    table = console.export_text()
+    assert "small" in table and down["reason"][:40] in table and "headroom" in table
+
+
+# -- the command line --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
+    clip, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    stats = tmp_path / "stats.json"
+    args = ("run", clip, "--realtime", "--policy", "latest", "-o", tmp_path / "out.mp4")
+    result = run_cli(*args, "--stats-json", stats, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "measuring the model tiers at 160x96" in result.stderr
+    report = json.loads(stats.read_text())
+    rungs = [r["name"] for r in report["auto"]["rungs"]]
+    assert report["model"] in rungs and report["backend"]["model"] == report["model"]
+    assert isinstance(report["switches"], list)
+    assert report["auto"]["calibration"]["measured_now"]
+    assert sum(s["frames"] for s in report["auto"]["spans"]) == report["frames_out"]
+    assert "model auto: tiers that ran" in result.stdout and "ladder:" in result.stdout
+
+    args = (*args[:-1], tmp_path / "again.mp4")
+    again = run_cli(*args, "--stats-json", stats, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "measuring" not in again.stderr
+    assert json.loads(stats.read_text())["auto"]["calibration"]["measured_now"] == []
+
+    found = run_cli("devices", "--json", timeout=120)
+    assert found.returncode == 0, found.stderr
+    models = json.loads(found.stdout)["models"]
+    assert models["fixed"]["ladder_rank"] is None
+    for name in rungs:
+        sizes = {c["size"] for c in models[name]["calibrated"]}
+        assert "160x96" in sizes and models[name]["ladder_rank"] >= 1
+
+
+def test_cli_auto_needs_a_neural_backend(tmp_path):
+    result = run_cli("run", "demo", "--model", "auto", "--backend", "atadenoise", "-o", "null")
+    assert result.returncode == 2
+    assert "--model auto needs a neural backend" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -155,13 +155,17 @@ def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
     assert kinds == ["codec", "codec", "tier", "tier", "tier", "tier"]
 
 
-def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path):
+@pytest.mark.parametrize("configured", [True, False])
+def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path, configured):
+    """A lossless run, and frame-by-frame use with no pipeline to say the source's rate."""
     write_tier(tmp_path, "small", SMALL, 28.5)
     write_tier(tmp_path, "mid", MID, 29.0)
     cache = CalibrationCache(tmp_path / "cache")
     auto = AutoDenoiser("torch", tiers=discover_tiers(tmp_path)[0], cache=cache)
-    auto.configure(fps=25.0, adaptive=False)
+    if configured:
+        auto.configure(fps=25.0, adaptive=False)
     try:
+        assert auto.describe()["precision"] == auto.precision != "auto"
         auto.prepare(160, 96)
         assert auto.rung.tier.name == "mid" and "skipped" in auto.calibration
         assert not cache.path.exists()

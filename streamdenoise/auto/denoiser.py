@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from streamdenoise import runtime as runtimes
 from streamdenoise.auto import calibration as cal
 from streamdenoise.auto.adapt import AdaptRules, Decision, OveruseDetector
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.errors import BackendUnavailable, UsageError, UserError
 from streamdenoise.models.tiers import QUALITY_METRIC, Tier, discover_tiers, ladder
-from streamdenoise.runtime import RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ class AutoDenoiser(Denoiser):
             if v is not None
         }
         self._precision = precision
-        self._int8 = precision is None and "int8" in RUNTIMES[cls.name].precisions
+        #: The runtime rules' name of the backend (a registered variant of torch is "torch").
+        self._runtime_name = cls.name
+        self._int8 = precision is None and "int8" in runtimes.RUNTIMES[cls.name].precisions
         self.recalibrate = recalibrate
         self.rules = rules or AdaptRules()
         self.cache = cache or cal.CalibrationCache()
@@ -149,11 +151,19 @@ class AutoDenoiser(Denoiser):
     # -- Denoiser ------------------------------------------------------------------------------
     @property
     def precision(self) -> str:  # type: ignore[override]
-        return self.active.precision if self.active else "auto"
+        """The running tier's; before the first frame, the float precision tiers start in."""
+        if self.active:
+            return self.active.precision
+        return self._precision or runtimes.default_precision(self._runtime_name, self.device)
 
     @property
     def device(self) -> str:  # type: ignore[override]
-        return self.active.device if self.active else self._given.get("device", "auto")
+        if self.active:
+            return self.active.device
+        device = self._given.get("device")
+        if device is None:
+            return runtimes.default_device(self._runtime_name, self._precision)
+        return device
 
     def configure(self, fps: float | None, adaptive: bool) -> None:
         """The source's frame rate and whether this run may drop frames (call before
@@ -189,7 +199,15 @@ class AutoDenoiser(Denoiser):
             self.active.reset()
 
     def describe(self) -> dict:
-        info = self.active.describe() if self.active else {"backend": self.runtime}
+        info = (
+            self.active.describe()
+            if self.active
+            else {
+                "backend": self.runtime,
+                "precision": self.precision,
+                "device": self.device,
+            }
+        )
         return {**info, "model": self.rung.tier.name if self.rung else "auto", "auto": True}
 
     def close(self) -> None:

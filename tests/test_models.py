@@ -181,7 +181,7 @@ def test_temporal_state_resets(tmp_path):
     den.reset()
     assert np.array_equal(den.process(seq[0]), first)
     den.process(np.zeros((40, 40, 3), np.uint8))  # a size change resets too
-    assert den._state is not None and den._state.shape[2:] == (48, 48)
+    assert den.state_array() is not None and den.state_array().shape[2:] == (48, 48)
 
 
 def test_scene_cut_resets_state(tmp_path):

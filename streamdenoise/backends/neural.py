@@ -12,13 +12,19 @@ it and the model's architecture from :mod:`streamdenoise.artifacts` without load
 weights through torch; ``self.net`` (the torch network) is loaded only when no export of these
 weights exists yet, or for the torch runtime itself. Which device and precision a subclass
 runs in is decided by :mod:`streamdenoise.runtime` from its ``name``.
+
+Everything remembered about a stream lives in one :class:`StreamState`. ``process()`` keeps
+one for the single stream it is fed; :meth:`NeuralDenoiser.process_batch` is the stateless
+form — frames of many streams in, each with its own state, one graph call per frame size —
+on which ``serve`` shares one denoiser between cameras.
 """
 
 from __future__ import annotations
 
 import functools
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -38,6 +44,32 @@ from streamdenoise.models.noise import estimate_noise_sigma
 SCENE_CUT_THRESHOLD = 0.12
 # Weight of the newest frame in the running noise-level estimate.
 SIGMA_SMOOTHING = 0.25
+
+
+@dataclass
+class StreamState:
+    """What a neural denoiser carries from one frame of a stream to the next.
+
+    A fresh ``StreamState()`` means "nothing known": the first frame starts the stream.
+    ``strength`` (None: the denoiser's own) lets streams sharing a denoiser differ.
+    """
+
+    strength: float | None = None
+    #: The graph's recurrent output (1, C, H', W'): a host array, or a device tensor where
+    #: the runtime keeps frames on its GPU.
+    recurrent: object | None = None
+    #: Smoothed per-channel noise level on the [0, 1] scale.
+    sigma: np.ndarray | None = None
+    #: 1/8-scale thumbnail of the last frame, for scene-cut detection.
+    thumb: np.ndarray | None = None
+    #: What motion compensation remembers of the last frame (grey frame or thumbnail).
+    motion: np.ndarray | None = None
+    size: tuple[int, int] | None = None
+    scene_cuts: int = 0
+
+    def reset(self) -> None:
+        """Forget the past (a reconnect, seek or size change); the counters stay."""
+        self.recurrent = self.sigma = self.thumb = self.motion = None
 
 
 class NeuralDenoiser(Denoiser):
@@ -84,12 +116,9 @@ class NeuralDenoiser(Denoiser):
         self.device = device
         self.precision = precision or runtime.default_precision(self.name, device)
         runtime.check(self.name, self.device, self.precision)
-        self._state: np.ndarray | None = None
-        self._sigma: np.ndarray | None = None
-        self._thumb: np.ndarray | None = None
+        #: The state of the one stream ``process()`` serves.
+        self._stream = StreamState()
         self._motion = MotionCompensator(self.config.motion) if self.temporal else None
-        self._size: tuple[int, int] | None = None
-        self.scene_cuts = 0
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
@@ -121,18 +150,22 @@ class NeuralDenoiser(Denoiser):
         """
         return functools.partial(self._infer, noisy, sigma, prev)
 
+    #: True where ``_infer`` returns buffers the runtime reuses on a later call: a state
+    #: shared between streams is then copied out of them.
+    reuses_output_buffers = False
+
     # -- Denoiser ----------------------------------------------------------------------------
     def prepare(self, width: int, height: int) -> None:
-        if self._size != (width, height):
+        if self._stream.size != (width, height):
             self.reset()
-            self._size = (width, height)
+            self._stream.size = (width, height)
 
     def reset(self) -> None:
-        self._state = None
-        self._sigma = None
-        self._thumb = None
-        if self._motion:
-            self._motion.reset()
+        self._stream.reset()
+
+    @property
+    def scene_cuts(self) -> int:
+        return self._stream.scene_cuts
 
     def describe(self) -> dict:
         return {
@@ -160,19 +193,67 @@ class NeuralDenoiser(Denoiser):
         """uint8 (0–255) or float (0–1) H×W×3 in; uint8 or float H×W×3 out."""
         height, width = image.shape[:2]
         self.prepare(width, height)
-        if self.strength == 0:
-            return image.copy()
-        scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
-        self._detect_scene_cut(image, scale)
-        sigma = self._noise_level(image, scale) * self.strength
-        x = self._graph_input(image, scale)
-        prev = None
-        if self.temporal:
-            prev = self._aligned_state(image, x)
-        out = self._infer(x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev)
-        if self.temporal:
-            self._state = out
-        return self._graph_output(out, height, width, to_uint8)
+        outputs, _ = self._run_batch([image], [self._stream], to_uint8, shared=False)
+        return outputs[0]
+
+    def process_batch(
+        self, images: Sequence[np.ndarray], states: Sequence[StreamState]
+    ) -> tuple[list[np.ndarray], list[StreamState]]:
+        """The stateless form of ``process``: ``images[i]`` (H×W×3 uint8 RGB) belongs to the
+        stream whose state is ``states[i]``; returns the denoised frames and the states to
+        pass with each stream's next frame. Frames of one padded size share one graph call;
+        the streams never see each other. Used from one thread at a time."""
+        if len(images) != len(states):
+            raise ValueError("one state per frame")
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise UsageError(f"expected H×W×3 uint8 frames, got {image.shape} {image.dtype}")
+        for image, state in zip(images, states, strict=True):
+            size = (image.shape[1], image.shape[0])
+            if state.size != size:
+                state.reset()
+                state.size = size
+        return self._run_batch(images, states, to_uint8=True, shared=True)
+
+    def _run_batch(
+        self,
+        images: Sequence[np.ndarray],
+        states: Sequence[StreamState],
+        to_uint8: bool,
+        shared: bool,
+    ) -> tuple[list[np.ndarray], list[StreamState]]:
+        outputs: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        m = self.multiple
+        for i, (image, state) in enumerate(zip(images, states, strict=True)):
+            if self._strength(state) == 0:
+                outputs[i] = image.copy()
+            else:
+                height, width = image.shape[:2]
+                groups.setdefault((-(-height // m), -(-width // m)), []).append(i)
+        for members in groups.values():
+            xs, sigmas, prevs = [], [], []
+            for i in members:
+                image, state = images[i], states[i]
+                scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
+                self._detect_scene_cut(image, scale, state)
+                sigma = self._noise_level(image, scale, state) * self._strength(state)
+                xs.append(self._graph_input(image, scale))
+                sigmas.append(sigma.reshape(1, 3, 1, 1).astype(np.float32))
+                if self.temporal:
+                    prevs.append(self._aligned_state(image, xs[-1], state))
+            prev = _stack(prevs) if self.temporal else None
+            out = self._infer(_stack(xs), np.concatenate(sigmas), prev)
+            for k, i in enumerate(members):
+                one = out[k : k + 1]
+                if self.temporal:
+                    keep = shared and self.reuses_output_buffers
+                    states[i].recurrent = one.copy() if keep else one
+                outputs[i] = self._graph_output(one, *images[i].shape[:2], to_uint8)
+        return outputs, list(states)
+
+    def _strength(self, state: StreamState) -> float:
+        return self.strength if state.strength is None else state.strength
 
     def _graph_input(self, image: np.ndarray, scale: np.float32):
         """The graph's ``noisy`` input: float (1, 3, H', W') on [0, 1], reflect-padded to the
@@ -220,36 +301,48 @@ class NeuralDenoiser(Denoiser):
 
     def state_array(self) -> np.ndarray | None:
         """The recurrent state (the last float output) as a host array, for tests and tools."""
-        return None if self._state is None else np.array(self._state)  # a copy, see above
+        state = self._stream.recurrent
+        return None if state is None else np.array(state)  # a copy, see above
 
     # -- helpers -----------------------------------------------------------------------------
-    def _aligned_state(self, image: np.ndarray, x):
+    def _aligned_state(self, image: np.ndarray, x, state: StreamState):
         """The recurrent input: the state moved onto the current frame, or after a reset the
         noisy frame itself."""
-        motion = self._motion.observe(image)
-        if self._state is None or motion is None:
+        motion, state.motion = self._motion.measure(state.motion, image)
+        if state.recurrent is None or motion is None:
             return initial_state(x, self.config.state_channels)
-        return self._motion.apply(self._state, x, motion)
+        return self._motion.apply(state.recurrent, x, motion)
 
-    def _noise_level(self, image: np.ndarray, scale: np.float32) -> np.ndarray:
+    def _noise_level(self, image: np.ndarray, scale: np.float32, state: StreamState) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""
         if self.sigma_hint is not None:
             return np.full(3, self.sigma_hint / 255, np.float32)
         est = estimate_noise_sigma(image).astype(np.float32) * scale
-        if self._sigma is None:
-            self._sigma = est
+        if state.sigma is None:
+            state.sigma = est
         else:
-            self._sigma = (1 - SIGMA_SMOOTHING) * self._sigma + SIGMA_SMOOTHING * est
-        return self._sigma
+            state.sigma = (1 - SIGMA_SMOOTHING) * state.sigma + SIGMA_SMOOTHING * est
+        return state.sigma
 
-    def _detect_scene_cut(self, image: np.ndarray, scale: np.float32) -> None:
+    def _detect_scene_cut(self, image: np.ndarray, scale: np.float32, state: StreamState) -> None:
         if not self.temporal:
             return
         h, w = image.shape[:2]
         small = cv2.resize(image, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
         thumb = small.astype(np.float32) * scale
-        if self._thumb is not None and np.abs(thumb - self._thumb).mean() > SCENE_CUT_THRESHOLD:
-            self._state = None
-            self._sigma = None
-            self.scene_cuts += 1
-        self._thumb = thumb
+        if state.thumb is not None and np.abs(thumb - state.thumb).mean() > SCENE_CUT_THRESHOLD:
+            state.recurrent = None
+            state.sigma = None
+            state.scene_cuts += 1
+        state.thumb = thumb
+
+
+def _stack(parts: list):
+    """One (N, C, H, W) batch from (1, C, H, W) host arrays or device tensors."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)

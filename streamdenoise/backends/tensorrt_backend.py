@@ -38,6 +38,7 @@ def _cuda_memory_available() -> bool:
 class TensorRTDenoiser(NeuralDenoiser):
     name = "tensorrt"
     runs_export = True
+    reuses_output_buffers = True  # the runner's pinned output buffers alternate
 
     def __init__(self, *args: Any, engine_cache: Path | None = None, **kwargs: Any) -> None:
         #: Folder of built plans, shared by every process that runs the same model and GPU.
@@ -114,6 +115,6 @@ class TensorRTDenoiser(NeuralDenoiser):
 
     def close(self) -> None:
         if self.runner is not None:
-            self._state = None  # it points into the runner's pinned buffers
+            self._stream.recurrent = None  # it points into the runner's pinned buffers
             self.runner.close()
             self.runner = None

@@ -103,7 +103,7 @@ class TorchDenoiser(NeuralDenoiser):
         return run_on_gpu
 
     def state_array(self) -> np.ndarray | None:
-        state = self._state
+        state = self._stream.recurrent
         return state.cpu().numpy() if isinstance(state, torch.Tensor) else super().state_array()
 
     def describe(self) -> dict:

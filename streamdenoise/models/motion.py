@@ -149,13 +149,19 @@ class MotionCompensator:
     def observe(self, image: np.ndarray):
         """The motion from the previous frame to ``image`` (H×W×3 RGB, uint8 or float on
         [0, 1]): a flow field or a (dy, dx) shift; None for the first frame."""
+        motion, self._previous = self.measure(self._previous, image)
+        return motion
+
+    def measure(self, previous: np.ndarray | None, image: np.ndarray):
+        """:meth:`observe` with the remembered frame passed in and handed back, so that one
+        compensator can serve many streams that each carry their own: (motion from
+        ``previous`` to ``image``, what to pass as ``previous`` with the next frame)."""
         grey = grey_frame(image) if self._flow else grey_thumbnail(image)
-        previous, self._previous = self._previous, grey
         if previous is None:
-            return None
+            return None, grey
         if self._flow:
-            return self._flow.flow(previous, grey)
-        return global_shift(previous, grey, image.shape[0])
+            return self._flow.flow(previous, grey), grey
+        return global_shift(previous, grey, image.shape[0]), grey
 
     def apply(self, state, frame, motion):
         """``state`` (N, C, H, W) moved by what :meth:`observe` returned; ``frame`` (the

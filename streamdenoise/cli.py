@@ -17,6 +17,7 @@ from streamdenoise.redact import redact
 # subcommand -> (module, one-line help). Modules expose add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("streamdenoise.commands.run", "denoise a source into one or more outputs"),
+    "serve": ("streamdenoise.commands.serve", "run many cameras with one shared denoiser"),
     "devices": ("streamdenoise.commands.devices", "list backends, accelerators and cameras"),
     "bench": ("streamdenoise.commands.bench", "measure denoiser fps and latency"),
     "eval": ("streamdenoise.commands.eval", "measure denoising quality against baselines"),

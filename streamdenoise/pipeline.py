@@ -112,7 +112,7 @@ class Report:
         return 130 if self.interrupted else 0
 
 
-class _SinkRunner:
+class SinkRunner:
     """One sink, its queue and its thread."""
 
     def __init__(self, name: str, sink: Sink, metrics: Metrics, fps_hint) -> None:
@@ -157,7 +157,7 @@ class _SinkRunner:
                 self.sink.write(item)
                 self.metrics.written(self.counters, item, picked, time.monotonic())
         except Exception as err:  # a failing output must not take the others down
-            self.counters.error = _one_line(err)
+            self.counters.error = one_line(err)
             log.error("output %s failed: %s", redact(self.name), self.counters.error)
             if not isinstance(err, UserError):
                 log.debug("output failure", exc_info=True)
@@ -167,11 +167,11 @@ class _SinkRunner:
                 self.sink.close()
             except Exception as err:
                 if not self.counters.error:  # a failed sink's close failing is no news
-                    self.counters.error = f"could not be finalized: {_one_line(err)}"
+                    self.counters.error = f"could not be finalized: {one_line(err)}"
                     log.error("output %s %s", redact(self.name), self.counters.error)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return redact(text if isinstance(err, UserError) else f"{type(err).__name__}: {text}")
 
@@ -197,7 +197,7 @@ class Pipeline:
         self._source_error: BaseException | None = None
         self._source: Source | None = None
         self._backend: Denoiser | None = None
-        self._runners: list[_SinkRunner] = []
+        self._runners: list[SinkRunner] = []
         self._started = threading.Event()
         self._size: tuple[int, int] | None = None
         self._auto: AutoDenoiser | None = None
@@ -299,13 +299,13 @@ class Pipeline:
         config, source = self.config, self._source
         policy = self._policy()
         source_queue = FrameQueue(config.queue_size, policy)
-        names = _unique_names(config.outputs)
+        names = unique_names(config.outputs)
         for name, sink in zip(names, sinks, strict=True):
             if hasattr(sink, "on_quit"):
                 sink.on_quit = self.stop
             if hasattr(sink, "stats_provider"):  # the HTTP preview's /stats
                 sink.stats_provider = self.snapshot
-            self._runners.append(_SinkRunner(name, sink, self.metrics, lambda: source.fps))
+            self._runners.append(SinkRunner(name, sink, self.metrics, lambda: source.fps))
         capture = threading.Thread(
             target=self._capture, args=(source_queue,), name="capture", daemon=True
         )
@@ -472,9 +472,9 @@ class Pipeline:
         }
         error = None
         if isinstance(self._fatal, UserError):
-            error = _one_line(self._fatal)
+            error = one_line(self._fatal)
         elif self._source_error is not None:
-            error = _one_line(self._source_error)
+            error = one_line(self._source_error)
         else:  # the run went on without them, but the user asked for these outputs
             failed = [f"{r.name}: {r.counters.error}" for r in self._runners if r.counters.error]
             error = ("output failed: " + "; ".join(failed)) if failed else None
@@ -486,7 +486,7 @@ class Pipeline:
                     **runner.sink.stats(),
                 }
             except Exception as err:
-                sink_stats[runner.name] = {"stats_error": _one_line(err)}
+                sink_stats[runner.name] = {"stats_error": one_line(err)}
         described = backend.describe()
         auto = {"auto": self._auto.report()} if self._auto is not None else {}
         stats = self.metrics.report(
@@ -508,7 +508,7 @@ class Pipeline:
         return Report(stats=stats, error=error, interrupted=self._interrupted)
 
 
-def _unique_names(outputs: list[Output]) -> list[str]:
+def unique_names(outputs: list[Output]) -> list[str]:
     """Outputs as report keys, numbered when the same output is given twice."""
     names: list[str] = []
     for spec in outputs:

@@ -1,0 +1,72 @@
+"""``streamdenoise serve CONFIG.yaml``: run every camera of the file until SIGINT/SIGTERM.
+
+SIGHUP (or ``POST /api/reload``) re-reads the file. ``--check`` validates it and exits: 0, or
+2 with one line per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from streamdenoise.errors import UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="cameras, defaults and http settings")
+    parser.add_argument(
+        "--check", action="store_true", help="validate CONFIG and exit (0, or 2 with the problems)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamdenoise.commands.run import setup_logging
+    from streamdenoise.serve import config as serve_config
+
+    setup_logging()
+    config, problems = serve_config.load(args.config)
+    if args.check:
+        for line in problems:
+            print(f"streamdenoise: {line}", file=sys.stderr)
+        if not problems:
+            cameras = len(config.cameras)
+            print(f"{args.config}: ok ({cameras} camera{'s' * (cameras != 1)})")
+        return 2 if problems else 0
+    if config is None:
+        for line in problems[:-1]:
+            print(f"streamdenoise: {line}", file=sys.stderr)
+        raise UsageError(problems[-1])
+    return serve(config)
+
+
+def serve(config) -> int:
+    from streamdenoise.serve.server import Server
+
+    stop, reload = threading.Event(), threading.Event()
+
+    def on_stop(signum, _frame) -> None:
+        if stop.is_set():
+            return
+        print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
+        stop.set()
+
+    handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
+    handlers[signal.SIGHUP] = lambda *_: reload.set()
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    server = Server(config)
+    try:
+        server.start()
+        while not stop.wait(0.2):
+            if reload.is_set():
+                reload.clear()
+                server.reload()
+    finally:
+        server.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("streamdenoise: stopped; outputs finalized", file=sys.stderr)
+    return EXIT_INTERRUPTED

@@ -1,0 +1,298 @@
+"""The ``serve`` configuration file: ``http:``, ``defaults:``, ``denoiser:``, ``cameras:``.
+
+Every camera takes the settings ``run`` takes (same names, same parsers — see
+:mod:`streamdenoise.commands.run`) plus ``record``, ``enabled`` and ``ready_budget``;
+``defaults:`` fills in what a camera leaves out. :func:`load` collects *every* problem in
+the file before giving up, so ``serve --check`` can list them all, one line each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamdenoise.errors import UsageError
+from streamdenoise.redact import redact
+
+#: Settings ``run`` knows that make no sense for a service that runs until stopped.
+RUN_ONLY = ("max_frames", "duration", "stats_json", "quiet")
+#: Per-camera settings only ``serve`` has.
+SERVE_KEYS = ("record", "enabled", "ready_budget")
+RECORD_KEYS = ("path", "segment", "keep", "max_size")
+HTTP_KEYS = ("bind", "port", "token", "token_file")
+DENOISER_KEYS = ("max_batch",)
+TOP_KEYS = ("http", "defaults", "denoiser", "cameras")
+#: The output name that means "this camera's segmented recording".
+RECORD_OUTPUT = "record"
+DEFAULT_RECORD_PATH = "recordings/{camera}/%Y-%m-%d/%H-%M-%S.mp4"
+DEFAULT_SEGMENT_S = 60.0
+DEFAULT_READY_BUDGET_S = 10.0
+DEFAULT_MAX_BATCH = 8
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?$", re.IGNORECASE)
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds from ``90``, ``90s``, ``5m``, ``2h``, ``7d``, ``1w``."""
+    match = _DURATION.match(str(value).strip())
+    if not match or float(match[1]) <= 0:
+        raise UsageError(f"bad {key} {value!r}: expected a duration such as 60s, 10m, 7d")
+    return float(match[1]) * _DURATION_UNITS[(match[2] or "s").lower()]
+
+
+def parse_bytes(value: Any, key: str) -> int:
+    """Bytes from ``500MB``, ``50GB``, ``1TiB``, ``1048576`` (KB = 1000, KiB = 1024)."""
+    match = _BYTES.match(str(value).strip())
+    if not match or float(match[1]) <= 0:
+        raise UsageError(f"bad {key} {value!r}: expected a size such as 500MB or 50GB")
+    unit = (match[2] or "B").upper()
+    base = 1024 if "I" in unit else 1000
+    power = "BKMGT".index(unit[0]) if unit[0] in "KMGT" else 0
+    return int(float(match[1]) * base**power)
+
+
+@dataclass
+class RecordConfig:
+    """Segmented recording of one camera."""
+
+    #: strftime pattern; ``{camera}`` is the camera's name. The suffix picks the container.
+    path: str = DEFAULT_RECORD_PATH
+    segment_s: float = DEFAULT_SEGMENT_S
+    #: Delete segments older than this (None: keep).
+    keep_s: float | None = None
+    #: Delete the oldest segments while this camera's total is above this (None: no cap).
+    max_size: int | None = None
+
+
+@dataclass
+class CameraConfig:
+    name: str
+    #: The camera's merged settings in ``run``'s parsed form (source, output, backend, ...).
+    settings: dict
+    record: RecordConfig | None = None
+    enabled: bool = True
+    ready_budget_s: float = DEFAULT_READY_BUDGET_S
+
+    @property
+    def source(self) -> str:
+        return self.settings["source"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.settings.get("output", [])
+
+
+@dataclass
+class HttpConfig:
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.bind)
+
+
+@dataclass
+class ServeConfig:
+    path: Path
+    http: HttpConfig
+    cameras: dict[str, CameraConfig]
+    max_batch: int = DEFAULT_MAX_BATCH
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Problems:
+    """Collects one line per problem instead of stopping at the first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.lines.append(redact(f"{self.path}: {where}: {message}" if where else message))
+
+    def check(self, where: str, parse, *args):
+        try:
+            return parse(*args)
+        except UsageError as err:
+            self.add(where, str(err))
+            return None
+
+
+def _mapping(value: Any, where: str, problems: _Problems) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping of setting: value")
+        return {}
+    return {str(k).replace("-", "_"): v for k, v in value.items()}
+
+
+def _unknown(data: dict, known, where: str, problems: _Problems) -> None:
+    extra = sorted(set(data) - set(known))
+    if extra:
+        problems.add(where, f"unknown setting(s) {', '.join(extra)} (known: {', '.join(known)})")
+
+
+def _record(value: Any, where: str, problems: _Problems) -> RecordConfig | None:
+    if value in (None, False):
+        return None
+    if value is True:
+        return RecordConfig()
+    data = _mapping(value, where, problems)
+    _unknown(data, RECORD_KEYS, where, problems)
+    record = RecordConfig()
+    if "path" in data:
+        record.path = str(data["path"])
+        if Path(record.path).suffix.lower() not in (".mp4", ".mkv", ".ts", ".mov"):
+            problems.add(where, f"path {record.path!r} must end in .mp4, .mkv, .ts or .mov")
+    if "segment" in data:
+        record.segment_s = problems.check(where, parse_duration, data["segment"], "segment")
+    if "keep" in data:
+        record.keep_s = problems.check(where, parse_duration, data["keep"], "keep")
+    if "max_size" in data:
+        record.max_size = problems.check(where, parse_bytes, data["max_size"], "max_size")
+    return record
+
+
+def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraConfig | None:
+    from streamdenoise.commands.run import _PARSERS
+    from streamdenoise.sinks import sink_kind
+
+    where = f"camera {name!r}"
+    if not _NAME.match(name):
+        problems.add(where, "names are letters, digits, '.', '_' and '-' (at most 64)")
+        return None
+    data = {**defaults, **_mapping(raw, where, problems)}
+    if "outputs" in data:
+        data["output"] = data.pop("outputs")
+    camera_keys = sorted((set(_PARSERS) - set(RUN_ONLY) - {"bind"}) | set(SERVE_KEYS))
+    _unknown(data, camera_keys, where, problems)
+    if "source" not in data:
+        problems.add(where, "no source")
+    settings = {}
+    for key, value in data.items():
+        if key in _PARSERS and key not in RUN_ONLY and value is not None:
+            parsed = problems.check(where, _PARSERS[key], value, key.replace("_", "-"))
+            if parsed is not None:
+                settings[key] = parsed
+    camera = CameraConfig(name=name, settings=settings)
+    camera.enabled = bool(data.get("enabled", True))
+    if "ready_budget" in data:
+        budget = problems.check(where, parse_duration, data["ready_budget"], "ready_budget")
+        camera.ready_budget_s = budget or DEFAULT_READY_BUDGET_S
+    outputs = settings.get("output", [])
+    camera.record = _record(data.get("record"), f"{where} record", problems)
+    if RECORD_OUTPUT in outputs and camera.record is None:
+        camera.record = RecordConfig()
+    if camera.record is not None and RECORD_OUTPUT not in outputs:
+        outputs = settings["output"] = [*outputs, RECORD_OUTPUT]
+    if not outputs:
+        problems.add(where, "no outputs (add `record` or outputs: [...])")
+    for output in outputs:
+        if output == RECORD_OUTPUT:
+            continue
+        kind = problems.check(where, sink_kind, output)
+        if kind == "display":
+            problems.add(where, "'display' needs a desktop session; a service has none")
+        elif kind == "file" and Path(output).expanduser().exists():
+            problems.add(
+                where,
+                f"output {output} exists and serve never overwrites a file "
+                "(use `record` for segmented recordings)",
+            )
+        elif kind == "preview":
+            problems.add(where, "use the service's dashboard instead of an http:// preview")
+    return camera
+
+
+def _http(raw: Any, problems: _Problems) -> HttpConfig:
+    data = _mapping(raw, "http", problems)
+    _unknown(data, HTTP_KEYS, "http", problems)
+    http = HttpConfig()
+    if "bind" in data:
+        http.bind = str(data["bind"])
+    if "port" in data:
+        port = data["port"]
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            problems.add("http", f"bad port {port!r}: expected 0-65535 (0: any free port)")
+        else:
+            http.port = port
+    token = data.get("token")
+    if data.get("token_file") is not None:
+        try:
+            token = Path(str(data["token_file"])).expanduser().read_text().strip()
+        except OSError as err:
+            problems.add("http", f"cannot read token_file: {err.strerror}")
+    if token is not None:
+        token = str(token)
+        if len(token) < 16:
+            problems.add("http", "token must be at least 16 characters")
+        http.token = token
+    if not http.loopback and not http.token:
+        problems.add(
+            "http",
+            f"bind {http.bind} is not loopback: set http.token (or http.token_file) so that "
+            "every endpoint but /healthz asks for it",
+        )
+    return http
+
+
+def load(path: str | Path) -> tuple[ServeConfig | None, list[str]]:
+    """(config, []) when the file is usable, else (None, one line per problem)."""
+    import yaml
+
+    path = Path(path)
+    problems = _Problems(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        return None, [f"cannot read config {path}: {err.strerror}"]
+    except yaml.YAMLError as err:
+        return None, [f"config {path} is not valid YAML: {str(err).splitlines()[0]}"]
+    if not isinstance(data, dict):
+        return None, [f"config {path} must be a mapping with a `cameras:` section"]
+    _unknown(data, TOP_KEYS, "", problems)
+    http = _http(data.get("http"), problems)
+    denoiser = _mapping(data.get("denoiser"), "denoiser", problems)
+    _unknown(denoiser, DENOISER_KEYS, "denoiser", problems)
+    max_batch = DEFAULT_MAX_BATCH
+    if "max_batch" in denoiser:
+        value = denoiser["max_batch"]
+        if not isinstance(value, int) or value < 1:
+            problems.add("denoiser", f"bad max_batch {value!r}: expected an integer >= 1")
+        else:
+            max_batch = value
+    defaults = _mapping(data.get("defaults"), "defaults", problems)
+    raw_cameras = _mapping(data.get("cameras"), "cameras", problems)
+    if not raw_cameras and not problems.lines:
+        problems.add("", f"{path}: no cameras")
+    cameras = {}
+    for name, raw in raw_cameras.items():
+        camera = _camera(name, raw, defaults, problems)
+        if camera is not None:
+            cameras[name] = camera
+    if problems.lines:
+        return None, problems.lines
+    return ServeConfig(path=path, http=http, cameras=cameras, max_batch=max_batch), []
+
+
+def load_or_raise(path: str | Path) -> ServeConfig:
+    config, problems = load(path)
+    if config is None:
+        raise UsageError("; ".join(problems))
+    return config

@@ -1,0 +1,239 @@
+"""The ``serve`` process: cameras, one shared denoiser per model, HTTP, reload, shutdown.
+
+:class:`Server` owns everything. :meth:`Server.apply` turns a config into running cameras:
+cameras that are new start, removed ones stop (their files finalized), changed ones restart,
+and the others are left alone — their counters keep counting. Cameras whose denoiser
+settings match (backend, model, precision, device, threads) share one
+:class:`~streamdenoise.serve.service.BatchWorker`; a worker no camera uses any more is
+stopped. A camera that cannot be set up on a reload (a folder that cannot be created, a
+backend that cannot load) is listed as failed with its reason; the rest keep running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from streamdenoise.commands.run import choose_backend
+from streamdenoise.errors import UserError
+from streamdenoise.pipeline import one_line
+from streamdenoise.serve import config as serve_config
+from streamdenoise.serve.camera import Camera
+from streamdenoise.serve.config import CameraConfig, ServeConfig
+from streamdenoise.serve.service import BatchWorker, create_service
+from streamdenoise.serve.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+DenoiserKey = tuple[str, str | None, str | None, str | None, int | None]
+
+
+def denoiser_key(camera: CameraConfig) -> DenoiserKey:
+    settings = camera.settings
+    backend, model = choose_backend(settings, quiet=True)
+    return (backend, model, settings.get("precision"), settings.get("device"),
+            settings.get("threads"))  # fmt: skip
+
+
+def denoiser_name(key: DenoiserKey) -> str:
+    backend, model, precision, device, threads = key
+    name = backend + (f"/{model}" if model else "") + (f"/{precision}" if precision else "")
+    name += f"@{device}" if device else ""
+    return name + (f"x{threads}" if threads else "")
+
+
+@dataclass
+class ReloadResult:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.problems:
+            return "reload refused: " + "; ".join(self.problems)
+        parts = [f"{k} {', '.join(v)}" for k, v in vars(self).items() if v and k != "unchanged"]
+        return "reloaded: " + ("; ".join(str(p) for p in parts) if parts else "no changes")
+
+
+class Server:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.telemetry = Telemetry(self.snapshot)
+        self.cameras: dict[str, Camera] = {}
+        self.failed: dict[str, str] = {}
+        self.workers: dict[DenoiserKey, BatchWorker] = {}
+        self._keys: dict[str, DenoiserKey] = {}
+        self._lock = threading.RLock()
+        self.started = time.monotonic()
+        self.http = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind the HTTP port, then start every camera; UserError if either fails."""
+        from streamdenoise.serve.http import HttpServer
+
+        self.http = HttpServer(self, self.config.http)
+        try:
+            result = self.apply(self.config)
+            if result.failed:
+                name, reason = next(iter(result.failed.items()))
+                raise UserError(f"camera {name}: {reason}")
+        except BaseException:
+            self.shutdown()
+            raise
+        self.http.start()
+
+    def shutdown(self) -> None:
+        """Stop every camera (in parallel: each finalizes its own files), then the rest."""
+        with self._lock:
+            cameras = list(self.cameras.values())
+            self.cameras.clear()
+            _stop_all(cameras)
+            for worker in self.workers.values():
+                worker.stop()
+            self.workers.clear()
+        if self.http is not None:
+            self.http.close()
+
+    # -- config changes ----------------------------------------------------------------------
+    def reload(self) -> ReloadResult:
+        """Re-read the config file and apply it; a broken file changes nothing."""
+        config, problems = serve_config.load(self.config.path)
+        if config is None:
+            result = ReloadResult(problems=problems)
+        else:
+            if config.http != self.config.http:
+                log.warning("http settings change only on a restart; kept the running ones")
+                config.http = self.config.http
+            result = self.apply(config)
+        log.warning("%s", result.summary())
+        return result
+
+    def apply(self, config: ServeConfig) -> ReloadResult:
+        result = ReloadResult()
+        with self._lock:
+            old = self.cameras
+            wanted = {n: c for n, c in config.cameras.items() if c.enabled}
+            batch_changed = config.max_batch != self.config.max_batch
+            self.config = config
+            stopping = []
+            for name, camera in list(old.items()):
+                if name not in wanted:
+                    result.removed.append(name)
+                elif camera.config != wanted[name] or batch_changed:
+                    result.restarted.append(name)
+                else:
+                    result.unchanged.append(name)
+                    continue
+                stopping.append(old.pop(name))
+                self._keys.pop(name, None)
+            _stop_all(stopping)
+            for camera in stopping:
+                self.telemetry.forget_camera(camera.name, camera.config.outputs)
+            for name in list(self.failed):
+                if name not in wanted or name in result.restarted:
+                    self.failed.pop(name)
+            self._drop_idle_workers(batch_changed)
+            for name, camera_config in wanted.items():
+                if name in old:
+                    continue
+                if name not in result.restarted:
+                    result.added.append(name)
+                try:
+                    self._start_camera(camera_config)
+                    self.failed.pop(name, None)
+                except UserError as err:
+                    result.failed[name] = self.failed[name] = one_line(err)
+                    log.error("camera %s: %s", name, self.failed[name])
+            self._drop_idle_workers(False)
+        return result
+
+    def _start_camera(self, config: CameraConfig) -> None:
+        key = denoiser_key(config)
+        worker = self.workers.get(key)
+        if worker is None:
+            name = denoiser_name(key)
+            backend, model, precision, device, threads = key
+            service = create_service(
+                backend, model=model, precision=precision, device=device, threads=threads
+            )
+            observe = self.telemetry.observer(name)
+            worker = BatchWorker(name, service, self.config.max_batch, observe)
+            worker.start()
+            self.workers[key] = worker
+        camera = Camera(config, worker, self.telemetry.written)
+        camera.start()
+        self.cameras[config.name] = camera
+        self._keys[config.name] = key
+
+    def _drop_idle_workers(self, all_of_them: bool) -> None:
+        used = set(self._keys.values())
+        for key in list(self.workers):
+            if all_of_them or key not in used:
+                worker = self.workers.pop(key)
+                worker.stop()
+                self.telemetry.forget_denoiser(worker.name)
+
+    # -- figures -------------------------------------------------------------------------------
+    def snapshot(self) -> tuple[list[Camera], list[BatchWorker]]:
+        with self._lock:
+            return list(self.cameras.values()), list(self.workers.values())
+
+    def unready(self) -> list[str]:
+        """One line per reason the service is not ready; empty when it is."""
+        cameras, _ = self.snapshot()
+        reasons = [f"camera {n}: failed to start: {r}" for n, r in sorted(self.failed.items())]
+        for camera in cameras:
+            reason = camera.unready_reason()
+            if reason:
+                reasons.append(f"camera {camera.name}: {reason}")
+        return reasons
+
+    def status(self) -> dict:
+        cameras, workers = self.snapshot()
+        reasons = self.unready()
+        return {
+            "ready": not reasons,
+            "reasons": reasons,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "cameras": [camera.status() for camera in cameras]
+            + [
+                {"name": n, "state": "failed", "ready": False, "reason": r}
+                for n, r in sorted(self.failed.items())
+            ],
+            "disabled": sorted(n for n, c in self.config.cameras.items() if not c.enabled),
+            "denoisers": [
+                {
+                    "name": w.name,
+                    "cameras": w.clients,
+                    "max_batch": w.max_batch,
+                    "frames": w.stats.frames,
+                    "batches": w.stats.batches,
+                    "mean_batch": round(w.stats.frames / w.stats.batches, 2)
+                    if w.stats.batches
+                    else None,
+                    **w.describe(),
+                }
+                for w in workers
+            ],
+        }
+
+    def camera(self, name: str) -> Camera | None:
+        with self._lock:
+            return self.cameras.get(name)
+
+
+def _stop_all(cameras: list[Camera]) -> None:
+    if not cameras:
+        return
+    with ThreadPoolExecutor(max_workers=len(cameras)) as pool:
+        for future in [pool.submit(camera.stop) for camera in cameras]:
+            with contextlib.suppress(Exception):
+                future.result()

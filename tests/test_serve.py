@@ -1,0 +1,321 @@
+"""``streamdenoise serve`` without a camera server: config checks, the stateless batched
+denoiser, segmented recordings and retention, the HTTP token, reload, signals.
+
+Every test runs the real CLI (or the real classes) on real media written by PyAV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from helpers import make_clip, probe, run_cli, start_cli
+from rtsp_control import free_port
+
+from streamdenoise.backends.neural import StreamState
+from streamdenoise.backends.torch_backend import TorchDenoiser
+from streamdenoise.frame import Frame
+from streamdenoise.options import SinkOptions
+from streamdenoise.serve.config import RecordConfig, parse_bytes, parse_duration
+from streamdenoise.serve.recording import SegmentedRecorder
+
+TOKEN = "s3cret-token-0123456789"
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cameras(base: str, token: str | None = None) -> dict:
+    status, body = get(base + "api/cameras", token)
+    assert status == 200, body
+    return {c["name"]: c for c in json.loads(body)["cameras"]}
+
+
+def stop(cli) -> tuple[int, str]:
+    cli.send_signal(signal.SIGTERM)
+    _, err = cli.communicate(timeout=60)
+    return cli.returncode, err
+
+
+# -- config ---------------------------------------------------------------------------------
+def test_check_accepts_a_good_file_and_lists_every_problem_of_a_bad_one(tmp_path, clip):
+    good = write_config(
+        tmp_path / "good.yaml",
+        f"defaults: {{backend: test-blur}}\n"
+        f"cameras:\n  a: {{source: {clip}, outputs: [record]}}\n"
+        f"  b: {{source: 'rtsp://admin:hunter2@10.0.0.9/s1', record: {{segment: 30s}}}}\n",
+    )
+    done = run_cli("serve", "--check", good)
+    assert done.returncode == 0, done.stderr
+    assert "ok (2 cameras)" in done.stdout
+
+    bad = write_config(
+        tmp_path / "bad.yaml",
+        "http: {bind: 0.0.0.0}\n"
+        "cameras:\n"
+        "  a: {source: 'rtsp://admin:hunter2@10.0.0.9/s1', outputs: [record], fps: -3}\n"
+        "  b: {outputs: [record], record: {segment: soon, keep: 7d, max_size: lots}}\n"
+        f"  c: {{source: {clip}, outputs: [{clip}]}}\n"
+        "  'bad name': {source: demo}\n",
+    )
+    done = run_cli("serve", "--check", bad)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 7, lines
+    text = done.stderr
+    for expected in ("bind 0.0.0.0 is not loopback", "bad fps", "no source", "bad segment",
+                     "bad max_size", "never overwrites", "names are letters"):  # fmt: skip
+        assert expected in text, (expected, text)
+    assert "Traceback" not in text and "hunter2" not in text and "admin" not in text
+
+
+def test_units():
+    assert parse_duration("90", "k") == 90 and parse_duration("7d", "k") == 7 * 86400
+    assert parse_bytes("50GB", "k") == 50 * 10**9 and parse_bytes("1MiB", "k") == 1 << 20
+
+
+def test_non_loopback_bind_without_token_refuses_to_start(tmp_path, clip):
+    config = write_config(
+        tmp_path / "c.yaml", f"http: {{bind: 0.0.0.0}}\ncameras:\n  a: {{source: {clip}}}\n"
+    )
+    done = run_cli("serve", config, timeout=60)
+    assert done.returncode == 2
+    assert "http.token" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- the stateless denoiser ------------------------------------------------------------------
+def moving(seed: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    h, w = size
+    base = np.stack(np.meshgrid(np.linspace(0, 200, w), np.linspace(0, 200, h)) * 2)[:3]
+    base = np.concatenate([base, base[:1]])[:3].transpose(1, 2, 0)
+    out = []
+    for i in range(n):
+        image = np.roll(base, 2 * i, axis=1) + rng.normal(0, 20, base.shape)
+        out.append(np.clip(image, 0, 255).astype(np.uint8))
+    return out
+
+
+def test_batched_streams_match_separate_denoisers():
+    """Three streams through one shared denoiser (two of one size batched together, one of
+    another size) give what three denoisers of their own give: no state leaks between them."""
+    streams = [moving(1, 4, (48, 64)), moving(2, 4, (48, 64)), moving(3, 4, (37, 53))]
+    shared = TorchDenoiser(model="temporal", precision="fp32")
+    states = [StreamState(), StreamState(), StreamState(strength=0.5)]
+    batched = [[] for _ in streams]
+    for t in range(4):
+        outputs, states = shared.process_batch([s[t] for s in streams], states)
+        for i, image in enumerate(outputs):
+            batched[i].append(image)
+    for i, stream in enumerate(streams):
+        alone = TorchDenoiser(model="temporal", precision="fp32", strength=0.5 if i == 2 else 1)
+        for t, frame in enumerate(stream):
+            expected = alone.process(frame)
+            diff = np.abs(expected.astype(int) - batched[i][t].astype(int))
+            assert diff.max() <= 1, (i, t, diff.max())
+    assert states[0].recurrent is not None and states[0].recurrent.shape[0] == 1
+
+
+# -- recordings ------------------------------------------------------------------------------
+def test_segments_hold_every_frame_exactly_once(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=60, size=(320, 64), fps=25)  # no repeats
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    config = write_config(
+        tmp_path / "rec.yaml",
+        "defaults: {backend: test-blur}\n"
+        f"http: {{port: {port}}}\n"
+        "cameras:\n"
+        f"  door: {{source: {clip}, record: {{segment: 0.5s, "
+        f"path: '{tmp_path}/rec/{{camera}}/%Y%m%d-%H%M%S.mkv'}}}}\n",
+    )
+    cli = start_cli("serve", config)
+    folder = tmp_path / "rec" / "door"
+
+    def finished():
+        (output,) = cameras(base)["door"]["outputs"]
+        return output["frames_written"] == 60 and output["current"] is None
+
+    # the clip ends: the camera's outputs are finalized (EOF), the service keeps running
+    wait_for(finished, 60, "the recording to finish")
+    status, reasons = get(base + "readyz")
+    assert status == 503 and "camera door: source ended" in reasons
+    code, err = stop(cli)
+    assert code == 130, err
+    segments = sorted(folder.glob("*.mkv"), key=lambda path: path.stat().st_mtime_ns)
+    probes = [probe(path) for path in segments]  # each plays on its own
+    assert [p.frames for p in probes] == [13] * 4 + [8], [p.frames for p in probes]
+    assert all(p.pts_seconds[0] == 0 and p.monotonic for p in probes)
+    # the same frames, in order: each written frame is closest to the input frame it came from
+    inputs = decode(clip)
+    written = [image for path in segments for image in decode(path)]
+    nearest = [min(range(60), key=lambda i: np.abs(inputs[i] - image).mean()) for image in written]
+    assert nearest == list(range(60))
+
+
+def decode(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24").astype(np.float32) for f in container.decode(video=0)]
+
+
+def frame(i: int, seconds: float) -> Frame:
+    image = np.full((32, 48, 3), i % 256, np.uint8)
+    from fractions import Fraction
+
+    return Frame(image=image, seq=i, pts=round(seconds * 1000), time_base=Fraction(1, 1000))
+
+
+def record(recorder: SegmentedRecorder, count: int, noisy: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    recorder.open(frame(0, 0), 10)
+    for i in range(count):  # 10 frames a second
+        f = frame(i, i / 10)
+        if noisy:  # incompressible: every segment is well above 10 KB
+            f.image = rng.integers(0, 256, f.image.shape, dtype=np.uint8)
+        recorder.write(f)
+    recorder.close()
+
+
+def test_segments_never_overwrite(tmp_path):
+    pattern = str(tmp_path / "{camera}" / "seg.mp4")  # one name: every segment collides
+    taken = tmp_path / "yard" / "seg.mp4"
+    taken.parent.mkdir()
+    taken.write_bytes(b"someone else's file")
+    recorder = SegmentedRecorder("yard", RecordConfig(path=pattern, segment_s=1.0), SinkOptions())
+    record(recorder, 30, noisy=False)
+    assert taken.read_bytes() == b"someone else's file"
+    names = sorted(p.name for p in taken.parent.iterdir())
+    assert names == ["seg-1.mp4", "seg-2.mp4", "seg-3.mp4", "seg.mp4"]
+    assert [probe(taken.parent / f"seg-{n}.mp4").frames for n in (1, 2, 3)] == [10, 10, 10]
+
+
+def test_retention_by_size_and_by_age(tmp_path):
+    pattern = str(tmp_path / "{camera}" / "%Y" / "%H%M%S.mp4")
+    folder = tmp_path / "yard"
+    folder.mkdir()
+    foreign = folder / "notes.mp4"  # not a name the pattern makes: never touched
+    foreign.write_bytes(b"x" * 100_000)
+    capped = RecordConfig(path=pattern, segment_s=1.0, max_size=parse_bytes("60KB", "x"))
+    recorder = SegmentedRecorder("yard", capped, SinkOptions(preset="ultrafast"))
+    record(recorder, 60)
+    kept = sorted(folder.rglob("*-*.mp4")) + sorted(folder.rglob("[0-9]*[0-9].mp4"))
+    assert recorder.segments == 6 and recorder.deleted >= 1
+    assert sum(p.stat().st_size for p in set(kept)) <= 60_000
+    assert recorder.last_closed in kept and foreign.exists()
+
+    old = sorted(set(kept))[0].rename(kept[0].parent / "000000.mp4")  # a name not made now
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    aged = RecordConfig(path=pattern, segment_s=1.0, keep_s=3600)
+    record(SegmentedRecorder("yard", aged, SinkOptions(preset="ultrafast")), 15)
+    assert not old.exists() and foreign.exists()
+
+
+# -- HTTP, token, reload, signals -----------------------------------------------------------
+def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
+    text = (
+        f"http: {{port: {port}, token: {TOKEN}}}\n"
+        "defaults: {backend: test-blur}\n"
+        f"cameras:\n  a: {cam}\n  b: {cam}\n"
+    )
+    config = write_config(tmp_path / "s.yaml", text)
+    cli = start_cli("serve", config)
+    try:
+        wait_for(lambda: get(base + "healthz")[0] == 200, 60, "healthz")
+        assert get(base + "metrics")[0] == 401 and get(base + "api/cameras")[0] == 401
+        assert get(base + "readyz")[0] == 401
+        wait_for(lambda: cameras(base, TOKEN)["b"]["frames_out"] > 10, 30, "frames")
+        before = cameras(base, TOKEN)["a"]["frames_in"]
+
+        # remove b, add c; a is unchanged and keeps counting from where it was
+        config.write_text(text.replace("  b: ", "  c: "))
+        status, body = get(base + "api/reload", TOKEN, method="POST")
+        assert status == 200, body
+        result = json.loads(body)
+        assert result["added"] == ["c"] and result["removed"] == ["b"], result
+        assert result["unchanged"] == ["a"]
+        assert get(base + "api/reload", method="POST")[0] == 401
+        now = wait_for(lambda: cameras(base, TOKEN), 10, "cameras")
+        assert set(now) == {"a", "c"} and now["a"]["frames_in"] >= before
+
+        # SIGHUP: a broken file changes nothing, a good one adds b back
+        config.write_text("cameras: [")
+        cli.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert set(cameras(base, TOKEN)) == {"a", "c"}
+        config.write_text(text.replace("  b: ", "  c: ") + f"  b: {cam}\n")
+        cli.send_signal(signal.SIGHUP)
+        wait_for(lambda: "b" in cameras(base, TOKEN), 15, "b after SIGHUP")
+        final = cameras(base, TOKEN)["a"]["frames_in"]
+        assert final > before
+
+        metrics = get(base + "metrics", TOKEN)[1]
+        assert 'streamdenoise_camera_frames_in_total{camera="a"}' in metrics
+        assert TOKEN not in metrics and TOKEN not in get(base + "api/cameras", TOKEN)[1]
+    finally:
+        code, err = stop(cli)
+    assert code == 130, err
+    assert "reload refused" in err and TOKEN not in err
+
+
+def test_shared_neural_denoiser_batches_cameras(tmp_path):
+    clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
+    config = write_config(
+        tmp_path / "n.yaml",
+        f"http: {{port: {port}}}\ndefaults: {{backend: torch, model: spatial, precision: fp32}}\n"
+        f"cameras:\n  a: {cam}\n  b: {cam}\n  c: {cam}\n",
+    )
+    cli = start_cli("serve", config)
+    try:
+        wait_for(lambda: all(c["frames_out"] > 20 for c in cameras(base).values()), 90, "frames")
+        doc = json.loads(get(base + "api/cameras")[1])
+        (denoiser,) = doc["denoisers"]
+        assert denoiser["cameras"] == 3 and denoiser["shared"] == "batched"
+        assert denoiser["model"] == "spatial"
+        metrics = get(base + "metrics")[1]
+        assert "streamdenoise_denoiser_batch_size_bucket" in metrics
+        assert get(base)[0] == 200 and "streamdenoise serve" in get(base)[1]
+        status, _ = get(base + "api/cameras/a/frame.jpg?view=noisy")
+        assert status == 200
+    finally:
+        code, err = stop(cli)
+    assert code == 130, err

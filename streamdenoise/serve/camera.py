@@ -294,8 +294,8 @@ class Camera:
         if state == "ended":
             return "source ended"
         silent = now - (self.last_frame or self.started)
-        if silent <= self.config.ready_budget_s:
-            return None
+        if self.last_frame is not None and silent <= self.config.ready_budget_s:
+            return None  # live, or away for less than its budget
         if state in ("reconnecting", "connecting", "starting"):
             error = self.source_error()
             return f"{state} for {silent:.0f} s" + (f" ({error})" if error else "")

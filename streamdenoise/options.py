@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamdenoise.settings import default
+from streamdenoise.settings import default, pick
 
 
 @dataclass
@@ -40,3 +40,13 @@ class SinkOptions:
     bind: str = default("bind")
     #: Show noisy | denoised side by side (display and preview).
     compare: bool = default("compare")
+
+
+def stage_options(settings: dict) -> tuple[SourceOptions, SinkOptions]:
+    """The source's and the sinks' options from resolved settings (``run`` and ``serve``)."""
+    source = SourceOptions(
+        timeout_s=settings["timeout"],
+        **pick(settings, "size", "fps", "reconnect_max", "loop", "realtime"),
+    )
+    sink = SinkOptions(**pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare"))
+    return source, sink

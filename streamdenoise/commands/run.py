@@ -44,24 +44,20 @@ def check_paths(settings: dict) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from streamdenoise.options import SinkOptions, SourceOptions
+    from streamdenoise.options import stage_options
     from streamdenoise.pipeline import PipelineConfig
 
     settings = merged_settings(args)
     if settings["source"] is None:
         raise UsageError("no SOURCE given (try `streamdenoise run demo`)")
     check_paths(settings)
+    source_options, sink_options = stage_options(settings)
     return PipelineConfig(
         source=settings["source"],
         outputs=settings["output"] or [table.default_output(settings["source"])],
         **table.pick(settings, *PIPELINE_FIELDS),
-        source_options=SourceOptions(
-            timeout_s=settings["timeout"],
-            **table.pick(settings, "size", "fps", "reconnect_max", "loop", "realtime"),
-        ),
-        sink_options=SinkOptions(
-            **table.pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare")
-        ),
+        source_options=source_options,
+        sink_options=sink_options,
         status=not settings["quiet"],
         recalibrate=settings["recalibrate"],
     )

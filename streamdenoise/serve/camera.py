@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from streamdenoise.commands.run import stage_options
 from streamdenoise.errors import SourceError
 from streamdenoise.frame import EndOfStream, Frame
 from streamdenoise.frame_queue import FrameQueue, QueueClosed
 from streamdenoise.metrics import Metrics, SinkCounters
+from streamdenoise.options import stage_options
 from streamdenoise.pipeline import POLL_S, SinkRunner, one_line, unique_names
 from streamdenoise.redact import redact
 from streamdenoise.serve.config import RECORD_OUTPUT, CameraConfig
@@ -66,7 +66,7 @@ class Camera:
         self.name = config.name
         self.worker = worker
         settings = config.settings
-        self.strength: float | None = settings.get("strength")
+        self.strength: float | None = settings["strength"]
         self.dstate = None  # the service's state for this camera (owned by the worker)
         self.source_options, self.sink_options = stage_options(settings)
         self.sink_options.compare = False  # the dashboard has its own noisy view
@@ -85,8 +85,8 @@ class Camera:
         self.latest: Frame | None = None
         self.size: tuple[int, int] | None = None
         self.live = self._probe_live(config.source)
-        policy = settings.get("policy") or ("latest" if self.live else "lossless")
-        self.queue = FrameQueue(settings.get("queue_size", 2), policy)
+        policy = settings["policy"] or ("latest" if self.live else "lossless")
+        self.queue = FrameQueue(settings["queue_size"], policy)
         self.out = FrameQueue(OUT_QUEUE, policy)
         self.runners = self._make_runners()
         self._capture = threading.Thread(target=self._capture_loop, name=f"capture {self.name}")

@@ -1,7 +1,7 @@
 """The ``serve`` configuration file: ``http:``, ``defaults:``, ``denoiser:``, ``cameras:``.
 
-Every camera takes the settings ``run`` takes (same names, same parsers — see
-:mod:`streamdenoise.commands.run`) plus ``record``, ``enabled`` and ``ready_budget``;
+Every camera takes the settings ``run`` takes (same names, same parsers and defaults — see
+:mod:`streamdenoise.settings`) plus ``record``, ``enabled`` and ``ready_budget``;
 ``defaults:`` fills in what a camera leaves out. :func:`load` collects *every* problem in
 the file before giving up, so ``serve --check`` can list them all, one line each.
 """
@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamdenoise import settings as table
 from streamdenoise.errors import UsageError
 from streamdenoise.redact import redact
 
-#: Settings ``run`` knows that make no sense for a service that runs until stopped.
-RUN_ONLY = ("max_frames", "duration", "stats_json", "quiet")
+#: Settings ``run`` knows that make no sense for a service that runs until stopped (``bind``
+#: is the preview's; the service's own address is ``http.bind``).
+RUN_ONLY = ("max_frames", "duration", "stats_json", "quiet", "bind")
+#: The settings of ``run`` a camera takes.
+CAMERA_SETTINGS = tuple(name for name in table.RUN if name not in RUN_ONLY)
 #: Per-camera settings only ``serve`` has.
 SERVE_KEYS = ("record", "enabled", "ready_budget")
 RECORD_KEYS = ("path", "segment", "keep", "max_size")
@@ -72,7 +76,7 @@ class RecordConfig:
 @dataclass
 class CameraConfig:
     name: str
-    #: The camera's merged settings in ``run``'s parsed form (source, output, backend, ...).
+    #: Every setting of :data:`CAMERA_SETTINGS`, parsed, table defaults filled in.
     settings: dict
     record: RecordConfig | None = None
     enabled: bool = True
@@ -84,7 +88,7 @@ class CameraConfig:
 
     @property
     def outputs(self) -> list[str]:
-        return self.settings.get("output", [])
+        return self.settings["output"] or []
 
 
 @dataclass
@@ -170,7 +174,6 @@ def _record(value: Any, where: str, problems: _Problems) -> RecordConfig | None:
 
 
 def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraConfig | None:
-    from streamdenoise.commands.run import _PARSERS
     from streamdenoise.sinks import sink_kind
 
     where = f"camera {name!r}"
@@ -180,22 +183,23 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
     data = {**defaults, **_mapping(raw, where, problems)}
     if "outputs" in data:
         data["output"] = data.pop("outputs")
-    camera_keys = sorted((set(_PARSERS) - set(RUN_ONLY) - {"bind"}) | set(SERVE_KEYS))
-    _unknown(data, camera_keys, where, problems)
-    if "source" not in data:
+    _unknown(data, sorted({*CAMERA_SETTINGS, *SERVE_KEYS}), where, problems)
+    if data.get("source") is None:
         problems.add(where, "no source")
     settings = {}
-    for key, value in data.items():
-        if key in _PARSERS and key not in RUN_ONLY and value is not None:
-            parsed = problems.check(where, _PARSERS[key], value, key.replace("_", "-"))
-            if parsed is not None:
-                settings[key] = parsed
+    for key in CAMERA_SETTINGS:
+        setting, value = table.SETTINGS[key], data.get(key)
+        settings[key] = setting.default
+        if value is not None:
+            parsed = problems.check(where, setting.parse, value, key)
+            settings[key] = setting.default if parsed is None else parsed
+    settings["bind"] = table.default("bind")  # the preview's; refused as an output below
     camera = CameraConfig(name=name, settings=settings)
     camera.enabled = bool(data.get("enabled", True))
     if "ready_budget" in data:
         budget = problems.check(where, parse_duration, data["ready_budget"], "ready_budget")
         camera.ready_budget_s = budget or DEFAULT_READY_BUDGET_S
-    outputs = settings.get("output", [])
+    outputs = settings["output"] or []
     camera.record = _record(data.get("record"), f"{where} record", problems)
     if RECORD_OUTPUT in outputs and camera.record is None:
         camera.record = RecordConfig()

@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from streamdenoise.commands.run import choose_backend
 from streamdenoise.errors import UserError
 from streamdenoise.pipeline import one_line
+from streamdenoise.runtime import choose_backend
 from streamdenoise.serve import config as serve_config
 from streamdenoise.serve.camera import Camera
 from streamdenoise.serve.config import CameraConfig, ServeConfig
@@ -33,10 +33,10 @@ DenoiserKey = tuple[str, str | None, str | None, str | None, int | None]
 
 
 def denoiser_key(camera: CameraConfig) -> DenoiserKey:
-    settings = camera.settings
-    backend, model = choose_backend(settings, quiet=True)
-    return (backend, model, settings.get("precision"), settings.get("device"),
-            settings.get("threads"))  # fmt: skip
+    s = camera.settings
+    backend, model = choose_backend(s["backend"], s["model"], s["device"], s["precision"])
+    device = None if s["device"] == "auto" else s["device"]
+    return backend, model, s["precision"], device, s["threads"]
 
 
 def denoiser_name(key: DenoiserKey) -> str:
@@ -81,7 +81,7 @@ class Server:
 
         self.http = HttpServer(self, self.config.http)
         try:
-            result = self.apply(self.config)
+            result = self.apply(self.config, report=False)
             if result.failed:
                 name, reason = next(iter(result.failed.items()))
                 raise UserError(f"camera {name}: {reason}")
@@ -116,7 +116,9 @@ class Server:
         log.warning("%s", result.summary())
         return result
 
-    def apply(self, config: ServeConfig) -> ReloadResult:
+    def apply(self, config: ServeConfig, report: bool = True) -> ReloadResult:
+        """Start, stop and restart cameras to match ``config``; ``report``: log each camera
+        that cannot be set up (at startup the caller reports the first and gives up)."""
         result = ReloadResult()
         with self._lock:
             old = self.cameras
@@ -151,7 +153,8 @@ class Server:
                     self.failed.pop(name, None)
                 except UserError as err:
                     result.failed[name] = self.failed[name] = one_line(err)
-                    log.error("camera %s: %s", name, self.failed[name])
+                    if report:
+                        log.error("camera %s: %s", name, self.failed[name])
             self._drop_idle_workers(False)
         return result
 

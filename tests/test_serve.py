@@ -21,9 +21,11 @@ from rtsp_control import free_port
 from streamdenoise.backends.neural import StreamState
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.frame import Frame
+from streamdenoise.frame_queue import FrameQueue
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig, parse_bytes, parse_duration
 from streamdenoise.serve.recording import SegmentedRecorder
+from streamdenoise.serve.service import BatchWorker, create_service
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -319,3 +321,71 @@ def test_shared_neural_denoiser_batches_cameras(tmp_path):
     finally:
         code, err = stop(cli)
     assert code == 130, err
+
+
+# -- the batching worker -------------------------------------------------------------------
+class QueueClient:
+    """A worker client holding real frames in a real FrameQueue; records what came back."""
+
+    def __init__(self, name: str, images: list[np.ndarray], log: list[str]) -> None:
+        self.name, self.strength, self.dstate, self.log = name, None, None, log
+        self.queue = FrameQueue(len(images) + 1, "lossless")
+        for i, image in enumerate(images):
+            self.queue.put(Frame(image=image, seq=i))
+
+    def take(self):
+        return self.queue.get(timeout=0)
+
+    def ready_for_more(self) -> bool:
+        return True
+
+    def denoised(self, frame: Frame) -> None:
+        self.log.append(self.name)
+
+    def ended(self, item) -> None:
+        pass
+
+    def denoise_failed(self, frame: Frame, error: BaseException) -> None:
+        self.log.append(f"{self.name} failed: {error}")
+
+
+def run_worker(service, clients: list[QueueClient], max_batch: int, frames: int) -> None:
+    worker = BatchWorker("test", service, max_batch)
+    for client in clients:
+        worker.attach(client)
+    worker.start()
+    try:
+        wait_for(lambda: len(clients[0].log) >= frames, 60, "every frame")
+    finally:
+        worker.stop()
+
+
+def test_a_flooding_camera_cannot_starve_the_others():
+    log: list[str] = []
+    image = np.zeros((16, 16, 3), np.uint8)
+    clients = [
+        QueueClient("flood", [image] * 100, log),
+        QueueClient("b", [image] * 5, log),
+        QueueClient("c", [image] * 5, log),
+    ]
+    run_worker(create_service("identity"), clients, max_batch=2, frames=110)
+    assert log.count("flood") == 100 and log.count("b") == 5 and log.count("c") == 5
+    # round-robin: each round one frame per camera at most, starting one camera further on
+    assert max(i for i, name in enumerate(log) if name != "flood") < 16, log[:20]
+    assert log[:15].count("flood") <= 5
+
+
+def test_a_bad_frame_costs_only_its_own_camera():
+    log: list[str] = []
+    good = np.full((16, 16, 3), 100, np.uint8)
+    garbage = np.zeros((16, 16, 3), np.float32)  # not a picture a decoder delivers
+    clients = [
+        QueueClient("a", [good] * 3, log),
+        QueueClient("junk", [good, garbage, good], log),
+        QueueClient("b", [good] * 3, log),
+    ]
+    service = create_service("torch", model="spatial", precision="fp32", device="cpu")
+    run_worker(service, clients, max_batch=3, frames=9)
+    assert log.count("a") == 3 and log.count("b") == 3 and log.count("junk") == 2
+    (failure,) = [line for line in log if "failed" in line]
+    assert failure.startswith("junk failed: expected H×W×3 uint8 frames")

@@ -194,6 +194,7 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
             parsed = problems.check(where, setting.parse, value, key)
             settings[key] = setting.default if parsed is None else parsed
     settings["bind"] = table.default("bind")  # the preview's; refused as an output below
+    _check_denoiser(settings, where, problems)
     camera = CameraConfig(name=name, settings=settings)
     camera.enabled = bool(data.get("enabled", True))
     if "ready_budget" in data:
@@ -222,6 +223,21 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
         elif kind == "preview":
             problems.add(where, "use the service's dashboard instead of an http:// preview")
     return camera
+
+
+def _check_denoiser(settings: dict, where: str, problems: _Problems) -> None:
+    """What would otherwise fail only when the camera starts: an unknown model, a backend
+    that cannot run here."""
+    from streamdenoise.backends import unavailable_reason
+    from streamdenoise.models import weights_path
+
+    if settings["model"] is not None:
+        problems.check(where, weights_path, settings["model"])
+    backend = settings["backend"]
+    if backend != "auto":
+        reason = unavailable_reason(backend)
+        if reason:
+            problems.add(where, f"backend {backend!r} is unavailable: {reason}")
 
 
 def _http(raw: Any, problems: _Problems) -> HttpConfig:

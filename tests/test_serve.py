@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from helpers import make_clip, probe, run_cli, start_cli
+from helpers import make_clip, probe, run_cli, start_cli, wait_for
 from rtsp_control import free_port
 
 from streamdenoise.backends.neural import StreamState
@@ -44,19 +44,6 @@ def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, s
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cameras(base: str, token: str | None = None) -> dict:
@@ -281,7 +268,9 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
         cli.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         assert set(cameras(base, TOKEN)) == {"a", "c"}
-        config.write_text(text.replace("  b: ", "  c: ") + f"  b: {cam}\n")
+        changed = cam.replace("outputs:", "strength: 0.5, outputs:")
+        config.write_text(text.replace("  b: ", "  c: ").replace(f"c: {cam}", f"c: {changed}")
+                          + f"  b: {cam}\n")  # fmt: skip
         cli.send_signal(signal.SIGHUP)
         wait_for(lambda: "b" in cameras(base, TOKEN), 15, "b after SIGHUP")
         final = cameras(base, TOKEN)["a"]["frames_in"]
@@ -294,6 +283,7 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
         code, err = stop(cli)
     assert code == 130, err
     assert "reload refused" in err and TOKEN not in err
+    assert "reloaded: added b; restarted c" in err, err
 
 
 def test_shared_neural_denoiser_batches_cameras(tmp_path):

@@ -1,12 +1,14 @@
 """``streamdenoise serve CONFIG.yaml``: run every camera of the file until SIGINT/SIGTERM.
 
 SIGHUP (or ``POST /api/reload``) re-reads the file. ``--check`` validates it and exits: 0, or
-2 with one line per problem.
+2 with one line per problem. A second SIGINT/SIGTERM leaves at once, without waiting for the
+outputs (fragmented MP4 and MKV segments still play up to their last complete part).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -49,8 +51,9 @@ def serve(config) -> int:
     stop, reload = threading.Event(), threading.Event()
 
     def on_stop(signum, _frame) -> None:
-        if stop.is_set():
-            return
+        if stop.is_set():  # asked twice, like FFmpeg: leave now (files play to their last GOP)
+            print("streamdenoise: stopped without finalizing", file=sys.stderr)
+            os._exit(EXIT_INTERRUPTED)
         print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
         stop.set()
 

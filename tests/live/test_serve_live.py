@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import REPO_ROOT, make_clip, start_cli
+from helpers import REPO_ROOT, make_clip, start_cli, wait_for
 from rtsp_control import RtspServer, free_port, gst_rtsp_missing
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
@@ -35,19 +35,6 @@ def fetch(url: str, timeout: float = 10) -> tuple[int, str]:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(errors="replace")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

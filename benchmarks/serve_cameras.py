@@ -6,15 +6,18 @@ a looped H.264 clip paced at its frame rate (``loop`` + ``realtime``: what a liv
 delivers, decoded by PyAV as an RTSP stream would be), denoised into a ``null`` output.
 
 Modes:
-* ``serve``: one ``streamdenoise serve`` with N cameras sharing one denoiser (batched up to
-  ``--max-batch``); the fps of each camera is read from ``/api/cameras`` over the measured
-  window, after the warm-up.
+* ``serve``: one ``streamdenoise serve`` with N cameras sharing one denoiser, its default
+  batching (one frame a call on a CPU, up to 16 on a GPU); the fps of each camera is read
+  from ``/api/cameras`` over the measured window, after the warm-up.
+* ``serve-batched``: the same with ``max_batch: --max-batch``.
 * ``run``: N separate ``streamdenoise run`` processes, each loading its own model; each one's
   fps comes from its ``--stats-json`` (frames out over the time from its first frame).
 * ``serve-unbatched``: ``serve`` with ``max_batch: 1`` (round-robin, one frame per call).
 
-``--gpu`` measures 1920x1080@30 with ``serve`` (batched, up to 16 a call) against
-``serve-unbatched`` on CUDA, up to 32 cameras.
+``--gpu`` measures 1920x1080@30 with ``serve-batched`` (up to 16 a call) against
+``serve-unbatched`` on CUDA, up to 32 cameras. ``--calls-only`` times the shared denoiser
+alone: K streams' frames in one call against K calls of one frame (interleaved rounds, so the
+ratio holds even on a busy machine).
 
 Writes JSON, markdown and a PNG under benchmarks/results/ (``--out`` sets the stem), with the
 machine (CPU model and flags: AVX2 vs AVX-512/bf16; GPUs; load average at start and end).
@@ -53,7 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="640x360@15,1280x720@30",
                         help="WIDTHxHEIGHT@FPS list [%(default)s]")  # fmt: skip
-    parser.add_argument("--modes", default="serve,run", help="serve, run, serve-unbatched")
+    parser.add_argument(
+        "--modes", default="serve,run", help="serve, serve-batched, serve-unbatched, run"
+    )
     parser.add_argument("--max-cameras", type=int, default=8)
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
@@ -64,10 +69,16 @@ def parse_args() -> argparse.Namespace:
         help="camera settings as YAML, e.g. '{model: spatial}' [backend auto, default model]",
     )
     parser.add_argument("--gpu", action="store_true", help="1080p30 batched vs unbatched, CUDA")
+    parser.add_argument(
+        "--calls-only",
+        action="store_true",
+        help="only time the shared denoiser: K streams in one call vs K calls of one",
+    )
     parser.add_argument("--out", default="serve_cameras", help="file stem under results/")
     args = parser.parse_args()
     if args.gpu:
-        args.cases, args.modes, args.max_batch = "1920x1080@30", "serve,serve-unbatched", 16
+        args.cases, args.modes = "1920x1080@30", "serve-batched,serve-unbatched"
+        args.max_batch = 16
         args.max_cameras = max(args.max_cameras, 32)
         args.camera = args.camera if args.camera != "{}" else "{device: cuda}"
         args.out = args.out if args.out != "serve_cameras" else "serve_cameras_gpu"
@@ -106,10 +117,10 @@ def fetch_cameras(port: int) -> dict:
         return {c["name"]: c for c in json.loads(r.read())["cameras"]}
 
 
-def measure_serve(clip: Path, n: int, args, max_batch: int, work: Path) -> dict:
+def measure_serve(clip: Path, n: int, args, max_batch: int | None, work: Path) -> dict:
     port = free_port()
     camera = f"{{source: '{clip}', loop: true, realtime: true, outputs: ['null']}}"
-    lines = [f"http: {{port: {port}}}", f"denoiser: {{max_batch: {max_batch}}}",
+    lines = [f"http: {{port: {port}}}", f"denoiser: {{max_batch: {max_batch or 'auto'}}}",
              f"defaults: {args.camera}", "cameras:"]  # fmt: skip
     lines += [f"  cam{i}: {camera}" for i in range(n)]
     config = work / f"serve-{n}.yaml"
@@ -183,7 +194,7 @@ def run_case(case: str, args, work: Path) -> list[dict]:
             if mode == "run":
                 result = measure_runs(clip, n, args, work)
             else:
-                batch = 1 if mode == "serve-unbatched" else args.max_batch
+                batch = {"serve-unbatched": 1, "serve-batched": args.max_batch}.get(mode)
                 result = measure_serve(clip, n, args, batch, work)
             worst = min(result["fps"]) if result["fps"] else 0.0
             ok = worst >= SUSTAINED * float(fps)
@@ -216,9 +227,9 @@ def write_reports(rows: list[dict], args, machine: dict) -> None:
         f"Machine: {cpu['model']}, {cpu['cores']} logical cores, flags "
         f"{', '.join(cpu['flags'])}; GPUs: {', '.join(machine['gpus']) or 'none'}; load "
         f"{machine['load_avg_1m']} at start, {machine['load_end']} at the end.",
-        f"Camera settings: {args.camera}; serve max_batch {args.max_batch}; sustained = every "
-        f"camera >= {SUSTAINED:.0%} of the source rate over {args.seconds:g} s after "
-        f"{args.warmup:g} s warm-up.",
+        f"Camera settings: {args.camera}; serve-batched max_batch {args.max_batch}; "
+        f"sustained = every camera >= {SUSTAINED:.0%} of the source rate over "
+        f"{args.seconds:g} s after {args.warmup:g} s warm-up.",
         "",
         "| case | " + " | ".join(f"{m}: cameras" for m in modes) + " |",
         "|---|" + "---:|" * len(modes),
@@ -235,6 +246,32 @@ def write_reports(rows: list[dict], args, machine: dict) -> None:
         )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     plot(rows, cases, modes, stem.with_suffix(".png"))
+
+
+def write_calls(rows: list[dict], args, machine: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{args.out}_calls"
+    doc = {"settings": vars(args), "machine": machine, "rows": rows}
+    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    cpu = machine["cpu"]
+    lines = [
+        "# The shared denoiser: K streams in one call vs K calls of one frame",
+        "",
+        f"Machine: {cpu['model']}, {cpu['cores']} logical cores, flags "
+        f"{', '.join(cpu['flags'])}; GPUs: {', '.join(machine['gpus']) or 'none'}; load "
+        f"{machine['load_avg_1m']} at start, {machine['load_end']} at the end. Median of "
+        "interleaved rounds; times include the per-frame host work (noise estimate, motion).",
+        "",
+        "| case | backend | model | streams | batched ms/frame | one by one ms/frame | speed-up |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['backend']} | {r['model']} | {r['streams']} | "
+            f"{r['batched_ms_per_frame']} | {r['single_ms_per_frame']} | {r['speedup']} |"
+        )
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(stem.with_suffix(".md").read_text())
 
 
 def plot(rows: list[dict], cases: list[str], modes: list[str], path: Path) -> None:
@@ -256,9 +293,60 @@ def plot(rows: list[dict], cases: list[str], modes: list[str], path: Path) -> No
     fig.savefig(path, dpi=110)
 
 
+def measure_calls(args, rounds: int = 5) -> list[dict]:
+    """The shared denoiser alone: K frames of K streams in one call against K calls of one,
+    interleaved round by round (so machine load hits both alike), per case and K."""
+    from streamdenoise.runtime import choose_backend
+    from streamdenoise.serve.service import create_service
+
+    camera = _yaml(args.camera)
+    backend, model = choose_backend(camera.get("backend", "auto"), camera.get("model"),
+                                    camera.get("device"), camera.get("precision"))  # fmt: skip
+    device = camera.get("device")
+    service = create_service(backend, model=model, precision=camera.get("precision"),
+                             device=None if device == "auto" else device)  # fmt: skip
+    rows = []
+    for case in args.cases.split(","):
+        width, height = (int(v) for v in case.split("@")[0].split("x"))
+        rng = np.random.default_rng(0)
+        for k in (2, 4, 8):
+            if k > args.max_batch:
+                break
+            frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(k)]
+            states = [service.new_state() for _ in range(k)]
+            service.denoise(frames, states)  # compile / warm up both shapes
+            for frame, state in zip(frames, states, strict=True):
+                service.denoise([frame], [state])
+            batched, single = [], []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                _, states = service.denoise(frames, states)
+                batched.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                for i, frame in enumerate(frames):
+                    _, (states[i],) = service.denoise([frame], [states[i]])
+                single.append(time.perf_counter() - start)
+            per_frame = {
+                "batched_ms_per_frame": round(float(np.median(batched)) / k * 1000, 1),
+                "single_ms_per_frame": round(float(np.median(single)) / k * 1000, 1),
+            }
+            row = {"case": case, "streams": k, "backend": backend, "model": model, **per_frame}
+            row["speedup"] = round(row["single_ms_per_frame"] / row["batched_ms_per_frame"], 2)
+            print(f"calls {case} x{k}: batched {row['batched_ms_per_frame']} ms/frame, "
+                  f"one at a time {row['single_ms_per_frame']} ms/frame", flush=True)  # fmt: skip
+            rows.append(row)
+    service.close()
+    return rows
+
+
 def main() -> int:
     args = parse_args()
     machine = machine_record()
+    if args.calls_only:
+        calls = measure_calls(args)
+        machine["load_end"] = round(os.getloadavg()[0], 2)
+        write_calls(calls, args, machine)
+        return 0
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         for case in args.cases.split(","):

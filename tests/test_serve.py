@@ -293,7 +293,8 @@ def test_shared_neural_denoiser_batches_cameras(tmp_path):
     cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
     config = write_config(
         tmp_path / "n.yaml",
-        f"http: {{port: {port}}}\ndefaults: {{backend: torch, model: spatial, precision: fp32}}\n"
+        f"http: {{port: {port}}}\ndenoiser: {{max_batch: 3}}\n"
+        "defaults: {backend: torch, model: spatial, precision: fp32}\n"
         f"cameras:\n  a: {cam}\n  b: {cam}\n  c: {cam}\n",
     )
     cli = start_cli("serve", config)
@@ -302,6 +303,7 @@ def test_shared_neural_denoiser_batches_cameras(tmp_path):
         doc = json.loads(get(base + "api/cameras")[1])
         (denoiser,) = doc["denoisers"]
         assert denoiser["cameras"] == 3 and denoiser["shared"] == "batched"
+        assert denoiser["max_batch"] == 3
         assert denoiser["model"] == "spatial"
         metrics = get(base + "metrics")[1]
         assert "streamdenoise_denoiser_batch_size_bucket" in metrics

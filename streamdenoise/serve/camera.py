@@ -153,10 +153,7 @@ class Camera:
                 self._phase = "connecting"
                 source.open()
                 self.opens += 1
-                attempt = 0
-                if reported is not None:
-                    log.warning("camera %s: back", self.name)
-                    reported = None
+                attempt, reported = 0, None
                 self._phase = "running"
                 if self._stream(source, first_open=self.opens == 1):
                     return  # the input ended (a file that does not loop)

@@ -34,7 +34,11 @@ RECORD_OUTPUT = "record"
 DEFAULT_RECORD_PATH = "recordings/{camera}/%Y-%m-%d/%H-%M-%S.mp4"
 DEFAULT_SEGMENT_S = 60.0
 DEFAULT_READY_BUDGET_S = 10.0
-DEFAULT_MAX_BATCH = 8
+#: Frames per call of a shared denoiser when the file does not say: a GPU gets batches; on a
+#: CPU one frame a call (round-robin) ran as fast or faster than batches of 2-8 at 360p and
+#: 720p (benchmarks/results/serve_cameras_calls.md).
+GPU_MAX_BATCH = 16
+CPU_MAX_BATCH = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -107,7 +111,13 @@ class ServeConfig:
     path: Path
     http: HttpConfig
     cameras: dict[str, CameraConfig]
-    max_batch: int = DEFAULT_MAX_BATCH
+    #: None: :data:`GPU_MAX_BATCH` on CUDA, :data:`CPU_MAX_BATCH` elsewhere.
+    max_batch: int | None = None
+
+    def batch_for(self, device: str) -> int:
+        if self.max_batch is not None:
+            return self.max_batch
+        return GPU_MAX_BATCH if device.startswith("cuda") else CPU_MAX_BATCH
 
 
 def is_loopback(host: str) -> bool:
@@ -290,8 +300,8 @@ def load(path: str | Path) -> tuple[ServeConfig | None, list[str]]:
     http = _http(data.get("http"), problems)
     denoiser = _mapping(data.get("denoiser"), "denoiser", problems)
     _unknown(denoiser, DENOISER_KEYS, "denoiser", problems)
-    max_batch = DEFAULT_MAX_BATCH
-    if "max_batch" in denoiser:
+    max_batch = None
+    if denoiser.get("max_batch") not in (None, "auto"):
         value = denoiser["max_batch"]
         if not isinstance(value, int) or value < 1:
             problems.add("denoiser", f"bad max_batch {value!r}: expected an integer >= 1")

@@ -29,6 +29,9 @@ from streamdenoise.serve.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+#: How often camera states are looked at for the log.
+WATCH_S = 1.0
+
 DenoiserKey = tuple[str, str | None, str | None, str | None, int | None]
 
 
@@ -73,6 +76,8 @@ class Server:
         self._lock = threading.RLock()
         self.started = time.monotonic()
         self.http = None
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -89,9 +94,30 @@ class Server:
             self.shutdown()
             raise
         self.http.start()
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        """One log line each time a camera changes state (the journal tells the story)."""
+        seen: dict[str, str] = {}
+        while not self._stopping.wait(WATCH_S):
+            cameras, _ = self.snapshot()
+            for camera in cameras:
+                state, before = camera.state, seen.get(camera.name)
+                seen[camera.name] = state
+                if before is None or state == before:
+                    continue
+                error = camera.source_error() if state != "live" else None
+                log.warning(
+                    "camera %s: %s -> %s%s",
+                    camera.name,
+                    before,
+                    state,
+                    f" ({error})" if error else "",
+                )
 
     def shutdown(self) -> None:
         """Stop every camera (in parallel: each finalizes its own files), then the rest."""
+        self._stopping.set()
         with self._lock:
             cameras = list(self.cameras.values())
             self.cameras.clear()
@@ -168,7 +194,8 @@ class Server:
                 backend, model=model, precision=precision, device=device, threads=threads
             )
             observe = self.telemetry.observer(name)
-            worker = BatchWorker(name, service, self.config.max_batch, observe)
+            max_batch = self.config.batch_for(str(service.describe().get("device", "cpu")))
+            worker = BatchWorker(name, service, max_batch, observe)
             worker.start()
             self.workers[key] = worker
         camera = Camera(config, worker, self.telemetry.written)

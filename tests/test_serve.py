@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import make_clip, probe, run_cli, start_cli, wait_for
 from rtsp_control import free_port
 
@@ -117,11 +118,14 @@ def moving(seed: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
-def test_batched_streams_match_separate_denoisers():
+@pytest.mark.parametrize("on_device", [False, True], ids=["host", "device-path"])
+def test_batched_streams_match_separate_denoisers(on_device):
     """Three streams through one shared denoiser (two of one size batched together, one of
-    another size) give what three denoisers of their own give: no state leaks between them."""
+    another size) give what three denoisers of their own give: no state leaks between them.
+    ``device-path`` runs the GPU code path (frames and states as torch tensors) on the CPU."""
     streams = [moving(1, 4, (48, 64)), moving(2, 4, (48, 64)), moving(3, 4, (37, 53))]
     shared = TorchDenoiser(model="temporal", precision="fp32")
+    shared.frames_on_device = on_device
     states = [StreamState(), StreamState(), StreamState(strength=0.5)]
     batched = [[] for _ in streams]
     for t in range(4):
@@ -135,6 +139,7 @@ def test_batched_streams_match_separate_denoisers():
             diff = np.abs(expected.astype(int) - batched[i][t].astype(int))
             assert diff.max() <= 1, (i, t, diff.max())
     assert states[0].recurrent is not None and states[0].recurrent.shape[0] == 1
+    assert isinstance(states[0].recurrent, np.ndarray) != on_device  # a tensor on the device
 
 
 # -- recordings ------------------------------------------------------------------------------

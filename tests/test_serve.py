@@ -12,6 +12,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +119,20 @@ def moving(seed: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("on_device", [False, True], ids=["host", "device-path"])
-def test_batched_streams_match_separate_denoisers(on_device):
+@pytest.mark.parametrize(
+    ("on_device", "threads"),
+    [(False, 0), (True, 0), (False, 3)],
+    ids=["host", "device-path", "threads"],
+)
+def test_batched_streams_match_separate_denoisers(on_device, threads):
     """Three streams through one shared denoiser (two of one size batched together, one of
     another size) give what three denoisers of their own give: no state leaks between them.
-    ``device-path`` runs the GPU code path (frames and states as torch tensors) on the CPU."""
+    ``device-path`` runs the GPU code path (frames and states as torch tensors) on the CPU;
+    ``threads`` spreads the per-stream work over a thread pool, as ``serve`` does."""
     streams = [moving(1, 4, (48, 64)), moving(2, 4, (48, 64)), moving(3, 4, (37, 53))]
     shared = TorchDenoiser(model="temporal", precision="fp32")
     shared.frames_on_device = on_device
+    shared.executor = ThreadPoolExecutor(threads) if threads else None
     states = [StreamState(), StreamState(), StreamState(strength=0.5)]
     batched = [[] for _ in streams]
     for t in range(4):

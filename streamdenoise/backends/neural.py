@@ -22,8 +22,10 @@ on which ``serve`` shares one denoiser between cameras.
 from __future__ import annotations
 
 import functools
+import threading
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
@@ -119,6 +121,9 @@ class NeuralDenoiser(Denoiser):
         #: The state of the one stream ``process()`` serves.
         self._stream = StreamState()
         self._motion = MotionCompensator(self.config.motion) if self.temporal else None
+        #: Threads for the per-stream work of a batch (None: the calling thread does it all).
+        self.executor: Executor | None = None
+        self._thread_motion = threading.local()
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
@@ -231,26 +236,46 @@ class NeuralDenoiser(Denoiser):
             else:
                 height, width = image.shape[:2]
                 groups.setdefault((-(-height // m), -(-width // m)), []).append(i)
+        run = self.executor.map if self.executor is not None else map
         for members in groups.values():
-            xs, sigmas, prevs = [], [], []
-            for i in members:
-                image, state = images[i], states[i]
-                scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
-                self._detect_scene_cut(image, scale, state)
-                sigma = self._noise_level(image, scale, state) * self._strength(state)
-                xs.append(self._graph_input(image, scale))
-                sigmas.append(sigma.reshape(1, 3, 1, 1).astype(np.float32))
-                if self.temporal:
-                    prevs.append(self._aligned_state(image, xs[-1], state))
-            prev = _stack(prevs) if self.temporal else None
-            out = self._infer(_stack(xs), np.concatenate(sigmas), prev)
+            # Per stream and independent (noise level, scene cut, motion, conversion): spread
+            # over the executor's threads when there is one; the graph runs once for all.
+            inputs = list(run(lambda i: self._graph_inputs(images[i], states[i]), members))
+            xs, sigmas, prevs = zip(*inputs, strict=True)
+            prev = _stack(list(prevs)) if self.temporal else None
+            out = self._infer(_stack(list(xs)), np.concatenate(sigmas), prev)
             for k, i in enumerate(members):
-                one = out[k : k + 1]
                 if self.temporal:
-                    keep = shared and self.reuses_output_buffers
+                    one, keep = out[k : k + 1], shared and self.reuses_output_buffers
                     states[i].recurrent = one.copy() if keep else one
-                outputs[i] = self._graph_output(one, *images[i].shape[:2], to_uint8)
+            crop = functools.partial(self._batch_output, out, to_uint8)
+            shapes = [images[i].shape[:2] for i in members]
+            for i, image in zip(members, run(crop, range(len(members)), shapes), strict=True):
+                outputs[i] = image
         return outputs, list(states)
+
+    def _batch_output(self, out, to_uint8: bool, k: int, shape: tuple[int, int]) -> np.ndarray:
+        """Item ``k`` of a batched graph output as an H×W×3 frame of ``shape``."""
+        return self._graph_output(out[k : k + 1], *shape, to_uint8)
+
+    def _graph_inputs(self, image: np.ndarray, state: StreamState) -> tuple:
+        """(noisy, sigma, prev) of one stream's frame for the graph; ``state`` updated."""
+        scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
+        self._detect_scene_cut(image, scale, state)
+        sigma = self._noise_level(image, scale, state) * self._strength(state)
+        x = self._graph_input(image, scale)
+        prev = self._aligned_state(image, x, state) if self.temporal else None
+        return x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev
+
+    def _compensator(self) -> MotionCompensator:
+        """This thread's motion compensator: the flow estimator keeps buffers between calls,
+        so threads of the executor each have their own (the result does not depend on it)."""
+        if self.executor is None:
+            return self._motion
+        mine = getattr(self._thread_motion, "compensator", None)
+        if mine is None:
+            mine = self._thread_motion.compensator = MotionCompensator(self.config.motion)
+        return mine
 
     def _strength(self, state: StreamState) -> float:
         return self.strength if state.strength is None else state.strength
@@ -308,7 +333,7 @@ class NeuralDenoiser(Denoiser):
     def _aligned_state(self, image: np.ndarray, x, state: StreamState):
         """The recurrent input: the state moved onto the current frame, or after a reset the
         noisy frame itself."""
-        motion, state.motion = self._motion.measure(state.motion, image)
+        motion, state.motion = self._compensator().measure(state.motion, image)
         if state.recurrent is None or motion is None:
             return initial_state(x, self.config.state_channels)
         return self._motion.apply(state.recurrent, x, motion)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -195,6 +196,7 @@ class Server:
             )
             observe = self.telemetry.observer(name)
             max_batch = self.config.batch_for(str(service.describe().get("device", "cpu")))
+            service.spread(min(max_batch, os.cpu_count() or 1))
             worker = BatchWorker(name, service, max_batch, observe)
             worker.start()
             self.workers[key] = worker

@@ -23,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +54,10 @@ class DenoiseService(ABC):
     def release(self, state: Any) -> None:  # noqa: B027 - only stateful filters hold anything
         """A stream ended: free what its state holds."""
 
+    def spread(self, threads: int) -> None:  # noqa: B027 - where per-stream work is light
+        """Let the per-stream work of one call (noise level, motion, conversions) run on up
+        to ``threads`` threads, while the batched graph call stays one."""
+
     @abstractmethod
     def describe(self) -> dict: ...
 
@@ -65,6 +70,7 @@ class SharedNeuralService(DenoiseService):
 
     def __init__(self, denoiser: NeuralDenoiser) -> None:
         self.denoiser = denoiser
+        self._pool: ThreadPoolExecutor | None = None
 
     def new_state(self, strength: float | None = None) -> StreamState:
         return StreamState(strength=strength)
@@ -72,11 +78,18 @@ class SharedNeuralService(DenoiseService):
     def denoise(self, frames, states):
         return self.denoiser.process_batch(frames, states)
 
+    def spread(self, threads: int) -> None:
+        if threads > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="denoise-prep")
+            self.denoiser.executor = self._pool
+
     def describe(self) -> dict:
         return {**self.denoiser.describe(), "shared": "batched"}
 
     def close(self) -> None:
         self.denoiser.close()
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 @dataclass

@@ -16,7 +16,8 @@ runs in is decided by :mod:`streamdenoise.runtime` from its ``name``.
 Everything remembered about a stream lives in one :class:`StreamState`. ``process()`` keeps
 one for the single stream it is fed; :meth:`NeuralDenoiser.process_batch` is the stateless
 form — frames of many streams in, each with its own state, one graph call per frame size —
-on which ``serve`` shares one denoiser between cameras.
+on which ``serve`` shares one denoiser between cameras; with an ``executor`` the per-stream
+work of a batch runs on its threads.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``streamdenoise serve CONFIG.yaml``: run every camera of the file until SIGINT/SIGTERM.
 
 SIGHUP (or ``POST /api/reload``) re-reads the file. ``--check`` validates it and exits: 0, or
-2 with one line per problem. A second SIGINT/SIGTERM leaves at once, without waiting for the
+2 with one line per problem. A third SIGINT/SIGTERM leaves at once, without waiting for the
 outputs (fragmented MP4 and MKV segments still play up to their last complete part).
 """
 
@@ -16,6 +16,9 @@ import threading
 from streamdenoise.errors import UsageError
 
 EXIT_INTERRUPTED = 130
+#: Signals after which serve leaves without finalizing. Not 2: supervisors (``timeout``, some
+#: init systems) signal the process and then its group, so one stop request can arrive twice.
+HARD_EXIT_SIGNALS = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +53,15 @@ def serve(config) -> int:
 
     stop, reload = threading.Event(), threading.Event()
 
+    signals = []
+
     def on_stop(signum, _frame) -> None:
-        if stop.is_set():  # asked twice, like FFmpeg: leave now (files play to their last GOP)
+        signals.append(signum)
+        if len(signals) >= HARD_EXIT_SIGNALS:  # insisted: leave now, files play to their last GOP
             print("streamdenoise: stopped without finalizing", file=sys.stderr)
             os._exit(EXIT_INTERRUPTED)
-        print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
+        if len(signals) == 1:
+            print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
         stop.set()
 
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}

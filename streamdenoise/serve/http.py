@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -47,6 +48,10 @@ REQUEST_TIMEOUT_S = 10.0
 MAX_FORM_BYTES = 4096
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class HttpServer:
     def __init__(self, server, config: HttpConfig) -> None:
         self.server = server
@@ -54,8 +59,9 @@ class HttpServer:
         self._token = config.token
         self._page = files("streamdenoise.serve").joinpath("dashboard.html").read_bytes()
         self._login_page = files("streamdenoise.serve").joinpath("login.html").read_bytes()
+        server_class = _Server6 if ":" in config.bind else ThreadingHTTPServer
         try:
-            self._httpd = ThreadingHTTPServer((config.bind, config.port), self._handler())
+            self._httpd = server_class((config.bind.strip("[]"), config.port), self._handler())
         except OSError as err:
             raise UserError(
                 f"cannot serve HTTP on {config.bind}:{config.port}: {err.strerror}"
@@ -68,7 +74,8 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.warning("serving on http://%s:%d/", self.config.bind, self.port)
+        host = self.config.bind.strip("[]")
+        log.warning("serving on http://%s:%d/", f"[{host}]" if ":" in host else host, self.port)
 
     def close(self) -> None:
         if self._thread.is_alive():

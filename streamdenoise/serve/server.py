@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from streamdenoise.errors import UserError
 from streamdenoise.pipeline import one_line
@@ -33,20 +34,21 @@ log = logging.getLogger(__name__)
 #: How often camera states are looked at for the log.
 WATCH_S = 1.0
 
-DenoiserKey = tuple[str, str | None, str | None, str | None, int | None]
+#: The settings that make cameras share a denoiser: backend and model as resolved, then
+#: precision, device, threads, engine_cache as given.
+DenoiserKey = tuple[str, str | None, str | None, str, int | None, Path | None]
 
 
 def denoiser_key(camera: CameraConfig) -> DenoiserKey:
     s = camera.settings
     backend, model = choose_backend(s["backend"], s["model"], s["device"], s["precision"])
-    device = None if s["device"] == "auto" else s["device"]
-    return backend, model, s["precision"], device, s["threads"]
+    return backend, model, s["precision"], s["device"], s["threads"], s["engine_cache"]
 
 
 def denoiser_name(key: DenoiserKey) -> str:
-    backend, model, precision, device, threads = key
+    backend, model, precision, device, threads, _ = key
     name = backend + (f"/{model}" if model else "") + (f"/{precision}" if precision else "")
-    name += f"@{device}" if device else ""
+    name += f"@{device}" if device != "auto" else ""
     return name + (f"x{threads}" if threads else "")
 
 
@@ -190,9 +192,14 @@ class Server:
         worker = self.workers.get(key)
         if worker is None:
             name = denoiser_name(key)
-            backend, model, precision, device, threads = key
+            backend, model, precision, device, threads, engine_cache = key
             service = create_service(
-                backend, model=model, precision=precision, device=device, threads=threads
+                backend,
+                model=model,
+                precision=precision,
+                device=device,
+                threads=threads,
+                engine_cache=engine_cache,
             )
             observe = self.telemetry.observer(name)
             max_batch = self.config.batch_for(str(service.describe().get("device", "cpu")))

@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamdenoise.backends import create_backend
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.backends.neural import NeuralDenoiser, StreamState
 from streamdenoise.frame import EndOfStream, Frame
 from streamdenoise.redact import redact_obj
+from streamdenoise.runtime import create_denoiser
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +128,14 @@ class PerStreamService(DenoiseService):
         return {**self._info, "shared": "per-stream"}
 
 
-def create_service(backend: str, **settings) -> DenoiseService:
-    """A service for ``backend`` with ``settings`` (model, precision, device, threads, strength:
-    None means the backend's default); raises a UserError with one readable line."""
-    given = {key: value for key, value in settings.items() if value is not None}
-    first = create_backend(backend, **given)
+def create_service(backend: str = "auto", **settings) -> DenoiseService:
+    """A service around the denoiser a run would use with these settings (model, precision,
+    device, threads, engine_cache: see :func:`streamdenoise.runtime.create_denoiser`); raises
+    a UserError with one readable line."""
+    first = create_denoiser(backend, **settings)
     if isinstance(first, NeuralDenoiser):
         return SharedNeuralService(first)
-    return PerStreamService(lambda **extra: create_backend(backend, **(given | extra)), first)
+    return PerStreamService(lambda **extra: create_denoiser(backend, **(settings | extra)), first)
 
 
 class Client(Protocol):

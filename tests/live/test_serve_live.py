@@ -9,6 +9,7 @@ test on 127.0.0.1 only; each is skipped, with the reason, only where it is not i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT, make_clip, start_cli, wait_for
@@ -94,25 +96,26 @@ def test_one_denoiser_serves_every_camera(site):
     assert "hunter2" not in text and "admin:" not in text
 
 
-def test_prometheus_scrapes_the_metrics(site, tmp_path):
+@contextlib.contextmanager
+def prometheus(tmp_path: Path, jobs: str):
+    """A real Prometheus on 127.0.0.1 scraping every second with the ``scrape_configs`` entries
+    ``jobs`` (YAML); yields ``query(expr) -> result list`` through its HTTP query API."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("Debian package prometheus is not installed")
     port = free_port()
-    (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: streamdenoise\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{site['port']}']}}]\n"
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
     )
     argv = [
         binary,
-        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--config.file={config}",
         f"--storage.tsdb.path={tmp_path / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
     with open(tmp_path / "prometheus.log", "w") as log:
-        prometheus = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{port}/api/v1/query?query="
 
     def query(expr: str) -> list:
@@ -120,6 +123,18 @@ def test_prometheus_scrapes_the_metrics(site, tmp_path):
         return json.loads(body)["data"]["result"] if status == 200 else []
 
     try:
+        yield query
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_prometheus_scrapes_the_metrics(site, tmp_path):
+    job = (
+        "  - job_name: streamdenoise\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{site['port']}']}}]\n"
+    )
+    with prometheus(tmp_path, job) as query:
         # every camera's counter, scraped and growing between scrapes
         growing = wait_for(
             lambda: (
@@ -136,9 +151,44 @@ def test_prometheus_scrapes_the_metrics(site, tmp_path):
             "histogram_quantile(0.5, rate(streamdenoise_camera_e2e_latency_seconds_bucket[5s]))"
         )
         assert query('streamdenoise_camera_state{state="live"} == 1')
+
+
+def test_prometheus_scrapes_a_token_protected_service(tmp_path):
+    """The scrape configuration of docs/serve.md: with the token file Prometheus gets in;
+    without it the target is down (401)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=20, size=(96, 64), fps=10)
+    token = "a-long-enough-token-0123"
+    (tmp_path / "token").write_text(token + "\n")
+    port = free_port()
+    (tmp_path / "serve.yaml").write_text(
+        f"http: {{port: {port}, token_file: '{tmp_path / 'token'}'}}\n"
+        "defaults: {backend: test-blur}\n"
+        f"cameras:\n  door: {{source: '{clip}', loop: true, realtime: true, outputs: ['null']}}\n"
+    )
+    cli = start_cli("serve", tmp_path / "serve.yaml")
+    target = f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    jobs = (
+        f"  - job_name: with-token\n{target}"
+        f"    authorization: {{credentials_file: '{tmp_path / 'token'}'}}\n"
+        f"  - job_name: without\n{target}"
+    )
+    try:
+        with prometheus(tmp_path, jobs) as query:
+            wait_for(lambda: query('up{job="with-token"} == 1'), 60, "the scrape with the token")
+            wait_for(lambda: query('up{job="without"} == 0'), 60, "the scrape without it")
+            assert (
+                wait_for(
+                    lambda: query('streamdenoise_camera_frames_out_total{camera="door"} > 0'),
+                    60,
+                    "door's frames",
+                )[0]["metric"]["job"]
+                == "with-token"
+            )
     finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, err
+    assert token not in err
 
 
 def test_dashboard_in_headless_chromium(site, tmp_path):

@@ -1,9 +1,9 @@
 """How many cameras one `serve` sustains at full frame rate, against separate `run`s.
 
-For each case (WIDTHxHEIGHT@FPS) the camera count grows from 1 until a mode no longer keeps
-every camera at >= 95 % of the source frame rate (or --max-cameras is reached). A camera is
-a looped H.264 clip paced at its frame rate (``loop`` + ``realtime``: what a live camera
-delivers, decoded by PyAV as an RTSP stream would be), denoised into a ``null`` output.
+For each case (WIDTHxHEIGHT@FPS) the camera count climbs ``--counts`` until a mode no longer
+keeps every camera at >= 95 % of the source frame rate. A camera is a looped H.264 clip paced
+at its frame rate (``loop`` + ``realtime``: what a live camera delivers, decoded by PyAV as an
+RTSP stream would be), denoised into a ``null`` output.
 
 Modes:
 * ``serve``: one ``streamdenoise serve`` with N cameras sharing one denoiser, its default
@@ -15,7 +15,7 @@ Modes:
 * ``serve-unbatched``: ``serve`` with ``max_batch: 1`` (round-robin, one frame per call).
 
 ``--gpu`` measures 1920x1080@30 with ``serve-batched`` (up to 16 a call) against
-``serve-unbatched`` on CUDA, up to 32 cameras. ``--calls-only`` times the shared denoiser
+``serve-unbatched`` on CUDA, 1 to 32 cameras. ``--calls-only`` times the shared denoiser
 alone: K streams' frames in one call against K calls of one frame (interleaved rounds, so the
 ratio holds even on a busy machine).
 
@@ -59,7 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--modes", default="serve,run", help="serve, serve-batched, serve-unbatched, run"
     )
-    parser.add_argument("--max-cameras", type=int, default=8)
+    parser.add_argument(
+        "--counts", default="1,2,3,4,5,6,8", help="camera counts to try, in order [%(default)s]"
+    )
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--max-batch", type=int, default=8, help="serve's denoiser.max_batch")
@@ -79,7 +81,8 @@ def parse_args() -> argparse.Namespace:
     if args.gpu:
         args.cases, args.modes = "1920x1080@30", "serve-batched,serve-unbatched"
         args.max_batch = 16
-        args.max_cameras = max(args.max_cameras, 32)
+        if args.counts == "1,2,3,4,5,6,8":
+            args.counts = "1,4,8,12,16,20,24,32"
         args.camera = args.camera if args.camera != "{}" else "{device: cuda}"
         args.out = args.out if args.out != "serve_cameras" else "serve_cameras_gpu"
     return args
@@ -190,7 +193,7 @@ def run_case(case: str, args, work: Path) -> list[dict]:
     clip = make_clip(work / f"clip-{size}-{fps}.mp4", width, height, int(fps))
     rows = []
     for mode in args.modes.split(","):
-        for n in range(1, args.max_cameras + 1):
+        for n in (int(c) for c in args.counts.split(",")):
             if mode == "run":
                 result = measure_runs(clip, n, args, work)
             else:

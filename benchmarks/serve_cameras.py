@@ -76,7 +76,9 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="only time the shared denoiser: K streams in one call vs K calls of one",
     )
-    parser.add_argument("--out", default="serve_cameras", help="file stem under results/")
+    parser.add_argument(
+        "--out", default="serve_cameras", help="file stem under results/, or a path [%(default)s]"
+    )
     args = parser.parse_args()
     if args.gpu:
         args.cases, args.modes = "1920x1080@30", "serve-batched,serve-unbatched"
@@ -217,9 +219,15 @@ def best(rows: list[dict], case: str, mode: str) -> int:
     return max(ok, default=0)
 
 
+def out_stem(out: str) -> Path:
+    """``--out``: a name under benchmarks/results/, or a path (with a ``/``) of its own."""
+    stem = Path(out) if "/" in out else RESULTS / out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return stem
+
+
 def write_reports(rows: list[dict], args, machine: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / args.out
+    stem = out_stem(args.out)
     doc = {"settings": vars(args), "machine": machine, "rows": rows}
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     cases, modes = args.cases.split(","), args.modes.split(",")
@@ -252,8 +260,7 @@ def write_reports(rows: list[dict], args, machine: dict) -> None:
 
 
 def write_calls(rows: list[dict], args, machine: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"{args.out}_calls"
+    stem = out_stem(f"{args.out}_calls")
     doc = {"settings": vars(args), "machine": machine, "rows": rows}
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     cpu = machine["cpu"]
@@ -356,7 +363,7 @@ def main() -> int:
             rows += run_case(case, args, Path(tmp))
     machine["load_end"] = round(os.getloadavg()[0], 2)
     write_reports(rows, args, machine)
-    print((RESULTS / args.out).with_suffix(".md").read_text())
+    print(out_stem(args.out).with_suffix(".md").read_text())
     return 0
 
 

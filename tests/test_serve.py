@@ -6,6 +6,7 @@ Every test runs the real CLI (or the real classes) on real media written by PyAV
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -119,6 +120,19 @@ def moving(seed: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
+STREAMS = ((1, (48, 64), None), (2, (48, 64), None), (3, (37, 53), 0.5))  # seed, size, strength
+
+
+@functools.cache
+def separate_outputs() -> list[list[np.ndarray]]:
+    """Each stream of :data:`STREAMS` through a denoiser of its own."""
+    outputs = []
+    for seed, size, strength in STREAMS:
+        alone = TorchDenoiser(model="temporal", precision="fp32", strength=strength or 1.0)
+        outputs.append([alone.process(frame) for frame in moving(seed, 4, size)])
+    return outputs
+
+
 @pytest.mark.parametrize(
     ("on_device", "threads"),
     [(False, 0), (True, 0), (False, 3)],
@@ -129,27 +143,23 @@ def test_batched_streams_match_separate_denoisers(on_device, threads):
     another size) give what three denoisers of their own give: no state leaks between them.
     ``device-path`` runs the GPU code path (frames and states as torch tensors) on the CPU;
     ``threads`` spreads the per-stream work over a thread pool, as ``serve`` does."""
-    streams = [moving(1, 4, (48, 64)), moving(2, 4, (48, 64)), moving(3, 4, (37, 53))]
+    streams = [moving(seed, 4, size) for seed, size, _ in STREAMS]
     shared = TorchDenoiser(model="temporal", precision="fp32")
     shared.frames_on_device = on_device
     shared.executor = ThreadPoolExecutor(threads) if threads else None
-    states = [StreamState(), StreamState(), StreamState(strength=0.5)]
-    batched = [[] for _ in streams]
+    states = [StreamState(strength=strength) for _, _, strength in STREAMS]
     for t in range(4):
         outputs, states = shared.process_batch([s[t] for s in streams], states)
         for i, image in enumerate(outputs):
-            batched[i].append(image)
-    for i, stream in enumerate(streams):
-        alone = TorchDenoiser(model="temporal", precision="fp32", strength=0.5 if i == 2 else 1)
-        for t, frame in enumerate(stream):
-            expected = alone.process(frame)
-            diff = np.abs(expected.astype(int) - batched[i][t].astype(int))
+            expected = separate_outputs()[i][t]
+            diff = np.abs(expected.astype(int) - image.astype(int))
             assert diff.max() <= 1, (i, t, diff.max())
     assert states[0].recurrent is not None and states[0].recurrent.shape[0] == 1
     assert isinstance(states[0].recurrent, np.ndarray) != on_device  # a tensor on the device
 
 
 # -- recordings ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_segments_hold_every_frame_exactly_once(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=60, size=(320, 64), fps=25)  # no repeats
     port = free_port()
@@ -246,6 +256,7 @@ def test_retention_by_size_and_by_age(tmp_path):
 
 
 # -- HTTP, token, reload, signals -----------------------------------------------------------
+@pytest.mark.slow
 def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
     port = free_port()
     base = f"http://127.0.0.1:{port}/"
@@ -298,6 +309,7 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
     assert "reloaded: added b; restarted c" in err, err
 
 
+@pytest.mark.slow
 def test_shared_neural_denoiser_batches_cameras(tmp_path):
     clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
     port = free_port()

@@ -309,20 +309,21 @@ class NeuralDenoiser(Denoiser):
         re-seeded from ``last_image``; otherwise the state starts afresh (as after a cut).
         Returns True when the recurrent state was carried."""
         self.reset()
-        self._sigma = None if previous._sigma is None else previous._sigma.copy()
+        mine, theirs = self._stream, previous._stream
+        mine.sigma = None if theirs.sigma is None else theirs.sigma.copy()
         compatible = (
             self.temporal
             and previous.temporal
             and type(self) is type(previous)
             and type(self.net) is type(previous.net)
-            and self.net.config.state_channels == previous.net.config.state_channels
+            and self.config.state_channels == previous.config.state_channels
         )
-        if not compatible or previous._state is None or last_image is None:
+        if not compatible or theirs.recurrent is None or last_image is None:
             return False
-        state = previous._state  # copied: runtimes may reuse their output buffers
-        self._state = state.clone() if hasattr(state, "clone") else np.array(state)
-        self._thumb = previous._thumb
-        self._motion.observe(last_image)
+        state = theirs.recurrent  # copied: runtimes may reuse their output buffers
+        mine.recurrent = state.clone() if hasattr(state, "clone") else np.array(state)
+        mine.thumb = theirs.thumb
+        _, mine.motion = self._compensator().measure(None, last_image)
         return True
 
     def state_array(self) -> np.ndarray | None:

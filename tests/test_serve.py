@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import time
 import urllib.error
@@ -405,3 +406,33 @@ def test_a_bad_frame_costs_only_its_own_camera():
     assert log.count("a") == 3 and log.count("b") == 3 and log.count("junk") == 2
     (failure,) = [line for line in log if "failed" in line]
     assert failure.startswith("junk failed: expected H×W×3 uint8 frames")
+
+
+@pytest.mark.slow
+def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypatch):
+    """``model: auto`` (the default) shares one denoiser too: one tier, chosen once for the
+    cameras' summed frame rate at their size (calibration cached in a temporary folder)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
+    config = write_config(
+        tmp_path / "auto.yaml",
+        f"http: {{port: {port}}}\ndefaults: {{backend: torch, precision: fp32}}\n"
+        f"cameras:\n  a: {cam}\n  b: {cam}\n",
+    )
+    cli = start_cli("serve", config)
+    try:
+        wait_for(lambda: all(c["frames_out"] > 5 for c in cameras(base).values()), 120, "frames")
+        (denoiser,) = json.loads(get(base + "api/cameras")[1])["denoisers"]
+        assert denoiser["cameras"] == 2 and denoiser["auto"] is True
+        assert denoiser["tier"] in ("temporal", "spatial", "fixed"), denoiser
+        metrics = get(base + "metrics")[1]
+        assert f'tier="{denoiser["tier"]}"' in metrics
+    finally:
+        code, err = stop(cli)
+    assert code == 130, err
+    # the cameras that had opened by the first frame (both, unless one was slow to start)
+    tier = re.escape(denoiser["tier"])
+    assert re.search(rf"auto: tier {tier}/fp32 for (10|20) fps of 96x64 cameras", err), err

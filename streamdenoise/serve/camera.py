@@ -113,11 +113,12 @@ class Camera:
             raise
         names = unique_names(self.config.outputs)
         return [
-            SinkRunner(name, sink, self.metrics, lambda: self._fps())
+            SinkRunner(name, sink, self.metrics, self.fps)
             for name, sink in zip(names, sinks, strict=True)
         ]
 
-    def _fps(self) -> float | None:
+    def fps(self) -> float | None:
+        """The source's nominal frame rate, once known."""
         source = self._source
         return (source.fps if source else None) or self.source_options.fps
 

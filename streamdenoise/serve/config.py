@@ -236,18 +236,22 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
 
 
 def _check_denoiser(settings: dict, where: str, problems: _Problems) -> None:
-    """What would otherwise fail only when the camera starts: an unknown model, a backend
-    that cannot run here."""
+    """What would otherwise fail only when the camera starts: an unknown model, ``auto`` with
+    a classical filter, a backend that cannot run here."""
     from streamdenoise.backends import unavailable_reason
     from streamdenoise.models import weights_path
+    from streamdenoise.runtime import choose_backend
 
-    if settings["model"] is not None:
-        problems.check(where, weights_path, settings["model"])
-    backend = settings["backend"]
-    if backend != "auto":
-        reason = unavailable_reason(backend)
-        if reason:
-            problems.add(where, f"backend {backend!r} is unavailable: {reason}")
+    model = settings["model"]
+    if model not in (None, "auto") and problems.check(where, weights_path, model) is None:
+        return
+    s = settings
+    chosen = problems.check(where, choose_backend, s["backend"], model, s["device"], s["precision"])
+    if chosen is None:
+        return
+    reason = unavailable_reason(chosen[0])
+    if reason:
+        problems.add(where, f"backend {chosen[0]!r} is unavailable: {reason}")
 
 
 def _http(raw: Any, problems: _Problems) -> HttpConfig:

@@ -26,7 +26,7 @@ from streamdenoise.runtime import choose_backend
 from streamdenoise.serve import config as serve_config
 from streamdenoise.serve.camera import Camera
 from streamdenoise.serve.config import CameraConfig, ServeConfig
-from streamdenoise.serve.service import BatchWorker, create_service
+from streamdenoise.serve.service import BatchWorker, SharedAutoService, create_service
 from streamdenoise.serve.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,8 @@ class Server:
             max_batch = self.config.batch_for(str(service.describe().get("device", "cpu")))
             service.spread(min(max_batch, os.cpu_count() or 1))
             worker = BatchWorker(name, service, max_batch, observe)
+            if isinstance(service, SharedAutoService):
+                service.rate = worker.source_rate
             worker.start()
             self.workers[key] = worker
         camera = Camera(config, worker, self.telemetry.written)

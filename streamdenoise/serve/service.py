@@ -92,6 +92,53 @@ class SharedNeuralService(DenoiseService):
             self._pool.shutdown()
 
 
+class SharedAutoService(DenoiseService):
+    """``model: auto`` for a shared denoiser: at its first frame the tiers are calibrated (or
+    read from the calibration cache) for the frame size and the *summed* frame rate of the
+    cameras sharing it, and the strongest tier that keeps up runs, shared and batched, from
+    then on. The tier is chosen once per denoiser; it does not step between tiers while
+    running (a reload that restarts the denoiser chooses again)."""
+
+    def __init__(self, auto) -> None:
+        self.auto = auto
+        self.shared: SharedNeuralService | None = None
+        #: Frames per second the cameras sharing this denoiser deliver together; set by the
+        #: server before the first frame (None: the auto module's assumption).
+        self.rate: Callable[[], float | None] = lambda: None
+        self._threads = 0
+
+    def new_state(self, strength: float | None = None) -> StreamState:
+        return StreamState(strength=strength)
+
+    def denoise(self, frames, states):
+        if self.shared is None:
+            self.auto.configure(self.rate(), adaptive=True)
+            height, width = frames[0].shape[:2]
+            self.auto.prepare(width, height)
+            self.shared = SharedNeuralService(self.auto.active)
+            self.shared.spread(self._threads)
+            log.warning(
+                "auto: tier %s for %s fps of %dx%d cameras",
+                self.auto.label,
+                f"{self.auto.fps:g}" if self.auto.fps else "an assumed",
+                width,
+                height,
+            )
+        return self.shared.denoise(frames, states)
+
+    def spread(self, threads: int) -> None:
+        self._threads = threads
+
+    def describe(self) -> dict:
+        info = self.auto.describe()
+        return {**info, "tier": info.get("model"), "shared": "batched"}
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+        self.auto.close()
+
+
 @dataclass
 class _FilterState:
     strength: float | None
@@ -135,6 +182,8 @@ def create_service(backend: str = "auto", **settings) -> DenoiseService:
     first = create_denoiser(backend, **settings)
     if isinstance(first, NeuralDenoiser):
         return SharedNeuralService(first)
+    if first.name == "auto":
+        return SharedAutoService(first)
     return PerStreamService(lambda **extra: create_denoiser(backend, **(settings | extra)), first)
 
 
@@ -148,6 +197,8 @@ class Client(Protocol):
     def take(self) -> Frame | EndOfStream | None: ...
 
     def ready_for_more(self) -> bool: ...
+
+    def fps(self) -> float | None: ...
 
     def denoised(self, frame: Frame) -> None: ...
 
@@ -214,6 +265,12 @@ class BatchWorker:
 
     def describe(self) -> dict:
         return redact_obj(self.service.describe())
+
+    def source_rate(self) -> float | None:
+        """Frames per second the attached cameras deliver together (None: none says)."""
+        with self._lock:
+            rates = [client.fps() for client in self._clients]
+        return sum(r for r in rates if r) or None
 
     def notify(self) -> None:
         """A client queued a frame."""

@@ -310,19 +310,24 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
     assert "reloaded: added b; restarted c" in err, err
 
 
-@pytest.mark.slow
-def test_shared_neural_denoiser_batches_cameras(tmp_path):
+def small_cameras(tmp_path: Path, settings: str, names: tuple[str, ...]):
+    """``serve`` running ``names`` as 96×64 10 fps cameras with ``settings`` (YAML lines);
+    (process, base URL)."""
     clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
     port = free_port()
-    base = f"http://127.0.0.1:{port}/"
     cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
-    config = write_config(
-        tmp_path / "n.yaml",
-        f"http: {{port: {port}}}\ndenoiser: {{max_batch: 3}}\n"
-        "defaults: {backend: torch, model: spatial, precision: fp32}\n"
-        f"cameras:\n  a: {cam}\n  b: {cam}\n  c: {cam}\n",
+    lines = [f"http: {{port: {port}}}", settings, "cameras:", *(f"  {n}: {cam}" for n in names)]
+    config = write_config(tmp_path / "serve.yaml", "\n".join(lines) + "\n")
+    return start_cli("serve", config), f"http://127.0.0.1:{port}/"
+
+
+@pytest.mark.slow
+def test_shared_neural_denoiser_batches_cameras(tmp_path):
+    cli, base = small_cameras(
+        tmp_path,
+        "denoiser: {max_batch: 3}\ndefaults: {backend: torch, model: spatial, precision: fp32}",
+        ("a", "b", "c"),
     )
-    cli = start_cli("serve", config)
     try:
         wait_for(lambda: all(c["frames_out"] > 20 for c in cameras(base).values()), 90, "frames")
         doc = json.loads(get(base + "api/cameras")[1])
@@ -413,16 +418,7 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
     """``model: auto`` (the default) shares one denoiser too: one tier, chosen once for the
     cameras' summed frame rate at their size (calibration cached in a temporary folder)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
-    config = write_config(
-        tmp_path / "auto.yaml",
-        f"http: {{port: {port}}}\ndefaults: {{backend: torch, precision: fp32}}\n"
-        f"cameras:\n  a: {cam}\n  b: {cam}\n",
-    )
-    cli = start_cli("serve", config)
+    cli, base = small_cameras(tmp_path, "defaults: {backend: torch, precision: fp32}", ("a", "b"))
     try:
         wait_for(lambda: all(c["frames_out"] > 5 for c in cameras(base).values()), 120, "frames")
         (denoiser,) = json.loads(get(base + "api/cameras")[1])["denoisers"]

@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("streamdenoise.commands.bench", "measure denoiser fps and latency"),
     "eval": ("streamdenoise.commands.eval", "measure denoising quality against baselines"),
     "train": ("streamdenoise.commands.train", "train a denoising model"),
+    "finetune": (
+        "streamdenoise.commands.finetune",
+        "adapt a model to your camera from its noisy footage alone",
+    ),
     "export": ("streamdenoise.commands.export", "export a model to ONNX or TensorRT"),
 }
 

@@ -25,6 +25,10 @@ from streamdenoise.lab.image_metrics import flicker, psnr, ssim
 from streamdenoise.models import MODEL_NAMES
 from streamdenoise.models.noise import realistic_eval_noise
 
+# The noise level of real pairs: what the camera did, nothing synthesised.
+REAL = "real"
+# Classical filters whose settings the real-pairs evaluation searches (evaluation.tune.grid).
+GRID_BACKENDS = ("hqdn3d", "nlmeans", "atadenoise", "opencv-nlm")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts")
 
 
@@ -32,6 +36,34 @@ VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts")
 class Sequence:
     name: str
     frames: list[np.ndarray]  # clean H×W×3 uint8 RGB
+    noisy: list[np.ndarray] | None = None  # real noisy frames (pairs folders), else synthesised
+
+
+# a pairs folder: ``<name>_noisy.<ext>`` next to ``<name>_clean.<ext>``
+PAIR_SUFFIXES = ("_noisy", "_clean")
+
+
+def load_pairs(path: Path) -> list[Sequence] | None:
+    """Real noisy/clean pairs in ``path``, or None when it is not a pairs folder."""
+    if not path.is_dir():
+        return None
+    found: dict[str, dict[str, Path]] = {}
+    for f in image_files(path):
+        for kind in PAIR_SUFFIXES:
+            if f.stem.endswith(kind):
+                found.setdefault(f.stem[: -len(kind)], {})[kind] = f
+    if not found:
+        return None
+    lonely = sorted(name for name, kinds in found.items() if len(kinds) != 2)
+    if lonely:
+        raise UserError(f"{path}: {lonely[0]} has no {'/'.join(PAIR_SUFFIXES)} partner")
+    seqs = []
+    for name, kinds in sorted(found.items()):
+        noisy, clean = read_rgb(kinds["_noisy"]), read_rgb(kinds["_clean"])
+        if noisy.shape != clean.shape:
+            raise UserError(f"{path}: {name}'s noisy and clean images differ in size")
+        seqs.append(Sequence(name, [clean], [noisy]))
+    return seqs
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,9 @@ def load_sequences(path: Path, max_frames: int | None = None, still: int = 1) ->
         return [Sequence(path.stem, _decode_video(path, max_frames))]
     if not path.is_dir():
         raise UserError(f"evaluation data {path} not found")
+    pairs = load_pairs(path)
+    if pairs is not None:
+        return pairs
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and image_files(p))
     if subdirs:
         return [
@@ -113,7 +148,11 @@ def _decode_video(path: Path, max_frames: int | None) -> list[np.ndarray]:
 def make_noisy(
     seq: Sequence, index: int, sigma: float, noise: str, seed: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(8-bit noisy frames, float noisy frames on [0, 1]) for one sequence and level."""
+    """(8-bit noisy frames, float noisy frames on [0, 1]) for one sequence and level.
+
+    Real pairs are returned as they are, whatever the level."""
+    if seq.noisy is not None:
+        return seq.noisy, [f.astype(np.float32) / 255 for f in seq.noisy]
     if noise == "realistic":
         u8 = list(realistic_eval_noise(np.stack(seq.frames), sigma, seed + 7919 * index))
         return u8, [f.astype(np.float32) / 255 for f in u8]
@@ -173,36 +212,23 @@ def evaluate(
     results = []
     for data in datasets:
         sequences = load_sequences(Path(data), max_frames, still)
-        for sigma in sigmas:
-            noisy = [make_noisy(s, i, sigma, noise, seed) for i, s in enumerate(sequences)]
+        real = sequences[0].noisy is not None
+        for sigma in [REAL] if real else sigmas:
+            level = 0.0 if real else sigma
+            noisy = [make_noisy(s, i, level, noise, seed) for i, s in enumerate(sequences)]
             for spec in specs:
-                rows = []
-                hint = sigma
-                backend = None
-                frames_done, spent = 0, 0.0
-                try:
-                    for seq, (u8, floats) in zip(sequences, noisy, strict=True):
-                        if noise == "realistic":  # oracle effective σ for the classical hint
-                            hint = float(
-                                np.std(np.stack(u8).astype(np.float32) - np.stack(seq.frames))
-                            )
-                        if backend is None or (not spec.neural and noise == "realistic"):
-                            if backend is not None:
-                                backend.close()
-                            backend = create(spec, hint)
-                        use_float = protocol == "float" and spec.neural
-                        outs, secs = run_backend(backend, seq.frames, floats if use_float else u8)
-                        frames_done += len(outs)
-                        spent += secs
-                        rows.append(_scores(seq, outs))
-                finally:
-                    if backend is not None:
-                        backend.close()
+                params = None
+                if real and not spec.neural and spec.name in GRID_BACKENDS:
+                    rows, frames_done, spent, params = _best_on_grid(spec, sequences, noisy)
+                else:
+                    rows, frames_done, spent = _run_spec(
+                        spec, sequences, noisy, level, noise, protocol
+                    )
                 row = {
                     "dataset": Path(data).name + (f" (still ×{still})" if still > 1 else ""),
                     "backend": spec.label,
                     "sigma": sigma,
-                    "noise": noise,
+                    "noise": "real" if real else noise,
                     "protocol": protocol,
                     "psnr": _mean(rows, "psnr"),
                     "ssim": _mean(rows, "ssim"),
@@ -211,12 +237,77 @@ def evaluate(
                     "frames": frames_done,
                     "per_sequence": rows,
                 }
+                if real:
+                    row["worse_than_noisy"] = sum(
+                        r["psnr"] < psnr(n[0][0], seq.frames[0])
+                        for r, n, seq in zip(rows, noisy, sequences, strict=True)
+                    )
+                if params is not None:
+                    row["params"] = params
                 results.append(row)
                 log(
-                    f"{row['dataset']} σ={sigma:g} {spec.label}: PSNR {row['psnr']:.2f} "
+                    f"{row['dataset']} {_level(sigma)} {spec.label}: PSNR {row['psnr']:.2f} "
                     f"SSIM {row['ssim']:.4f} flicker {row['flicker']:+.2f} {row['fps']:.1f} fps"
                 )
     return {"noise": noise, "protocol": protocol, "seed": seed, "results": results}
+
+
+def _run_spec(
+    spec: BackendSpec,
+    sequences: list[Sequence],
+    noisy: list[tuple[list[np.ndarray], list[np.ndarray]]],
+    sigma: float,
+    noise: str,
+    protocol: str,
+) -> tuple[list[dict], int, float]:
+    """Scores of one backend on every sequence: (rows, frames, seconds in process)."""
+    rows, hint, backend = [], sigma, None
+    frames_done, spent = 0, 0.0
+    try:
+        for seq, (u8, floats) in zip(sequences, noisy, strict=True):
+            if noise == "realistic" or seq.noisy is not None:  # oracle σ for the classical hint
+                hint = float(np.std(np.stack(u8).astype(np.float32) - np.stack(seq.frames)))
+            if backend is None or (not spec.neural and hint != sigma):
+                if backend is not None:
+                    backend.close()
+                backend = create(spec, hint)
+            use_float = protocol == "float" and spec.neural
+            outs, secs = run_backend(backend, seq.frames, floats if use_float else u8)
+            frames_done += len(outs)
+            spent += secs
+            rows.append(_scores(seq, outs))
+    finally:
+        if backend is not None:
+            backend.close()
+    return rows, frames_done, spent
+
+
+def _best_on_grid(
+    spec: BackendSpec,
+    sequences: list[Sequence],
+    noisy: list[tuple[list[np.ndarray], list[np.ndarray]]],
+) -> tuple[list[dict], int, float, dict]:
+    """A classical filter at the one grid setting that scores best on these real pairs.
+
+    The candidates are the tuning grid's settings at every tabulated noise level; picking the
+    best on the data it is scored on makes this an upper bound of what the filter can do."""
+    from streamdenoise.evaluation.tune import _forced_params, candidates
+
+    best = None
+    for params in candidates(spec.name):
+        with _forced_params(spec.name, params):
+            rows, frames, spent = _run_spec(spec, sequences, noisy, 0.0, "real", "quantized")
+        if best is None or _mean(rows, "psnr") > _mean(best[0], "psnr"):
+            best = (rows, frames, spent, params)
+    return best
+
+
+def _sigma_key(sigma: float | str) -> tuple[int, float]:
+    return (1, 0.0) if isinstance(sigma, str) else (0, float(sigma))
+
+
+def _level(sigma: float | str) -> str:
+    return sigma if isinstance(sigma, str) else f"σ={sigma:g}"
 
 
 def _scores(seq: Sequence, outs: list[np.ndarray]) -> dict:
@@ -249,14 +340,14 @@ def markdown(report: dict) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in report["results"]))
     for data in datasets:
         rows = [r for r in report["results"] if r["dataset"] == data]
-        sigmas = sorted(dict.fromkeys(r["sigma"] for r in rows))
+        sigmas = sorted(dict.fromkeys(r["sigma"] for r in rows), key=_sigma_key)
         first = ("identity", "temporal", "spatial")
         labels = sorted(
             dict.fromkeys(r["backend"] for r in rows),
             key=lambda b: (first.index(b) if b in first else len(first), b),
         )
         lines += [f"### {data}", ""]
-        lines.append("| backend | " + " | ".join(f"σ={s:g}" for s in sigmas) + " | flicker | fps |")
+        lines.append("| backend | " + " | ".join(_level(s) for s in sigmas) + " | flicker | fps |")
         lines.append("|---" * (len(sigmas) + 3) + "|")
         for label in labels:
             cells = {r["sigma"]: r for r in rows if r["backend"] == label}

@@ -53,6 +53,15 @@ def grid(backend: str, sigma: float) -> list[dict]:
     raise ValueError(backend)
 
 
+def candidates(backend: str) -> list[dict]:
+    """Every distinct setting of ``backend``'s grid over the tabulated noise levels."""
+    from streamdenoise.backends.classical import load_presets
+
+    levels = sorted(float(s) for s in load_presets()[backend])
+    unique = {json.dumps(p, sort_keys=True): p for s in levels for p in grid(backend, s)}
+    return list(unique.values())
+
+
 @contextlib.contextmanager
 def _forced_params(backend: str, params: dict) -> Iterator[None]:
     """Make the classical module's preset lookup return exactly ``params``."""

@@ -1,0 +1,612 @@
+"""Self-supervised fine-tuning of a trained model on a user's own noisy footage.
+
+No clean frames exist at the user's end, so both the training signal and the check that
+guards the result come from the noisy frames alone:
+
+- **video** (consecutive frames of one scene): Noise2Noise (Lehtinen et al. 2018) on the
+  *next* frame. Sensor noise is independent from frame to frame, so the next frame, warped
+  onto the current one by dense optical flow measured on the noisy frames, is a second noisy
+  view of the same scene. The models are causal (frame t's output never sees frame t+1), so
+  recurrent models are trained through their temporal path, state alignment included, with
+  the same loss. Pixels the warp cannot explain (occlusions, things that moved) are masked out.
+- **stills** (one shot per scene): Recorrupted-to-Recorrupted (Pang et al. 2021). The
+  camera's noise is measured on flat regions of the footage — its level per channel, how it
+  grows with brightness, its colour correlation and its *spatial* correlation (demosaicking
+  and in-camera processing leave pixel noise far from white) — and fresh noise ``z`` with
+  those statistics makes a pair ``(y + a·z, y − z/a)`` whose two noise terms are
+  uncorrelated: a Noise2Noise pair from a single frame, at full resolution, so the network
+  learns on the very image scale and noise structure it will meet.
+
+The **guard** is the same loss on frames held back from training, on fixed crops and fixed
+noise draws, computed for the starting model before training and for every candidate after.
+For either pair, E‖f(input) − target‖² = E‖f(input) − clean‖² + (target-noise power), and
+the second term does not depend on the model: differences of the loss between two models are
+differences of their true squared error on those frames. The best candidate is written only if
+it beats the starting model; otherwise nothing is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from streamdenoise.errors import SourceError, UsageError, UserError
+from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
+from streamdenoise.models.nets import UNetDenoiser
+from streamdenoise.models.train import frame_sigmas, run_clip
+from streamdenoise.models.weights import git_commit, save_weights
+
+MODES = ("auto", "video", "stills")
+# Mean absolute difference of 1/8-scale thumbnails (0–1 scale) above which two consecutive
+# frames show different scenes (the backends' scene-cut threshold, a little lower).
+STILLS_THRESHOLD = 0.08
+# R2R recorruption strength (the paper's choice): inputs carry 1 + a² times the noise power.
+R2R_ALPHA = 0.5
+# Spatial noise correlation is measured out to this many pixels.
+CORRELATION_RADIUS = 4
+# Side of the flat blocks the noise is measured on.
+NOISE_BLOCK = 24
+
+
+# -- frames ------------------------------------------------------------------------------------
+@dataclass
+class FrameStore:
+    """Segments of consecutive frames (uint8 H×W×3 RGB), all of one size."""
+
+    segments: list[np.ndarray]
+    frames_seen: int = 0
+
+    @property
+    def frames(self) -> int:
+        return sum(len(s) for s in self.segments)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, seen=self.frames_seen, **{f"s{i}": s for i, s in enumerate(self.segments)})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> FrameStore:
+        with np.load(path) as data:
+            keys = sorted((k for k in data.files if k.startswith("s")), key=lambda k: int(k[1:]))
+            return cls([data[k] for k in keys], int(data["seen"]))
+
+
+def collect_frames(
+    source: str,
+    max_frames: int,
+    memory_mb: float,
+    segment: int,
+    seconds: float | None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> FrameStore:
+    """Read ``source`` (anything ``run`` reads) into at most ``max_frames`` frames and
+    ``memory_mb`` of RAM, as segments of ``segment`` consecutive frames.
+
+    Sources longer than the budget are sampled uniformly by reservoir sampling of whole
+    segments, so the memory used never depends on how long the source runs. A live source is
+    read for ``seconds`` (files and folders to their end unless ``seconds`` is given).
+    """
+    import threading
+
+    from streamdenoise.options import SourceOptions
+    from streamdenoise.sources import open_source
+
+    src = open_source(source, SourceOptions(reconnect_max=0))
+    src.open()
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    capacity: int | None = None
+    complete, seen = 0, 0
+    stop = threading.Event()
+    start = time.monotonic()
+    if seconds is None and src.live:
+        seconds = 60.0
+
+    def close_segment() -> None:
+        nonlocal complete
+        if not current:
+            return
+        seg = np.stack(current)
+        current.clear()
+        complete += 1
+        if len(kept) < capacity:
+            kept.append(seg)
+        elif (j := int(rng.integers(complete))) < capacity:
+            kept[j] = seg
+
+    try:
+        for frame in src.frames(stop):
+            image = frame.image
+            if capacity is None:
+                by_memory = int(memory_mb * 2**20 // image.nbytes)
+                capacity = max(1, min(max_frames, by_memory) // segment)
+            if current and (frame.discontinuity or image.shape != current[0].shape):
+                close_segment()
+            if kept and image.shape != kept[0].shape[1:]:
+                continue  # one frame size per run: the first one the source delivered
+            current.append(image)
+            seen += 1
+            if len(current) == segment:
+                close_segment()
+            if progress:
+                progress(seen)
+            if seconds is not None and time.monotonic() - start >= seconds:
+                break
+    finally:
+        stop.set()
+        src.close()
+    if current and (not kept or current[0].shape == kept[0].shape[1:]):
+        close_segment()
+    if not kept:
+        raise SourceError(f"no frames read from {src.describe()}")
+    return FrameStore(kept, seen)
+
+
+def looks_like_stills(store: FrameStore) -> bool:
+    """True when consecutive frames mostly show different scenes (a folder of photos)."""
+    diffs = []
+    for seg in store.segments:
+        thumbs = [
+            cv2.resize(f, None, fx=1 / 8, fy=1 / 8, interpolation=cv2.INTER_AREA) for f in seg
+        ]
+        pairs = itertools.pairwise(thumbs)
+        diffs += [np.abs(a.astype(np.float32) - b).mean() / 255 for a, b in pairs]
+    return not diffs or float(np.median(diffs)) > STILLS_THRESHOLD
+
+
+# -- the camera's noise (stills) -------------------------------------------------------------
+@dataclass
+class NoiseModel:
+    """Zero-mean Gaussian noise: per-channel variance ``offset + slope · brightness`` (0–1
+    scale), colour covariance ``colour`` (correlation matrix) and one spatial correlation
+    ``spatial`` ((2R+1)², centre 1) shared by the channels."""
+
+    offset: np.ndarray
+    slope: np.ndarray
+    colour: np.ndarray
+    spatial: np.ndarray
+
+    def std(self, brightness: torch.Tensor) -> torch.Tensor:
+        """Per-pixel std (N, 3, H, W) for a (N, 3, H, W) brightness."""
+        off = torch.from_numpy(self.offset).float().view(1, 3, 1, 1)
+        slope = torch.from_numpy(self.slope).float().view(1, 3, 1, 1)
+        return (off + slope * brightness).clamp_min(1e-8).sqrt()
+
+    def sample(self, clean_ish: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Noise for frames (N, 3, H, W) whose local brightness ``clean_ish`` gives."""
+        n, _, h, w = clean_ish.shape
+        white = torch.randn((n, 3, h, w), generator=gen)
+        mix = torch.from_numpy(np.linalg.cholesky(self.colour + 1e-6 * np.eye(3))).float()
+        white = torch.einsum("ij,njhw->nihw", mix, white)
+        spectrum = torch.fft.rfft2(white) * torch.from_numpy(self._amplitude(h, w)).float()
+        coloured = torch.fft.irfft2(spectrum, s=(h, w))
+        local = torch.nn.functional.avg_pool2d(clean_ish, 5, 1, 2, count_include_pad=False)
+        return coloured * self.std(local)
+
+    def _amplitude(self, h: int, w: int) -> np.ndarray:
+        """√(power spectrum) of the spatial correlation on an h×w torus, unit variance."""
+        r = self.spatial.shape[0] // 2
+        grid = np.zeros((h, w), np.float64)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                grid[dy % h, dx % w] = self.spatial[dy + r, dx + r]
+        power = np.clip(np.fft.rfft2(grid).real, 0, None)
+        power *= h * w / max(power.sum() * 2 - power[:, 0].sum(), 1e-12)
+        return np.sqrt(power)
+
+    def to_dict(self) -> dict:
+        return {k: np.round(v, 8).tolist() for k, v in asdict(self).items()}
+
+
+def estimate_noise_model(frames: list[np.ndarray], radius: int = CORRELATION_RADIUS) -> NoiseModel:
+    """Measure the noise on the flattest blocks of ``frames`` (uint8 RGB).
+
+    In each block a plane per channel stands in for the scene and the rest is taken as noise.
+    The flattest quarter of blocks is chosen by the gradients of a blurred copy (not by the
+    blocks' own variance, which would pick the blocks whose noise happened to be weakest).
+    """
+    b = NOISE_BLOCK
+    yy, xx = np.mgrid[0:b, 0:b].astype(np.float64)
+    basis = np.stack([np.ones(b * b), yy.ravel() / b, xx.ravel() / b], 1)
+    proj = basis @ np.linalg.pinv(basis)
+    residuals, means = [], []
+    for frame in frames:
+        img = frame.astype(np.float64) / 255
+        grey = cv2.GaussianBlur(
+            cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2
+        )
+        gy, gx = np.gradient(grey)
+        energy = np.hypot(gx, gy)
+        h, w = grey.shape
+        blocks = [(y, x) for y in range(0, h - b + 1, b) for x in range(0, w - b + 1, b)]
+        scores = [energy[y : y + b, x : x + b].mean() for y, x in blocks]
+        keep = np.argsort(scores)[: max(1, len(blocks) // 4)]
+        for i in keep:
+            y, x = blocks[i]
+            patch = img[y : y + b, x : x + b].reshape(-1, 3)
+            if patch.min() <= 1 / 255 or patch.max() >= 254 / 255:
+                continue  # clipped: the noise there is not what it is elsewhere
+            fit = proj @ patch
+            residuals.append((patch - fit).reshape(b, b, 3))
+            means.append(fit.mean(0))
+    if len(residuals) < 4:
+        raise UserError("too few flat, unclipped regions in the footage to measure its noise")
+    res = np.stack(residuals)  # (K, b, b, 3)
+    dof = 1 - 3 / (b * b)  # the plane fit took three degrees of freedom per block
+    var = (res**2).mean((1, 2)) / dof  # (K, 3)
+    mean = np.stack(means)
+    slope, offset = np.zeros(3), np.zeros(3)
+    for c in range(3):
+        a = np.stack([np.ones(len(mean)), mean[:, c]], 1)
+        (offset[c], slope[c]), *_ = np.linalg.lstsq(a, var[:, c], rcond=None)
+        if slope[c] < 0 or offset[c] < 0:  # no clear brightness trend: constant level
+            slope[c], offset[c] = 0.0, float(np.median(var[:, c]))
+    normed = res / np.sqrt(var[:, None, None, :] + 1e-12)
+    colour = np.einsum("kyxc,kyxd->cd", normed, normed) / normed[..., 0].size
+    spatial = np.zeros((2 * radius + 1, 2 * radius + 1))
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            a = normed[:, max(0, dy) : b + min(0, dy), max(0, dx) : b + min(0, dx)]
+            c = normed[:, max(0, -dy) : b + min(0, -dy), max(0, -dx) : b + min(0, -dx)]
+            spatial[dy + radius, dx + radius] = (a * c).mean()
+    spatial /= spatial[radius, radius]
+    d = np.sqrt(np.diag(colour))
+    return NoiseModel(offset, slope, colour / np.outer(d, d), spatial)
+
+
+# -- fine-tuning -------------------------------------------------------------------------------
+@dataclass
+class FinetuneConfig:
+    model: str = "temporal"
+    minutes: float = 10.0
+    mode: str = "auto"
+    batch: int = 4
+    frames: int = 4  # frames per clip (recurrent models; spatial ones see single frames)
+    patch: int = 96
+    lr: float = 2e-4
+    seed: int = 0
+    holdout: float = 0.2
+    val_every_s: float = 60.0
+    val_size: int = 256
+    max_steps: int | None = None
+    bf16: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    train: list[np.ndarray]
+    held: list[np.ndarray]
+
+
+def split_frames(store: FrameStore, stills: bool, holdout: float) -> Split:
+    """Hold back every k-th unit (a photo for stills, a segment for video), k = 1/holdout."""
+    units = [f[None] for seg in store.segments for f in seg] if stills else list(store.segments)
+    if len(units) < 2:
+        raise UserError(
+            "too little footage: fine-tuning needs at least two "
+            + ("images" if stills else "segments of consecutive frames")
+        )
+    held_ids = set(heldback_indices(len(units), holdout))
+    held = [u for i, u in enumerate(units) if i in held_ids]
+    train = [u for i, u in enumerate(units) if i not in held_ids]
+    return Split(train, held)
+
+
+def heldback_indices(units: int, holdout: float) -> list[int]:
+    """Which of ``units`` photos or segments (in source order) are held back: every k-th,
+    k = 1/holdout, starting in the middle of the first k so both ends stay in training."""
+    every = max(2, round(1 / holdout))
+    return [i for i in range(units) if i % every == every // 2]
+
+
+def _orient(x: np.ndarray, code: int) -> np.ndarray:
+    """One of the eight orientations of (…, H, W, C) arrays."""
+    if code & 1:
+        x = x[..., ::-1, :, :]
+    if code & 2:
+        x = x[..., :, ::-1, :]
+    if code & 4:
+        x = np.swapaxes(x, -3, -2)
+    return np.ascontiguousarray(x)
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(…, H, W, 3) uint8 → (…, 3, H, W) float on [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / 255
+
+
+def n2n_targets(clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a clip (T+1, H, W, 3) uint8: frame t+1 warped onto frame t, for t < T, and the
+    mask of pixels the warp explains. Returns (targets (T, 3, H, W), mask (T, 1, H, W))."""
+    flow = FlowEstimator()
+    targets, masks = [], []
+    for cur, nxt in itertools.pairwise(clip):
+        f = flow.flow(grey_frame(nxt), grey_frame(cur))  # where each pixel of cur is in nxt
+        warped = warp_state(_to_tensor(nxt)[None].numpy(), f)[0]
+        here = _to_tensor(cur).numpy()
+        diff = np.abs(
+            cv2.blur(warped.transpose(1, 2, 0), (7, 7)) - cv2.blur(here.transpose(1, 2, 0), (7, 7))
+        )
+        diff = diff.mean(2)
+        masks.append(diff < 4 * np.median(diff) + 2 / 255)
+        targets.append(warped)
+    return torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(masks))[:, None].float()
+
+
+class Objective:
+    """The self-supervised pairs for one footage kind, for training batches and for the
+    fixed validation set the guard scores."""
+
+    def __init__(self, split: Split, stills: bool, cfg: FinetuneConfig, temporal: bool) -> None:
+        self.split, self.stills, self.cfg = split, stills, cfg
+        self.clip = cfg.frames if (temporal and not stills) else 1
+        self.noise = estimate_noise_model([f for u in split.train for f in u]) if stills else None
+        self.val = self._validation_set()
+
+    def _crop(self, unit: np.ndarray, rng: np.random.Generator, size: int, t: int) -> np.ndarray:
+        h, w = unit.shape[1:3]
+        size = min(size, h, w)
+        start = int(rng.integers(0, len(unit) - t + 1))
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        return unit[start : start + t, y : y + size, x : x + size]
+
+    def pairs(self, crops: list[np.ndarray], seed: int):
+        """(inputs (N, T, 3, H, W), targets, mask) for crops of T (+1 for video) frames."""
+        if self.stills:
+            clean_ish = torch.stack([_to_tensor(c) for c in crops])  # (N, 1, 3, H, W)
+            gen = torch.Generator().manual_seed(seed)
+            z = self.noise.sample(clean_ish[:, 0], gen)[:, None]
+            inputs = clean_ish + R2R_ALPHA * z
+            targets = clean_ish - z / R2R_ALPHA
+            return inputs, targets, torch.ones_like(targets[:, :, :1])
+        inputs = torch.stack([_to_tensor(c[:-1]) for c in crops])
+        tm = [n2n_targets(c) for c in crops]
+        return inputs, torch.stack([t for t, _ in tm]), torch.stack([m for _, m in tm])
+
+    def batch(self, step: int):
+        rng = np.random.default_rng([self.cfg.seed, step])
+        t = self.clip + (0 if self.stills else 1)
+        eligible = [u for u in self.split.train if len(u) >= t]
+        crops = []
+        for _ in range(self.cfg.batch):
+            unit = eligible[int(rng.integers(len(eligible)))]
+            crops.append(_orient(self._crop(unit, rng, self.cfg.patch, t), int(rng.integers(8))))
+        return self.pairs(crops, seed=int(rng.integers(2**31)))
+
+    def _validation_set(self):
+        """Central crops of the held-back units (whole clips for video), fixed noise draws."""
+        t = self.clip + (0 if self.stills else 1)
+        out = []
+        for i, unit in enumerate(self.split.held):
+            if len(unit) < t:
+                continue
+            h, w = unit.shape[1:3]
+            s = min(self.cfg.val_size, h, w) // 16 * 16
+            y, x = (h - s) // 2, (w - s) // 2
+            crops = [unit[k : k + t, y : y + s, x : x + s] for k in range(0, len(unit) - t + 1, t)]
+            for j, crop in enumerate(crops):
+                out.append(self.pairs([crop], seed=10_007 * i + j))
+        if not out:
+            raise UserError("no held-back frames long enough to validate on")
+        return out
+
+    def target_noise_power(self) -> float:
+        """E‖target − clean‖² per value: what the loss adds to the true squared error.
+
+        Known for stills (the measured noise model). For video it is the warped next
+        frame's noise, which the warp's interpolation attenuates by an amount that depends on
+        the noise's own correlation; 0 is taken, which turns the gain estimate into a lower
+        bound (the true gain is at least that large)."""
+        return float((1 + 1 / R2R_ALPHA**2) * self._mean_variance()) if self.stills else 0.0
+
+    def _mean_variance(self) -> float:
+        frames = [f for u in self.split.held for f in u]
+        b = np.mean([f.reshape(-1, 3).mean(0) / 255 for f in frames], 0)
+        return float(np.mean(self.noise.offset + self.noise.slope * b))
+
+
+def loss_of(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    return float(((out.float() - target).pow(2) * mask).sum() / (mask.sum() * 3).clamp_min(1))
+
+
+@torch.no_grad()
+def score(net: UNetDenoiser, objective: Objective, bf16: bool) -> list[float]:
+    """The guard's loss on each held-back crop, for ``net`` (None: the noisy input)."""
+    losses = []
+    if net is not None:
+        net.eval()
+    for inputs, targets, mask in objective.val:
+        if net is None:
+            out = inputs
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = run_clip(net, inputs, frame_sigmas(inputs))
+        losses.append(loss_of(out, targets, mask))
+    return losses
+
+
+def estimated_psnr(loss: float, noise_power: float) -> float | None:
+    """PSNR implied by a guard loss once the target's own noise power is taken off."""
+    mse = loss - noise_power
+    return round(10 * math.log10(1 / mse), 2) if mse > 0 else None
+
+
+def _lr_at(cfg: FinetuneConfig, frac: float, step: int) -> float:
+    warm = min(1.0, (step + 1) / 20)
+    return cfg.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+@dataclass
+class Outcome:
+    accepted: bool
+    report: dict
+    net: UNetDenoiser
+
+
+def finetune(
+    net: UNetDenoiser,
+    store: FrameStore,
+    cfg: FinetuneConfig,
+    checkpoint: Path | None = None,
+    resume: dict | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[float, int, float, float], None] | None = None,
+) -> Outcome:
+    """Fine-tune ``net`` (modified in place) on ``store`` until the time budget is spent.
+
+    ``progress(fraction, step, loss, best_gain_db)`` runs after every step. Returns the best
+    candidate by the guard's held-back loss and whether it beat the starting model.
+    """
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    stills = cfg.mode == "stills" or (cfg.mode == "auto" and looks_like_stills(store))
+    split = split_frames(store, stills, cfg.holdout)
+    torch.manual_seed(cfg.seed)
+    objective = Objective(split, stills, cfg, net.config.temporal)
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
+    start_losses = score(net, objective, cfg.bf16)
+    start_loss = float(np.mean(start_losses))
+    best_loss, best_state, best_losses = start_loss, copy.deepcopy(net.state_dict()), start_losses
+    step, elapsed, history = 0, 0.0, []
+    if resume:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["opt"])
+        step, elapsed, history = resume["step"], resume["elapsed"], resume["history"]
+        best_loss, best_state, best_losses = (
+            resume["best_loss"],
+            resume["best"],
+            resume["best_losses"],
+        )
+    budget = cfg.minutes * 60
+    begin = time.monotonic() - elapsed
+    last_val = time.monotonic()
+    loss_ema = None
+
+    def save_checkpoint() -> None:
+        if checkpoint is None:
+            return
+        blob = {
+            "net": net.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "elapsed": time.monotonic() - begin,
+            "history": history,
+            "best": best_state,
+            "best_loss": best_loss,
+            "best_losses": best_losses,
+            "config": asdict(cfg),
+        }
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(checkpoint)
+
+    def validate() -> None:
+        nonlocal best_loss, best_state, best_losses
+        losses = score(net, objective, cfg.bf16)
+        loss = float(np.mean(losses))
+        minutes = (time.monotonic() - begin) / 60
+        history.append({"step": step, "minutes": round(minutes, 2), "heldback_loss": loss})
+        if loss < best_loss:
+            best_loss, best_state, best_losses = loss, copy.deepcopy(net.state_dict()), losses
+        log(
+            f"step {step} {minutes:.1f} min: held-back loss {loss * 1e4:.3f}e-4 "
+            f"(start {start_loss * 1e4:.3f}e-4)"
+        )
+        net.train()
+
+    net.train()
+    try:
+        while (now := time.monotonic()) - begin < budget and step < (cfg.max_steps or sys.maxsize):
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, (now - begin) / budget, step)
+            inputs, targets, mask = objective.batch(step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = run_clip(net, inputs, frame_sigmas(inputs))
+            loss = ((out.float() - targets).pow(2) * mask).sum() / (mask.sum() * 3).clamp_min(1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            step += 1
+            loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
+            if progress:
+                progress((time.monotonic() - begin) / budget, step, loss_ema, best_loss)
+            if time.monotonic() - last_val > cfg.val_every_s:
+                validate()
+                save_checkpoint()
+                last_val = time.monotonic()
+        validate()
+    finally:
+        save_checkpoint()
+    net.load_state_dict(best_state)
+    net.eval()
+    identity = float(np.mean(score(None, objective, cfg.bf16)))
+    noise_power = objective.target_noise_power()
+    worse = sum(b > s for b, s in zip(best_losses, start_losses, strict=True))
+    report = {
+        "mode": "stills" if stills else "video",
+        "method": "recorrupted-to-recorrupted" if stills else "noise2noise-next-frame",
+        "steps": step,
+        "minutes": round((time.monotonic() - begin) / 60, 2),
+        "frames_train": sum(len(u) for u in split.train),
+        "frames_heldback": sum(len(u) for u in split.held),
+        "frame_size": list(store.segments[0].shape[1:3][::-1]),
+        "heldback_crops": len(start_losses),
+        "heldback_loss": {"noisy": identity, "start": start_loss, "finetuned": best_loss},
+        "target_noise_power": noise_power,
+        "estimated_psnr": {
+            "noisy": estimated_psnr(identity, noise_power) if stills else None,
+            "start": estimated_psnr(start_loss, noise_power) if stills else None,
+            "finetuned": estimated_psnr(best_loss, noise_power) if stills else None,
+        },
+        "estimated_gain_db": _gain_db(start_loss, best_loss, noise_power),
+        "estimated_gain_is_lower_bound": not stills,
+        "crops_worse_than_start": worse,
+        "history": history,
+    }
+    if objective.noise is not None:
+        report["noise_model"] = objective.noise.to_dict()
+    return Outcome(best_loss < start_loss, report, net)
+
+
+def _gain_db(start: float, new: float, noise_power: float) -> float | None:
+    a, b = start - noise_power, new - noise_power
+    return round(10 * math.log10(a / b), 3) if a > 0 and b > 0 else None
+
+
+def write_finetuned(
+    path: Path, name: str, net: UNetDenoiser, start_blob: dict, metadata: dict
+) -> None:
+    """The fine-tuned weights with the start model's metadata kept under ``base``."""
+    base = {k: start_blob["metadata"].get(k) for k in ("training_command", "git_commit")}
+    metadata = {
+        **metadata,
+        "git_commit": git_commit(),
+        "base": {"name": start_blob["name"], **base},
+    }
+    save_weights(path, name, net, metadata)
+
+
+def check_config(cfg: FinetuneConfig) -> None:
+    if cfg.minutes <= 0:
+        raise UsageError("--minutes must be positive")
+    if cfg.mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}")
+    if not 0 < cfg.holdout < 1:
+        raise UsageError("--holdout must be between 0 and 1")
+    if cfg.patch % 16 or cfg.patch < 32:
+        raise UsageError("--patch must be a multiple of 16, at least 32")

@@ -72,14 +72,16 @@ class FrameStore:
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, seen=self.frames_seen, **{f"s{i}": s for i, s in enumerate(self.segments)})
+        segments = {f"segment_{i}": s for i, s in enumerate(self.segments)}
+        np.savez(tmp, frames_seen=self.frames_seen, **segments)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> FrameStore:
         with np.load(path) as data:
-            keys = sorted((k for k in data.files if k.startswith("s")), key=lambda k: int(k[1:]))
-            return cls([data[k] for k in keys], int(data["seen"]))
+            keys = [k for k in data.files if k.startswith("segment_")]
+            keys.sort(key=lambda k: int(k.removeprefix("segment_")))
+            return cls([data[k] for k in keys], int(data["frames_seen"]))
 
 
 def collect_frames(

@@ -1,0 +1,155 @@
+"""Fine-tuning to a camera: a few real steps on a tiny generated clip write a weights file
+``run`` loads, the guard refuses a model that training wrecked, the camera's noise is
+measured right, usage errors are one line, and ``eval`` scores real pairs as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import make_clip, run_cli
+
+from streamdenoise.models.finetune import FrameStore, estimate_noise_model, heldback_indices
+from streamdenoise.models.weights import load_weights
+
+TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.05", "--model", "spatial")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("ft") / "cam.mp4", frames=20, size=(96, 64))
+
+
+def test_a_short_finetune_writes_weights_that_run_loads(tmp_path, clip):
+    out = tmp_path / "mycam.pt"
+    done = run_cli("finetune", str(clip), *TINY, "-o", str(out), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and out.is_file()
+    _, blob = load_weights(out, expect_temporal=False)
+    meta = blob["metadata"]
+    info = meta["finetune"]
+    assert info["source"] == str(clip) and info["start_model"] == "spatial"
+    assert info["frames_seen"] == 20
+    val = info["validation"]
+    assert val["mode"] == "video" and val["frames_train"] + val["frames_heldback"] == 20
+    assert val["heldback_loss"]["finetuned"] < val["heldback_loss"]["start"]
+    assert meta["training_command"].startswith("streamdenoise finetune ")
+    assert meta["base"]["name"] == "spatial" and meta["git_commit"]
+    assert not out.with_suffix(".ckpt").exists()  # the checkpoint goes once the file is written
+    video = tmp_path / "out.mp4"
+    ran = run_cli("run", str(clip), "--model", str(out), "-o", str(video), "-q", timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert video.stat().st_size > 0
+
+
+def test_the_guard_refuses_a_wrecked_model_and_resume_continues(tmp_path, clip):
+    """A learning rate of 1 wrecks the network in a step: nothing may be written. The
+    checkpoint and the saved frames stay, and --resume picks them up without the source."""
+    out = tmp_path / "mycam.pt"
+    source = tmp_path / "copy.mp4"
+    source.write_bytes(clip.read_bytes())
+    done = run_cli("finetune", str(source), *TINY, "--lr", "1", "-o", str(out), timeout=300)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("streamdenoise: error: not written: the fine-tuned model is no better")
+    assert "Traceback" not in done.stderr
+    assert not out.exists() and not out.with_suffix(".pt.tmp").exists()
+    ckpt = torch.load(out.with_suffix(".ckpt"), weights_only=False)
+    assert ckpt["step"] >= 1
+    assert not ckpt["history"][-1]["heldback_loss"] <= ckpt["best_loss"]  # worse, or NaN
+    source.unlink()  # resuming reads the frames it saved, not the source
+    again = run_cli(
+        "finetune", str(source), *TINY, "--lr", "1", "--resume", "-o", str(out), timeout=300
+    )
+    assert "resuming at step" in again.stderr
+    assert again.returncode == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["SRC", "--minutes", "1"], "-o OUT.pt is required"),
+        (["SRC", "-o", "x.txt"], "must end in .pt"),
+        (["SRC", "-o", "x.pt", "--minutes", "0"], "--minutes must be positive"),
+        (["SRC", "-o", "x.pt", "--patch", "40"], "--patch must be a multiple of 16"),
+        (["SRC", "-o", "x.pt", "--resume"], "no checkpoint"),
+        (["SRC", "-o", "no/such/dir/x.pt"], "does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(tmp_path, clip, args, message):
+    args = [str(clip) if a == "SRC" else a for a in args]
+    done = run_cli("finetune", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_noise_model_measures_correlated_noise(tmp_path):
+    """Noise blurred into a known spatial correlation, over a smooth picture with edges:
+    the estimate finds its level and correlation, and its own draws match them."""
+    rng = np.random.default_rng(0)
+    h, w = 192, 256
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w * 0.5 + 0.2, yy / h * 0.4 + 0.3, np.full((h, w), 0.5)], -1)
+    base[:, w // 2 :] += 0.15  # an edge the flat-block choice must avoid
+    frames, noises = [], []
+    for _ in range(4):
+        white = rng.standard_normal((h, w, 3)).astype(np.float32)
+        noise = cv2.GaussianBlur(white, (0, 0), 0.8)
+        noise *= 0.03 / noise.std()
+        noises.append(noise)
+        frames.append((np.clip(base + noise, 0, 1) * 255 + 0.5).astype(np.uint8))
+    true_corr = np.mean([(n[:, 1:] * n[:, :-1]).mean() / n.var() for n in noises])
+    model = estimate_noise_model(frames)
+    assert model.spatial[4, 5] == pytest.approx(true_corr, abs=0.08)
+    assert np.sqrt(model.offset + model.slope * 0.5) == pytest.approx([0.03] * 3, rel=0.2)
+    draw = model.sample(torch.full((1, 3, 128, 128), 0.5), torch.Generator().manual_seed(1))[0]
+    d = draw.numpy()
+    assert d.std() == pytest.approx(0.03, rel=0.2)
+    assert (d[:, :, 1:] * d[:, :, :-1]).mean() / d.var() == pytest.approx(true_corr, abs=0.08)
+
+
+def test_frame_store_round_trip_and_holdout(tmp_path):
+    segs = [np.full((3, 8, 8, 3), i, np.uint8) for i in range(4)]
+    FrameStore(segs, 40).save(tmp_path / "f.npz")
+    back = FrameStore.load(tmp_path / "f.npz")
+    assert back.frames_seen == 40 and [s[0, 0, 0, 0] for s in back.segments] == [0, 1, 2, 3]
+    assert heldback_indices(15, 0.2) == [2, 7, 12]
+
+
+def test_eval_scores_real_pairs_as_they_are(tmp_path):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    noisy_psnr = []
+    for name in ("a", "b"):
+        clean = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3)).astype(np.uint8), (9, 9), 4)
+        noise = cv2.GaussianBlur(rng.normal(0, 12, clean.shape), (3, 3), 0.7)
+        noisy = np.clip(clean + noise, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{name}_clean.png"), clean)
+        cv2.imwrite(str(folder / f"{name}_noisy.png"), noisy)
+        noisy_psnr.append(10 * np.log10(255**2 / np.mean((noisy - clean.astype(float)) ** 2)))
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "eval", "--data", str(folder), "--backends", "identity,opencv-nlm", "--json", str(report)
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {r["backend"]: r for r in json.loads(report.read_text())["results"]}
+    assert rows["identity"]["noise"] == "real" and rows["identity"]["sigma"] == "real"
+    assert rows["identity"]["psnr"] == pytest.approx(np.mean(noisy_psnr), abs=0.01)
+    assert rows["opencv-nlm"]["params"]["h"] > 0  # the best setting of its grid
+    assert rows["opencv-nlm"]["psnr"] > rows["identity"]["psnr"]
+    assert "| real |" in done.stdout or "real" in done.stdout
+
+
+def test_eval_pairs_folder_with_a_lonely_file_is_one_line(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_noisy.png"), np.zeros((8, 8, 3), np.uint8))
+    done = run_cli("eval", "--data", str(folder), "--backends", "identity")
+    assert done.returncode == 1 and "has no _noisy/_clean partner" in done.stderr
+    assert done.stderr.count("\n") == 1

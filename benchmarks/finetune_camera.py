@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from finetune_cc15 import cpu_text
 
 from streamdenoise.backends import create_backend
 from streamdenoise.bench import machine_record
@@ -197,7 +198,7 @@ def markdown(result: dict) -> str:
         f"Simulated camera ({result['sequence']}, {result['frames']} frames; Bayer mosaic + "
         f"Poisson–Gaussian (shot {SHOT}, read {READ}) + demosaic + sharpening + H.264 CRF "
         f"{CRF}). PSNR / SSIM against the camera's noise-free rendering. CPU: "
-        f"{m.get('cpu', '?')}; {result['minutes_budget']:g}-minute budget per model.",
+        f"{cpu_text(m)}; {result['minutes_budget']:g}-minute budget per model.",
         "",
         "| model | noisy | shipped | fine-tuned | gain | guard (est. gain) | minutes |",
         "|---|---|---|---|---|---|---|",

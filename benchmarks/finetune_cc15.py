@@ -121,7 +121,7 @@ def main() -> int:
     return 0
 
 
-def picture(pair, model: str, weights: str, size: int = 192) -> None:
+def picture(pair, model: str, weights: str, size: int = 256) -> None:
     """Central crops of one photo side by side: noisy | shipped | fine-tuned | clean."""
     noisy, clean = pair.noisy[0], pair.frames[0]
     outs = []
@@ -133,13 +133,19 @@ def picture(pair, model: str, weights: str, size: int = 192) -> None:
     y, x = (h - size) // 2, (w - size) // 2
     tiles = [a[y : y + size, x : x + size] for a in (noisy, *outs, clean)]
     PICTURE.parent.mkdir(parents=True, exist_ok=True)
-    big = np.concatenate(tiles, 1).repeat(2, 0).repeat(2, 1)  # 2× so the grain shows
-    cv2.imwrite(str(PICTURE), big[:, :, ::-1])
+    cv2.imwrite(str(PICTURE), np.concatenate(tiles, 1)[:, :, ::-1])
+
+
+def cpu_text(machine: dict) -> str:
+    cpu = machine.get("cpu") or {}
+    flags = "/".join(cpu.get("flags", []))
+    load = machine.get("load_avg_1m")
+    return f"{cpu.get('model', '?')}, {cpu.get('cores', '?')} cores ({flags}), load {load}"
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"CC15 real camera noise, scored as is. CPU: {result['machine'].get('cpu', '?')}; "
+        f"CC15 real camera noise, scored as is. CPU: {cpu_text(result['machine'])}; "
         f"fine-tuning budget {result['minutes_budget']:g} min per model, on the noisy photos "
         "only. Classical filters at their best grid setting on these pairs (upper bound).",
         "",

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to read a live source [60]; files are read to the end",
     )
     add("--holdout", type=float, default=0.2, help="share of the footage held back [0.2]")
-    add("--lr", type=float, default=2e-4, help="learning rate [2e-4]")
+    add("--lr", type=float, default=5e-4, help="learning rate [5e-4]")
     add("--batch", type=int, default=4, help="clips per step [4]")
     add("--patch", type=int, default=96, help="crop side in pixels, a multiple of 16 [96]")
     add("--seed", type=int, default=0)
@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     gain = _signed(report["estimated_gain_db"])
     summary = (
         f"{report['mode']} footage, {report['frames_train']} frames trained, "
-        f"{report['frames_heldback']} held back; noise ≈ {_noise_text(store)}; "
+        f"{report['frames_heldback']} held back; noise RMS ≈ {report['noise_rms_8bit']:.1f} "
+        f"(8-bit; {_noise_text(store)}); "
         + (
             f"estimated gain over {args.model} on the held-back frames ≥ {gain} dB"
             if report["estimated_gain_is_lower_bound"]
@@ -235,7 +236,7 @@ def _noise_text(store) -> str:
 
     frames = [f for seg in store.segments for f in seg][:32]
     sigma = np.median([estimate_noise_sigma(f) for f in frames], axis=0)
-    return "σ " + "/".join(f"{s:.1f}" for s in sigma) + " (R/G/B, 8-bit, white-noise estimate)"
+    return "white-noise σ " + "/".join(f"{s:.1f}" for s in sigma) + " R/G/B"
 
 
 def _db(value: float | None) -> str:

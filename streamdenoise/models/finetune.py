@@ -33,7 +33,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -278,14 +278,13 @@ class FinetuneConfig:
     batch: int = 4
     frames: int = 4  # frames per clip (recurrent models; spatial ones see single frames)
     patch: int = 96
-    lr: float = 2e-4
+    lr: float = 5e-4
     seed: int = 0
     holdout: float = 0.2
     val_every_s: float = 60.0
     val_size: int = 256
     max_steps: int | None = None
     bf16: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -353,15 +352,19 @@ class Objective:
     """The self-supervised pairs for one footage kind, for training batches and for the
     fixed validation set the guard scores."""
 
-    def __init__(self, split: Split, stills: bool, cfg: FinetuneConfig, temporal: bool) -> None:
+    def __init__(self, split: Split, stills: bool, cfg: FinetuneConfig, net: UNetDenoiser) -> None:
         self.split, self.stills, self.cfg = split, stills, cfg
-        self.clip = cfg.frames if (temporal and not stills) else 1
+        self.clip = cfg.frames if (net.config.temporal and not stills) else 1
+        self.multiple = net.config.multiple
+        h, w = split.train[0].shape[1:3]
+        if min(h, w) < self.multiple:
+            raise UserError(f"frames of {w}×{h} are too small to fine-tune on")
         self.noise = estimate_noise_model([f for u in split.train for f in u]) if stills else None
         self.val = self._validation_set()
 
     def _crop(self, unit: np.ndarray, rng: np.random.Generator, size: int, t: int) -> np.ndarray:
         h, w = unit.shape[1:3]
-        size = min(size, h, w)
+        size = min(size, h, w) // self.multiple * self.multiple
         start = int(rng.integers(0, len(unit) - t + 1))
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
         return unit[start : start + t, y : y + size, x : x + size]
@@ -397,7 +400,7 @@ class Objective:
             if len(unit) < t:
                 continue
             h, w = unit.shape[1:3]
-            s = min(self.cfg.val_size, h, w) // 16 * 16
+            s = min(self.cfg.val_size, h, w) // self.multiple * self.multiple
             y, x = (h - s) // 2, (w - s) // 2
             crops = [unit[k : k + t, y : y + s, x : x + s] for k in range(0, len(unit) - t + 1, t)]
             for j, crop in enumerate(crops):
@@ -414,6 +417,12 @@ class Objective:
         the noise's own correlation; 0 is taken, which turns the gain estimate into a lower
         bound (the true gain is at least that large)."""
         return float((1 + 1 / R2R_ALPHA**2) * self._mean_variance()) if self.stills else 0.0
+
+    def noise_variance(self, identity_loss: float) -> float:
+        """The footage's noise power per value, all of it (correlated parts too): from the
+        noise model for stills; for video from the noisy input scored against the next
+        frame, which holds two frames' noise (an upper bound: misalignment adds to it)."""
+        return self._mean_variance() if self.stills else identity_loss / 2
 
     def _mean_variance(self) -> float:
         frames = [f for u in self.split.held for f in u]
@@ -477,7 +486,7 @@ def finetune(
     stills = cfg.mode == "stills" or (cfg.mode == "auto" and looks_like_stills(store))
     split = split_frames(store, stills, cfg.holdout)
     torch.manual_seed(cfg.seed)
-    objective = Objective(split, stills, cfg, net.config.temporal)
+    objective = Objective(split, stills, cfg, net)
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     start_losses = score(net, objective, cfg.bf16)
@@ -547,7 +556,7 @@ def finetune(
             loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
             if progress:
                 progress((time.monotonic() - begin) / budget, step, loss_ema, best_loss)
-            if time.monotonic() - last_val > cfg.val_every_s:
+            if time.monotonic() - last_val > min(cfg.val_every_s, budget / 10):
                 validate()
                 save_checkpoint()
                 last_val = time.monotonic()
@@ -568,6 +577,7 @@ def finetune(
         "frames_heldback": sum(len(u) for u in split.held),
         "frame_size": list(store.segments[0].shape[1:3][::-1]),
         "heldback_crops": len(start_losses),
+        "noise_rms_8bit": round(255 * math.sqrt(objective.noise_variance(identity)), 2),
         "heldback_loss": {"noisy": identity, "start": start_loss, "finetuned": best_loss},
         "target_noise_power": noise_power,
         "estimated_psnr": {

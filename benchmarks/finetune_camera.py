@@ -200,8 +200,8 @@ def markdown(result: dict) -> str:
         f"{CRF}). PSNR / SSIM against the camera's noise-free rendering. CPU: "
         f"{cpu_text(m)}; {result['minutes_budget']:g}-minute budget per model.",
         "",
-        "| model | noisy | shipped | fine-tuned | gain | guard (est. gain) | minutes |",
-        "|---|---|---|---|---|---|---|",
+        "| model | noisy | shipped | fine-tuned | gain | guard (est. gain) | minutes | steps |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         ft = r.get("finetuned")
@@ -214,7 +214,8 @@ def markdown(result: dict) -> str:
                 if ft
                 else "refused | –"
             )
-            + f" | {'n/a' if est is None else f'{est:+.2f} dB'} | {r['minutes_spent']:.1f} |"
+            + f" | {'n/a' if est is None else f'{est:+.2f} dB'} | {r['minutes_spent']:.1f} | "
+            f"{(r.get('guard') or {}).get('steps', '–')} |"
         )
     return "\n".join(lines)
 

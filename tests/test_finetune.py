@@ -74,7 +74,8 @@ def test_the_guard_refuses_a_wrecked_model_and_resume_continues(tmp_path, clip):
     [
         (["SRC", "--minutes", "1"], "-o OUT.pt is required"),
         (["SRC", "-o", "x.txt"], "must end in .pt"),
-        (["SRC", "-o", "x.pt", "--minutes", "0"], "--minutes must be positive"),
+        (["SRC", "-o", "x.pt", "--minutes", "0"], "bad minutes '0': must be > 0"),
+        (["-o", "x.pt"], "no SOURCE given"),
         (["SRC", "-o", "x.pt", "--patch", "40"], "--patch must be a multiple of 16"),
         (["SRC", "-o", "x.pt", "--resume"], "no checkpoint"),
         (["SRC", "-o", "no/such/dir/x.pt"], "does not exist"),

@@ -32,9 +32,9 @@ import numpy as np
 from finetune_cc15 import cpu_text
 
 from streamdenoise.backends import create_backend
-from streamdenoise.bench import machine_record
-from streamdenoise.evaluation.metrics import psnr, ssim
-from streamdenoise.models.data import load_sequence
+from streamdenoise.lab.data import load_sequence
+from streamdenoise.lab.image_metrics import psnr, ssim
+from streamdenoise.lab.speed import machine_record
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "finetune"

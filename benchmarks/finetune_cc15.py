@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from streamdenoise.backends import create_backend
-from streamdenoise.bench import machine_record
-from streamdenoise.evaluation.runner import BackendSpec, evaluate, load_pairs
-from streamdenoise.models.finetune import heldback_indices
+from streamdenoise.lab.finetune import heldback_indices
+from streamdenoise.lab.quality import BackendSpec, evaluate, load_pairs
+from streamdenoise.lab.speed import machine_record
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "finetune"

@@ -299,8 +299,9 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("json", path, "write the results as JSON", metavar="OUT"),
     Setting("markdown", path, "write the results as a markdown table", metavar="OUT"),
     # -- eval ----------------------------------------------------------------------------------
-    Setting("data", paths, "clean images folder, folder of frame folders, or video file "
-            "(repeatable)", default_help="$STREAMDENOISE_DATA or ../shared/datasets: "
+    Setting("data", paths, "clean images folder, folder of frame folders, video file, or a "
+            "folder of <name>_noisy/<name>_clean pairs scored as they are (repeatable)",
+            default_help="$STREAMDENOISE_DATA or ../shared/datasets: "
             "val/videos (--tune-classical: train/videos)", kind="append", metavar="PATH"),
     Setting("sigma", text, "noise levels, 8-bit scale", default="10,20,30,40,50",
             metavar="LIST"),
@@ -363,6 +364,43 @@ _SETTINGS: tuple[Setting, ...] = (
             "covers", default=(1920, 1080), metavar="WxH", flag="--size"),
     Setting("export_precision", choice(("fp16", "fp32")), "tensorrt: engine precision",
             default="fp16", metavar="P", flag="--precision"),
+    # -- finetune ------------------------------------------------------------------------------
+    Setting("finetune_source", text, "the footage to adapt to, noisy frames only: camera index "
+            "or /dev/videoN, rtsp:// http(s):// udp:// srt:// URL, video file or image folder",
+            kind="positional", metavar="SOURCE"),
+    Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
+            flag="--output", short="-o"),
+    Setting("finetune_model", text, "model to start from: temporal, spatial, fixed or a "
+            "weights file", default="temporal", metavar="NAME", flag="--model"),
+    Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
+            "clock", default=10.0, metavar="M", flag="--minutes"),
+    Setting("dry_run", switch, "only estimate the noise level and the likely gain (a short "
+            "probe); write nothing", default=False, kind="switch"),
+    Setting("mode", choice(("auto", "video", "stills")), "video: next-frame Noise2Noise; "
+            "stills: one shot per scene, recorrupted pairs from the measured noise",
+            default="auto", default_help="auto: detected", metavar="MODE"),
+    Setting("keep_frames", number(int, 2), "frames kept from the source", default=240,
+            metavar="N", flag="--max-frames"),
+    Setting("memory", number(float, 0, inclusive=False), "MB of RAM the kept frames may use",
+            default=1024.0, metavar="MB"),
+    Setting("collect_seconds", number(float, 0, inclusive=False), "seconds to read a live "
+            "source (files and folders are read to the end)", default_help="60 for live sources",
+            metavar="S"),
+    Setting("holdout", number(float, 0, inclusive=False, maximum=0.5), "share of the footage "
+            "held back for the guard", default=0.2, metavar="F"),
+    Setting("finetune_lr", number(float, 0, inclusive=False), "peak learning rate",
+            default=5e-4, metavar="LR", flag="--lr"),
+    Setting("finetune_batch", number(int, 1), "clips per step", default=4, metavar="N",
+            flag="--batch"),
+    Setting("finetune_patch", number(int, 32), "crop side in pixels, a multiple of 16",
+            default=96, metavar="PX", flag="--patch"),
+    Setting("checkpoint", path, "checkpoint file (the kept frames go beside it)",
+            default_help="OUT.ckpt", metavar="FILE"),
+    Setting("finetune_resume", switch, "continue an interrupted or refused run from its "
+            "checkpoint and saved frames (same -o)", default=False, kind="switch",
+            flag="--resume"),
+    Setting("report", path, "write the validation report (the weights' metadata) as JSON",
+            metavar="FILE.json"),
 )  # fmt: skip
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _SETTINGS}
@@ -385,6 +423,11 @@ EVAL = (
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32",
+)  # fmt: skip
+FINETUNE = (
+    "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",
+    "mode", "keep_frames", "memory", "collect_seconds", "holdout", "finetune_lr",
+    "finetune_batch", "finetune_patch", "seed", "checkpoint", "finetune_resume", "report", "fp32",
 )  # fmt: skip
 EXPORT = (
     "export_model", "format", "calibration", "export_out", "export_size", "export_precision",

@@ -291,7 +291,7 @@ def _best_on_grid(
 
     The candidates are the tuning grid's settings at every tabulated noise level; picking the
     best on the data it is scored on makes this an upper bound of what the filter can do."""
-    from streamdenoise.evaluation.tune import _forced_params, candidates
+    from streamdenoise.lab.tune_classical import _forced_params, candidates
 
     best = None
     for params in candidates(spec.name):

@@ -41,10 +41,11 @@ import numpy as np
 import torch
 
 from streamdenoise.errors import SourceError, UsageError, UserError
+from streamdenoise.lab.trainer import frame_sigmas, run_clip
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
-from streamdenoise.models.train import frame_sigmas, run_clip
 from streamdenoise.models.weights import git_commit, save_weights
+from streamdenoise.settings import default
 
 MODES = ("auto", "video", "stills")
 # Mean absolute difference of 1/8-scale thumbnails (0–1 scale) above which two consecutive
@@ -272,15 +273,17 @@ def estimate_noise_model(frames: list[np.ndarray], radius: int = CORRELATION_RAD
 # -- fine-tuning -------------------------------------------------------------------------------
 @dataclass
 class FinetuneConfig:
-    model: str = "temporal"
-    minutes: float = 10.0
-    mode: str = "auto"
-    batch: int = 4
+    """The settings of one run; defaults from the settings table (as the CLI's)."""
+
+    model: str = default("finetune_model")
+    minutes: float = default("finetune_minutes")
+    mode: str = default("mode")
+    batch: int = default("finetune_batch")
     frames: int = 4  # frames per clip (recurrent models; spatial ones see single frames)
-    patch: int = 96
-    lr: float = 5e-4
-    seed: int = 0
-    holdout: float = 0.2
+    patch: int = default("finetune_patch")
+    lr: float = default("finetune_lr")
+    seed: int = default("seed")
+    holdout: float = default("holdout")
     val_every_s: float = 60.0
     val_size: int = 256
     max_steps: int | None = None

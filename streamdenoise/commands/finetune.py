@@ -134,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
         f"{report['frames_heldback']} held back; noise RMS ≈ {report['noise_rms_8bit']:.1f} "
         f"(8-bit; {_noise_text(store)}); "
         + (
-            f"estimated gain over {cfg.model} on the held-back frames ≥ {gain} dB"
-            if report["estimated_gain_is_lower_bound"]
+            f"held-back loss ratio to {cfg.model}: {gain} dB"
+            if report["estimated_gain_from"] == "loss ratio"
             else f"estimated PSNR noisy {_db(est['noisy'])}, {cfg.model} {_db(est['start'])}, "
             f"fine-tuned {_db(est['finetuned'])} ({gain} dB)"
         )

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from streamdenoise.errors import SourceError, UsageError, UserError
-from streamdenoise.lab.trainer import frame_sigmas, run_clip
+from streamdenoise.lab.trainer import frame_sigmas, optimizer_step, run_clip
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
 from streamdenoise.models.weights import git_commit, save_weights
@@ -551,10 +551,7 @@ def finetune(
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = run_clip(net, inputs, frame_sigmas(inputs))
             loss = ((out.float() - targets).pow(2) * mask).sum() / (mask.sum() * 3).clamp_min(1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
+            optimizer_step(opt, net, loss)
             step += 1
             loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
             if progress:

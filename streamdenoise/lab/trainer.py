@@ -93,6 +93,15 @@ def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> tor
     return torch.stack(outs, 1)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, net: UNetDenoiser, loss: torch.Tensor) -> None:
+    """Backpropagate ``loss`` and step, the gradient clipped to norm 1 (one bad batch must
+    not undo what the network has learned)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+
+
 def frame_sigmas(noisy: torch.Tensor) -> torch.Tensor:
     n, t = noisy.shape[:2]
     return estimate_noise_sigma_torch(noisy.flatten(0, 1).float()).view(n, t, 3, 1, 1)
@@ -206,10 +215,7 @@ def train(
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out = run_clip(net, noisy, frame_sigmas(noisy))
         loss = ((out.float() - clean).pow(2) + 1e-6).sqrt().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, net, loss)
         step += 1
         loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
         if progress:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from streamdenoise.backends import create_backend
+from streamdenoise.commands.eval import merge_reports
 from streamdenoise.lab.finetune import heldback_indices
 from streamdenoise.lab.quality import BackendSpec, evaluate, load_pairs
 from streamdenoise.lab.speed import machine_record
@@ -47,6 +48,13 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--classical", default="opencv-nlm,nlmeans")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="cc15", help="results file name (without suffix)")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="an earlier results JSON whose eval rows are kept unless recomputed (e.g. the "
+        "classical filters' grid search, which is slow)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     pairs = load_pairs(CC15)
@@ -86,6 +94,10 @@ def main() -> int:
                     picture(pairs[held[0]], model, str(weights))
             print(json.dumps(run), flush=True)
         report = evaluate([CC15], [], specs, log=lambda s: print(s, flush=True))
+    report["datasets"] = [str(CC15)]
+    report["commands"] = [" ".join(sys.argv)]
+    if args.merge:
+        merge_reports(report, json.loads(args.merge.read_text())["eval"])
     rows = {r["backend"]: r for r in report["results"]}
     for run in runs:
         start, tuned = rows[run["model"]], rows.get(f"{run['model']} fine-tuned")
@@ -115,8 +127,8 @@ def main() -> int:
         "runs": runs,
         "eval": report,
     }
-    (args.out / "cc15.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "cc15.md").write_text(markdown(result) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result) + "\n")
     print(markdown(result))
     return 0
 

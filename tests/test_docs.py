@@ -47,7 +47,8 @@ def test_site_builds_strictly_with_the_generated_cli_reference(tmp_path):
 
     for command in COMMANDS:
         assert f"<code>{command}</code>" in reference
-    for name in settings.RUN + settings.BENCH + settings.EVAL + settings.TRAIN + settings.EXPORT:
+    every = settings.RUN + settings.BENCH + settings.EVAL + settings.TRAIN + settings.EXPORT
+    for name in every + settings.FINETUNE:
         setting = settings.SETTINGS[name]
         assert (setting.metavar if setting.kind == "positional" else setting.option) in reference
     assert (site / "results" / "suite" / "quality_vs_speed.png").is_file()

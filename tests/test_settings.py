@@ -32,10 +32,14 @@ def test_lab_configs_take_the_cli_defaults():
 
 
 def test_every_setting_belongs_to_a_command_and_says_what_it_does():
-    used = {*settings.RUN, *settings.BENCH, *settings.EVAL, *settings.TRAIN, *settings.EXPORT}
+    commands = (
+        settings.RUN, settings.BENCH, settings.EVAL, settings.TRAIN, settings.EXPORT,
+        settings.FINETUNE,
+    )  # fmt: skip
+    used = {name for names in commands for name in names}
     assert set(settings.SETTINGS) == used
     assert all(s.help for s in settings.SETTINGS.values())
-    for names in (settings.RUN, settings.BENCH, settings.EVAL, settings.TRAIN, settings.EXPORT):
+    for names in commands:
         flags = [settings.SETTINGS[n].option for n in names]
         assert len(flags) == len(set(flags)), names
 

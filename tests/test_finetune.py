@@ -16,7 +16,7 @@ from helpers import make_clip, run_cli
 from streamdenoise.lab.finetune import FrameStore, estimate_noise_model, heldback_indices
 from streamdenoise.models.weights import load_weights
 
-TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.05", "--model", "spatial")
+TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.15", "--model", "spatial")
 
 
 @pytest.fixture(scope="module")

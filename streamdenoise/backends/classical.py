@@ -7,6 +7,11 @@
 * ``atadenoise`` FFmpeg's adaptive temporal averaging through PyAV's filter graph, made
                  causal (see :class:`AtadenoiseDenoiser`).
 * ``opencv-nlm`` OpenCV's ``fastNlMeansDenoisingColored``.
+* ``bm3d``       FFmpeg's bm3d (spatial, per frame) through PyAV's filter graph.
+* ``cbm3d``      Colour BM3D from the ``bm3d`` package (spatial, both stages): the reference
+                 image denoiser, for quality comparisons (seconds to minutes per frame).
+* ``vbm3d``      V-BM3D with a temporal radius into the past, VapourSynth's ``bm3dcpu``
+                 plugin in a worker process (:mod:`streamdenoise.backends.vbm3d_worker`).
 
 Parameters are tuned per noise level (the built-in table: a coarse search on a synthetic
 textured, moving scene with Gaussian noise). ``classical_presets.json`` next to this module
@@ -30,9 +35,11 @@ import contextlib
 import functools
 import itertools
 import json
+import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -66,6 +73,16 @@ DEFAULT_PRESETS: dict[str, dict[str, dict[str, float | int]]] = {
         "30": {"0a": 0.3, "0b": 0.6, "1a": 0.3, "1b": 0.6, "2a": 0.3, "2b": 0.6, "s": 9},
         "50": {"0a": 0.3, "0b": 0.6, "1a": 0.3, "1b": 0.6, "2a": 0.3, "2b": 0.6, "s": 9},
     },
+    "bm3d": {
+        "10": {"sigma": 40.0, "group": 1, "bstep": 4},
+        "50": {"sigma": 200.0, "group": 1, "bstep": 4},
+    },
+    # BM3D's parameter is the noise std itself.
+    "cbm3d": {"10": {"sigma": 10.0}, "50": {"sigma": 50.0}},
+    "vbm3d": {
+        "10": {"sigma": 10.0, "radius": 1, "block_step": 8, "bm_range": 9, "final": 1},
+        "50": {"sigma": 50.0, "radius": 1, "block_step": 8, "bm_range": 9, "final": 1},
+    },
     "opencv-nlm": {
         "5": {"h": 3.0, "hColor": 3.0, "templateWindowSize": 7, "searchWindowSize": 21},
         "15": {"h": 6.0, "hColor": 6.0, "templateWindowSize": 7, "searchWindowSize": 21},
@@ -85,6 +102,9 @@ STRENGTH_KEYS: dict[str, dict[str, float]] = {
     "nlmeans": {"s": 30.0},
     "atadenoise": {"0a": 0.3, "1a": 0.3, "2a": 0.3, "0b": 5.0, "1b": 5.0, "2b": 5.0},
     "opencv-nlm": {"h": 1000.0, "hColor": 1000.0},
+    "bm3d": {"sigma": 99999.0},
+    "cbm3d": {"sigma": 255.0},
+    "vbm3d": {"sigma": 255.0},
 }
 
 
@@ -192,10 +212,14 @@ class OpenCVNlmDenoiser(_ClassicalDenoiser):
         )
 
 
-def run_filter_graph(filter_name: str, args: str, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Push ``frames`` through buffer → gbrp → filter → rgb24 → buffersink, then flush.
+def run_filter_graph(
+    filter_name: str, args: str, frames: list[np.ndarray], flush: bool = True
+) -> list[np.ndarray]:
+    """Push ``frames`` through buffer → gbrp → filter → rgb24 → buffersink.
 
     gbrp is planar RGB: the filters support it, and unlike YUV it round-trips losslessly.
+    ``flush`` ends the stream (a temporal filter then emits what it holds back); without it
+    only the outputs the filter has released so far come back.
     """
     import av
     import av.filter
@@ -216,7 +240,8 @@ def run_filter_graph(filter_name: str, args: str, frames: list[np.ndarray]) -> l
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = pts
         graph.push(frame)
-    graph.push(None)
+    if flush:
+        graph.push(None)
     out = []
     while True:
         try:
@@ -239,14 +264,29 @@ class NlmeansDenoiser(_ClassicalDenoiser):
         self.params = None
 
 
+def mirrored_window(history: list[np.ndarray], reach: int) -> list[np.ndarray]:
+    """``2·reach + 1`` frames centred on the newest one of ``history``, past frames mirrored
+    into the future: p_k … p_1, current, p_1 … p_k (the oldest frame repeats while the history
+    is short, as FFmpeg pads the start of a stream)."""
+    current, past = history[-1], history[-2::-1]
+    side = [past[min(j, len(past) - 1)] if past else current for j in range(reach)]
+    return [*side[::-1], current, *side]
+
+
 class AtadenoiseDenoiser(_ClassicalDenoiser):
     """FFmpeg atadenoise through PyAV, made causal so output i is aligned with input i.
 
-    atadenoise averages a window of ``s`` frames centred on the output frame, so streaming
-    it would delay every frame by ``s // 2`` and need a flush at the end. Instead each call
-    filters the newest ``s // 2 + 1`` frames as a finished stream: at the end of a stream
-    the filter uses only the past half of its window, which is exactly a causal filter of
-    the same reach. No delay, no flush, at the cost of re-filtering the short history.
+    atadenoise averages a window of ``s`` frames centred on the output frame, walking out
+    from the centre in both directions while each frame stays within its thresholds, so
+    streaming it would delay every frame by ``s // 2``. Instead each call filters a window
+    whose future half mirrors the past half (:func:`mirrored_window`): the walk then accepts
+    the same past frames on both sides, which is a causal average of the current frame with
+    each accepted past frame weighted twice. Only the centre frame is filtered (the
+    ``enable`` timeline option; one extra frame pushes it out without ending the stream).
+
+    Ending the stream instead (the filter's own end-of-stream padding) is no causal filter:
+    FFmpeg fills the missing future with earlier frames of its queue, so the newest frame
+    was outvoted by older ones and moving content smeared (below the noisy input on Vid4).
     """
 
     name = "atadenoise"
@@ -262,7 +302,11 @@ class AtadenoiseDenoiser(_ClassicalDenoiser):
         if self.history and self.history[-1].shape != image.shape:
             self.history.clear()
         self.history.append(image)
-        return run_filter_graph("atadenoise", filter_args(self.params), list(self.history))[-1]
+        reach = int(self.params.get("s", 9)) // 2
+        window = mirrored_window(list(self.history), reach)
+        # The filter releases output i when input i + reach + 1 arrives (frame number n).
+        args = f"{filter_args(self.params)}:enable=eq(n,{len(window)})"
+        return run_filter_graph("atadenoise", args, [*window, image], flush=False)[reach]
 
     def reset(self) -> None:
         self.params = None
@@ -398,3 +442,169 @@ class Hqdn3dDenoiser(_ClassicalDenoiser):
             self._stderr.close()
             self._stderr = None
         self._shape = None
+
+
+class BM3DFilterDenoiser(_ClassicalDenoiser):
+    """FFmpeg's bm3d through PyAV, one frame at a time (it is a spatial filter).
+
+    Its ``sigma`` is not on the noise's scale (the tuned value is about 4× the noise σ), and
+    block grouping (``group`` > 1) was both slower and worse than ``group=1`` at every
+    strength tried, which leaves a sliding-window DCT shrinkage: see docs/baselines.md.
+    """
+
+    name = "bm3d"
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        if self.params is None:
+            self.params = self._params_for(image)
+        return run_filter_graph("bm3d", filter_args(self.params), [image])[-1]
+
+    def reset(self) -> None:
+        self.params = None
+
+
+def _to_8bit(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class CBM3DDenoiser(_ClassicalDenoiser):
+    """Colour BM3D (``bm3d.bm3d_rgb``: opponent colour, hard thresholding then Wiener).
+
+    Spatial and stateless. Far too slow for video (minutes per 720p frame on one core): it is
+    the quality reference an image-processing reader expects, given the true σ.
+    """
+
+    name = "cbm3d"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import bm3d  # noqa: F401
+        except ImportError:
+            return "needs the bm3d package (pip install bm3d)"
+        return None
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        return _to_8bit(self.process_float(image.astype(np.float32) / 255))
+
+    def process_float(self, image: np.ndarray) -> np.ndarray:
+        """Float RGB on [0, 1] (unclipped noise allowed) in and out."""
+        import bm3d
+
+        if self.params is None:
+            self.params = self._params_for(_to_8bit(image))
+        return bm3d.bm3d_rgb(image, float(self.params["sigma"]) / 255).astype(np.float32)
+
+    def reset(self) -> None:
+        self.params = None
+
+
+VAPOURSYNTH_PYTHON_ENV = "STREAMDENOISE_VAPOURSYNTH_PYTHON"
+VBM3D_WORKER = Path(__file__).with_name("vbm3d_worker.py")
+
+
+def vapoursynth_python() -> str:
+    """The interpreter that runs the V-BM3D worker: $STREAMDENOISE_VAPOURSYNTH_PYTHON or this
+    one. VapourSynth's wheels need CPython ≥ 3.12, so a 3.10/3.11 install points there."""
+    return os.environ.get(VAPOURSYNTH_PYTHON_ENV) or sys.executable
+
+
+@functools.lru_cache(maxsize=4)
+def _vbm3d_check(python: str) -> str | None:
+    try:
+        probe = subprocess.run(
+            [python, str(VBM3D_WORKER), "--check"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"cannot run {python}: {err}"
+    if probe.returncode == 0:
+        return None
+    why = (probe.stdout.strip() or probe.stderr.strip() or "failed").splitlines()[-1]
+    return (
+        f"{why}; install 'vapoursynth>=75,<80' and vapoursynth-bm3dcpu (CPython ≥ 3.12) and "
+        f"point {VAPOURSYNTH_PYTHON_ENV} at that interpreter"
+    )
+
+
+class VBM3DDenoiser(_ClassicalDenoiser):
+    """V-BM3D (bm3dcpu ``BM3Dv2``, basic + final stage) with a temporal radius into the past.
+
+    The worker keeps the last ``radius`` frames and hands the plugin a clip that ends at the
+    current frame, so block matching reaches only into the past: a causal filter with no
+    delay, as the pipeline needs. One worker process per stream; ``reset`` restarts it.
+    """
+
+    name = "vbm3d"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return _vbm3d_check(vapoursynth_python())
+
+    def __init__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads = threads
+        self._proc: subprocess.Popen | None = None
+        self._shape: tuple[int, ...] | None = None
+        self._stderr = None
+
+    def _start(self, image: np.ndarray) -> None:
+        self.params = self._params_for(_to_8bit(image))
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        height, width = image.shape[:2]
+        settings = {**self.params, "width": width, "height": height, "threads": self.threads}
+        self._proc = subprocess.Popen(
+            [vapoursynth_python(), str(VBM3D_WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self._proc.stdin.write(json.dumps(settings).encode() + b"\n")
+        self._shape = image.shape
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        return _to_8bit(self.process_float(image.astype(np.float32) / 255))
+
+    def process_float(self, image: np.ndarray) -> np.ndarray:
+        """Float RGB on [0, 1] (unclipped noise allowed) in and out."""
+        if self._proc is None or image.shape != self._shape:
+            self.close()
+            self._start(image)
+        data = np.ascontiguousarray(image, np.float32)
+        try:
+            self._proc.stdin.write(data.tobytes())
+            self._proc.stdin.flush()
+            reply = self._proc.stdout.read(data.nbytes)
+        except (BrokenPipeError, OSError):
+            reply = b""
+        if len(reply) < data.nbytes:
+            why = self._error_text()
+            self.close()
+            raise BackendUnavailable(f"vbm3d: the VapourSynth worker stopped: {why}")
+        return np.frombuffer(reply, np.float32).reshape(image.shape).copy()
+
+    def _error_text(self) -> str:
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no output"
+
+    def reset(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        self._shape = None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None

@@ -1,8 +1,9 @@
 """Grid search of the classical baselines' settings per noise level, on training data.
 
 Writes ``streamdenoise/backends/classical_presets.json`` (schema in
-:mod:`streamdenoise.backends.classical`), which the classical backends read, so the
-comparison with the trained models uses each filter at its best on data it was not scored on.
+:mod:`streamdenoise.backends.classical`; backends not tuned in this run keep their entry),
+which the classical backends read, so the comparison with the trained models uses each
+filter at its best on data it was not scored on.
 """
 
 from __future__ import annotations
@@ -39,11 +40,29 @@ def grid(backend: str, sigma: float) -> list[dict]:
             for a in (0.4, 0.6, 0.8, 1.0)
         ]
     if backend == "atadenoise":
+        # Threshold A bounds one frame's difference, B the running sum of differences along
+        # the walk from the centre; the difference of two noisy pixels has std σ·√2, so both
+        # scale with σ (small thresholds reject moving content, large ones smear it).
         return [
             {"0a": a, "0b": b, "1a": a, "1b": b, "2a": a, "2b": b, "s": s}
-            for a in (0.2, 0.3)
-            for b in (min(5.0, sigma / 255 * k) for k in (8.0, 16.0, 32.0))
-            for s in (9, 17)
+            for a in (round(min(0.3, sigma / 255 * k), 4) for k in (1.5, 2.5, 4.0, 6.0))
+            for b in (round(min(5.0, sigma / 255 * k), 4) for k in (2.0, 4.0, 8.0, 16.0))
+            for s in (5, 9, 17)
+        ]
+    if backend == "bm3d":
+        # FFmpeg's sigma is about 4× the noise σ at its best; grouping was slower and worse.
+        return [
+            {"sigma": round(k * sigma, 2), "group": 1, "bstep": bstep}
+            for k in (3.0, 4.0, 5.0)
+            for bstep in (2, 4)
+        ]
+    if backend == "vbm3d":
+        # bm3dcpu does not normalise its transform coefficients: its sigma is about 2× the
+        # noise σ at its best.
+        return [
+            {"sigma": round(k * sigma, 2), "radius": r, "block_step": 8, "bm_range": 9, "final": 1}
+            for k in (1.2, 1.6, 2.0, 2.4)
+            for r in (1, 2)
         ]
     if backend == "opencv-nlm":
         return [
@@ -126,7 +145,8 @@ def tune_classical(
                 k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()
             }
             log(f"{name} σ={sigma:g}: best {best} → {best_score:.2f} dB")
-    out.write_text(json.dumps(table, indent=2) + "\n")
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**earlier, **table}, indent=2) + "\n")
     return table
 
 

@@ -306,8 +306,9 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("sigma", text, "noise levels, 8-bit scale", default="10,20,30,40,50",
             metavar="LIST"),
     Setting("eval_backends", text, "comma list: temporal, spatial, BACKEND[:MODEL][@PRECISION], "
-            "identity (= the noisy input), hqdn3d, nlmeans, atadenoise, opencv-nlm",
-            default="identity,temporal,spatial,hqdn3d,nlmeans,atadenoise,opencv-nlm",
+            "identity (= the noisy input), hqdn3d, nlmeans, atadenoise, bm3d, opencv-nlm, "
+            "cbm3d, vbm3d",
+            default="identity,temporal,spatial,hqdn3d,nlmeans,atadenoise,bm3d,opencv-nlm",
             metavar="LIST", flag="--backends"),
     Setting("noise", choice(("awgn", "realistic")), "synthetic noise model", default="awgn",
             metavar="NAME"),

@@ -19,6 +19,9 @@ BACKENDS: dict[str, str] = {
     "nlmeans": "streamdenoise.backends.classical:NlmeansDenoiser",
     "atadenoise": "streamdenoise.backends.classical:AtadenoiseDenoiser",
     "opencv-nlm": "streamdenoise.backends.classical:OpenCVNlmDenoiser",
+    "bm3d": "streamdenoise.backends.classical:BM3DFilterDenoiser",
+    "cbm3d": "streamdenoise.backends.classical:CBM3DDenoiser",
+    "vbm3d": "streamdenoise.backends.classical:VBM3DDenoiser",
     # Pass-through: the "noisy input" row of evaluations, and decode/encode-only pipelines.
     "identity": "streamdenoise.backends.identity:IdentityDenoiser",
 }

@@ -16,3 +16,7 @@ class IdentityDenoiser(Denoiser):
 
     def process(self, image: np.ndarray) -> np.ndarray:
         return image.copy()
+
+    def process_float(self, image: np.ndarray) -> np.ndarray:
+        """The float protocol's noisy input, unclipped."""
+        return image.copy()

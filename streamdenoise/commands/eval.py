@@ -14,7 +14,8 @@ from streamdenoise import settings as table
 from streamdenoise.commands import write_reports
 from streamdenoise.errors import UsageError
 
-CLASSICAL = ("hqdn3d", "nlmeans", "atadenoise", "opencv-nlm")
+# Tuned by --tune-classical; cbm3d takes the noise σ as it is (BM3D's own parameter).
+CLASSICAL = ("hqdn3d", "nlmeans", "atadenoise", "bm3d", "vbm3d", "opencv-nlm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

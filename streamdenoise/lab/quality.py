@@ -5,8 +5,10 @@ pipeline uses, with ``reset()`` between sequences. Noise is drawn from fixed see
 backend sees identical noisy frames and reruns reproduce the numbers.
 
 Protocols: ``quantized`` (default) clips and rounds the noisy input to 8 bits, as a camera
-delivers it; ``float`` keeps unclipped float noise for the neural models (as in published
-tables), while 8-bit-only backends still get the quantized frames.
+delivers it; ``float`` keeps unclipped float noise (as in published tables) for every backend
+that takes float input (the neural models, ``cbm3d``, ``vbm3d``; the ``identity`` row is then
+the unclipped noisy input's PSNR), while 8-bit-only filters still get the quantized frames
+(their rows say ``input: 8-bit``). Denoised outputs are always clipped and rounded to 8 bits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdenoise.backends.base import Denoiser
+from streamdenoise.backends.identity import IdentityDenoiser
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.lab.data import IMAGE_EXTS, image_files, read_rgb
 from streamdenoise.lab.image_metrics import flicker, psnr, ssim
@@ -187,7 +190,11 @@ def run_backend(
         start = time.perf_counter()
         if float_input:
             out = backend.process_float(frame)  # type: ignore[attr-defined]
-            out = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+            # The noisy input is scored as it is, unclipped; a denoiser's output is an image.
+            if isinstance(backend, IdentityDenoiser):
+                out = out * 255
+            else:
+                out = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
         else:
             out = backend.process(frame)
         spent += time.perf_counter() - start
@@ -230,6 +237,7 @@ def evaluate(
                     "sigma": sigma,
                     "noise": "real" if real else noise,
                     "protocol": protocol,
+                    "input": "float" if protocol == "float" and takes_float(spec) else "8-bit",
                     "psnr": _mean(rows, "psnr"),
                     "ssim": _mean(rows, "ssim"),
                     "flicker": _mean(rows, "flicker"),
@@ -252,6 +260,13 @@ def evaluate(
     return {"noise": noise, "protocol": protocol, "seed": seed, "results": results}
 
 
+def takes_float(spec: BackendSpec) -> bool:
+    """Whether the backend accepts unclipped float frames (``process_float``)."""
+    from streamdenoise.backends import backend_class
+
+    return hasattr(backend_class(spec.name), "process_float")
+
+
 def _run_spec(
     spec: BackendSpec,
     sequences: list[Sequence],
@@ -271,7 +286,7 @@ def _run_spec(
                 if backend is not None:
                     backend.close()
                 backend = create(spec, hint)
-            use_float = protocol == "float" and spec.neural
+            use_float = protocol == "float" and takes_float(spec)
             outs, secs = run_backend(backend, seq.frames, floats if use_float else u8)
             frames_done += len(outs)
             spent += secs
@@ -337,6 +352,11 @@ def markdown(report: dict) -> str:
         "on this machine.",
         "",
     ]
+    if report["protocol"] == "float":
+        lines[0] += (
+            " † = 8-bit-only filter: it got the clipped, rounded input (the quantized protocol's"
+            " number), since it cannot take unclipped noise."
+        )
     datasets = list(dict.fromkeys(r["dataset"] for r in report["results"]))
     for data in datasets:
         rows = [r for r in report["results"] if r["dataset"] == data]
@@ -356,6 +376,8 @@ def markdown(report: dict) -> str:
                 for s in sigmas
             ]
             mine = list(cells.values())
+            if any(r.get("input") == "8-bit" for r in mine) and report["protocol"] == "float":
+                label = f"{label} †"
             fl = np.mean([r["flicker"] for r in mine])
             fps = np.mean([r["fps"] for r in mine])
             lines.append(f"| {label} | " + " | ".join(values) + f" | {fl:+.2f} | {fps:.1f} |")

@@ -148,8 +148,8 @@ def test_every_baseline_beats_the_noisy_input_on_real_video(name: str, sigma: fl
     """A baseline below its own noisy input is broken, and a comparison with it flatters the
     models: on real video frames (Vid4 crops, the evaluation's noise and causal runner), each
     tuned filter must come out above the noisy frames it was given, on average."""
-    from streamdenoise.evaluation.metrics import psnr
-    from streamdenoise.evaluation.runner import Sequence, load_sequences, make_noisy, run_backend
+    from streamdenoise.lab.image_metrics import psnr
+    from streamdenoise.lab.quality import Sequence, load_sequences, make_noisy, run_backend
 
     denoiser = _backend(name, sigma=sigma)
     gains = []

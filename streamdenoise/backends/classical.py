@@ -468,10 +468,13 @@ def _to_8bit(image: np.ndarray) -> np.ndarray:
 
 
 class CBM3DDenoiser(_ClassicalDenoiser):
-    """Colour BM3D (``bm3d.bm3d_rgb``: opponent colour, hard thresholding then Wiener).
+    """Colour BM3D: ``bm3d.bm3d`` (hard thresholding then Wiener) on the orthonormal opponent
+    colour planes, block matching on luma, as CBM3D does.
 
-    Spatial and stateless. Far too slow for video (minutes per 720p frame on one core): it is
-    the quality reference an image-processing reader expects, given the true σ.
+    The package's own ``bm3d_rgb`` rescales each opponent plane by its range, which divides
+    by zero on a grey frame; the orthonormal transform keeps the noise σ in every plane
+    instead. Spatial and stateless. Far too slow for video (minutes per 720p frame on one
+    core): it is the quality reference an image-processing reader expects, given the true σ.
     """
 
     name = "cbm3d"
@@ -481,7 +484,7 @@ class CBM3DDenoiser(_ClassicalDenoiser):
         try:
             import bm3d  # noqa: F401
         except ImportError:
-            return "needs the bm3d package (pip install bm3d)"
+            return "needs the bm3d package (pip install bm3d; non-commercial licence)"
         return None
 
     def process(self, image: np.ndarray) -> np.ndarray:
@@ -491,9 +494,13 @@ class CBM3DDenoiser(_ClassicalDenoiser):
         """Float RGB on [0, 1] (unclipped noise allowed) in and out."""
         import bm3d
 
+        from streamdenoise.backends.vbm3d_worker import OPPONENT
+
         if self.params is None:
             self.params = self._params_for(_to_8bit(image))
-        return bm3d.bm3d_rgb(image, float(self.params["sigma"]) / 255).astype(np.float32)
+        opponent = np.einsum("ij,hwj->hwi", OPPONENT, image)
+        clean = bm3d.bm3d(opponent, float(self.params["sigma"]) / 255)
+        return np.einsum("ji,hwj->hwi", OPPONENT, clean).astype(np.float32)
 
     def reset(self) -> None:
         self.params = None

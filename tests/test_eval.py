@@ -117,3 +117,16 @@ def test_eval_cli_writes_json_and_markdown(tmp_path):
 def test_eval_rejects_bad_sigma(tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path), "--sigma", "abc"]) == 2
     assert "sigma" in capsys.readouterr().err
+
+
+def test_table_marks_a_baseline_that_is_not_above_its_noisy_input():
+    def row(backend: str, psnr_db: float) -> dict:
+        return {"dataset": "d", "backend": backend, "sigma": 10.0, "psnr": psnr_db,
+                "ssim": 0.5, "flicker": 0.0, "fps": 1.0}  # fmt: skip
+
+    report = {"noise": "awgn", "protocol": "quantized", "seed": 0}
+    report["results"] = [row("identity", 28.18), row("broken", 27.26), row("good", 31.0)]
+    table = markdown(report)
+    assert "| broken | 27.26 / 0.500 ↓ |" in table
+    assert "| good | 31.00 / 0.500 |" in table
+    assert "| identity | 28.18 / 0.500 |" in table

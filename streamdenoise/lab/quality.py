@@ -349,7 +349,7 @@ def markdown(report: dict) -> str:
         f"Noise: {report['noise']}, protocol: {report['protocol']}, seed {report['seed']}. "
         "Cells: PSNR dB / SSIM (identity = the noisy input); flicker = output minus clean "
         "frame-to-frame activity (8-bit units, lower is steadier); fps = mean over all levels "
-        "on this machine.",
+        "on this machine. ↓ = not above the noisy input at that level.",
         "",
     ]
     if report["protocol"] == "float":
@@ -369,10 +369,14 @@ def markdown(report: dict) -> str:
         lines += [f"### {data}", ""]
         lines.append("| backend | " + " | ".join(_level(s) for s in sigmas) + " | flicker | fps |")
         lines.append("|---" * (len(sigmas) + 3) + "|")
+        noisy = {r["sigma"]: r["psnr"] for r in rows if r["backend"] == "identity"}
         for label in labels:
             cells = {r["sigma"]: r for r in rows if r["backend"] == label}
             values = [
-                f"{cells[s]['psnr']:.2f} / {cells[s]['ssim']:.3f}" if s in cells else "–"
+                f"{cells[s]['psnr']:.2f} / {cells[s]['ssim']:.3f}"
+                + (" ↓" if label != "identity" and cells[s]["psnr"] <= noisy.get(s, -1) else "")
+                if s in cells
+                else "–"
                 for s in sigmas
             ]
             mine = list(cells.values())

@@ -98,6 +98,28 @@ def parse_cpuinfo(text: str) -> tuple[str, frozenset[str], int]:
     return model, flags, len(cores)
 
 
+# What oneDNN's ISA cap (``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2`` to run as an AVX2-only CPU
+# would) hides from the kernels. OpenVINO's and torch's oneDNN honour the cap, but OpenVINO's
+# capability list does not, so the probe applies it to the flags everyone reads.
+_AVX512 = {"avx512f", "avx512_vnni", "avx512_bf16"}
+_AMX = {"amx_bf16", "amx_int8"}
+ISA_CAP_HIDES: dict[str, frozenset[str]] = {
+    "SSE41": frozenset({"avx2", "avx_vnni", *_AVX512, *_AMX}),
+    "AVX": frozenset({"avx2", "avx_vnni", *_AVX512, *_AMX}),
+    "AVX2": frozenset({"avx_vnni", *_AVX512, *_AMX}),
+    "AVX2_VNNI": frozenset({*_AVX512, *_AMX}),
+    "AVX2_VNNI_2": frozenset({*_AVX512, *_AMX}),
+    "AVX512_CORE": frozenset({"avx_vnni", "avx512_vnni", "avx512_bf16", *_AMX}),
+    "AVX512_CORE_VNNI": frozenset({"avx512_bf16", *_AMX}),
+    "AVX512_CORE_BF16": frozenset(_AMX),
+}
+
+
+def isa_capped(flags: frozenset[str], cap: str | None) -> frozenset[str]:
+    """``flags`` less what oneDNN's ISA cap ``cap`` hides (unknown or no cap: all of them)."""
+    return flags - ISA_CAP_HIDES.get((cap or "").strip().upper(), frozenset())
+
+
 def _physical_cores(from_cpuinfo: int) -> int:
     """Physical cores (SMT siblings excluded): the thread count conv-heavy runtimes want."""
     try:
@@ -116,7 +138,7 @@ def cpu() -> CpuInfo:
         model=model or platform.processor() or platform.machine(),
         logical_cores=os.cpu_count() or 1,
         physical_cores=_physical_cores(cores),
-        flags=flags,
+        flags=isa_capped(flags, os.environ.get("ONEDNN_MAX_CPU_ISA")),
     )
 
 

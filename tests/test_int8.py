@@ -1,15 +1,25 @@
 """int8 export (calibrated QDQ graph) and OpenVINO's int8 precision.
 
-Parity for int8 is a quality budget, not a rounding error: the committed export of the shipped
-temporal model must reach INT8_MIN_PSNR against the float graph on real video frames (the
-flow-aligned model measured 37.1–38.0 dB there: its running average carries each frame's
-int8 error into the next; the retired output-blend model 40.4), and a freshly quantised
-random network must still track its float self.
+Parity for int8 is a quality budget, not a rounding error, and it is measured against the
+float model's own error rather than as a fixed PSNR: on every real video frame, int8's
+deviation from the float graph must stay INT8_MARGIN_DB below the float output's error
+against the clean frame, PSNR(int8, fp32) ≥ PSNR(fp32, clean) + INT8_MARGIN_DB. That is,
+int8 adds at most 10^(-0.45) ≈ 35 % of the error energy the float model leaves, so it costs
+at most 10·log10(1.35) ≈ 1.3 dB against the clean frame, whatever the content and the model.
+The rounding differs by CPU: with VNNI (Zen 5, the float layers in bf16) the shipped temporal
+model's worst frame has a margin of 5.80 dB; without VNNI and bf16 (the AVX2 kind: Zen 3
+measured 36.13 dB on the first frame, reproduced here exactly with ONEDNN_MAX_CPU_ISA=AVX2)
+5.46 dB. The test runs natively and, on a CPU with more than AVX2, under that cap too. A freshly
+quantised random network must still track its float self.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +32,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs onnx, onnxruntime and openvino",
 )
 
-INT8_MIN_PSNR = 36.5  # see above; a regression in calibration or QDQ placement falls below
-VAL_WALK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val" / "videos"
+INT8_MARGIN_DB = 4.5  # see above; a regression in calibration or QDQ placement falls below
+ROOT = Path(__file__).resolve().parents[1]
+VAL_WALK = ROOT.parent / "shared" / "datasets" / "val" / "videos"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -138,8 +149,8 @@ def test_shipped_models_have_a_committed_int8_export(model):
     assert path.parent == PACKAGED
 
 
-@pytest.mark.skipif(not VAL_WALK.is_dir(), reason="needs ../shared/datasets next to the checkout")
-def test_shipped_int8_model_stays_close_to_the_float_one_on_real_video():
+def int8_margins() -> list[list[float]]:
+    """[PSNR(int8, fp32), PSNR(fp32, clean)] per frame of the shipped model on Vid4 walk."""
     from streamdenoise.backends import create_backend
     from streamdenoise.lab.data import image_files, read_rgb
 
@@ -148,8 +159,33 @@ def test_shipped_int8_model_stays_close_to_the_float_one_on_real_video():
     frames = noisy_sequence(clean, sigma=25)
     reference = create_backend("openvino", precision="fp32")
     int8 = create_backend("openvino", precision="int8")
-    scores = [psnr(int8.process(f), reference.process(f)) for f in frames]
-    assert min(scores) >= INT8_MIN_PSNR, scores
+    rows = []
+    for frame, truth in zip(frames, clean, strict=True):
+        expected = reference.process(frame)
+        rows.append([psnr(int8.process(frame), expected), psnr(expected, truth * 255)])
+    return rows
+
+
+@pytest.mark.skipif(not VAL_WALK.is_dir(), reason="needs ../shared/datasets next to the checkout")
+@pytest.mark.parametrize("isa_cap", [None, "AVX2"])
+def test_shipped_int8_model_stays_close_to_the_float_one_on_real_video(isa_cap):
+    from streamdenoise import hardware
+
+    if isa_cap is None:
+        rows = int8_margins()
+    elif not hardware.cpu().avx512:
+        pytest.skip("this CPU is AVX2-only: the native case is the AVX2 case")
+    else:  # oneDNN reads the cap once per process, so the capped run gets its own
+        env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa_cap}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+        code = "import json, test_int8; print(json.dumps(test_int8.int8_margins()))"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    margins = [round(deviation - error, 2) for deviation, error in rows]
+    assert min(margins) >= INT8_MARGIN_DB, (margins, rows)
 
 
 def test_export_cli_int8_needs_a_calibration_folder(tmp_path, capsys):

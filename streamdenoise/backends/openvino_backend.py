@@ -47,10 +47,16 @@ class OpenVINOGraph:
     @staticmethod
     @functools.cache
     def has_bf16() -> bool:
-        """Asked once per process: the default precision and every graph need the answer."""
+        """Asked once per process: the default precision and every graph need the answer.
+
+        The plugin lists BF16 even under an ``ONEDNN_MAX_CPU_ISA`` cap that forbids its
+        kernels (compiling then fails), so the capped CPU probe has a say too."""
         import openvino as ov
 
-        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        from streamdenoise import hardware
+
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in capabilities and hardware.cpu().bf16
 
     @classmethod
     def check_bf16(cls) -> None:

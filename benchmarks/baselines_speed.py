@@ -2,8 +2,8 @@
 
 Each contender denoises the same real camera frames (``media/clips/01_dog.mp4``, AWGN σ=25)
 through ``Denoiser.process``, one frame at a time as the pipeline calls it; the first frame
-is a warm-up (filter graphs, worker processes, compiled models) and not timed. Slow filters
-get fewer frames (``FRAMES``), so that CBM3D's minutes per frame still fit in one run.
+is a warm-up (filter graphs, worker processes, compiled models) and not timed, except for
+CBM3D, which builds nothing and takes minutes per frame: it gets one timed frame.
 Writes ``baselines_speed.json`` and ``.md`` with the machine record; quote ratios within
 one run, since the absolute figures move with the load of the machine.
 
@@ -61,7 +61,8 @@ def real_frames(width: int, height: int, count: int, sigma: float = 25.0) -> lis
 def measure(backend: str, kwargs: dict, frames: list[np.ndarray], timed: int) -> dict:
     denoiser = create_backend(backend, **kwargs)
     try:
-        denoiser.process(frames[0])  # warm-up
+        if backend != "cbm3d":
+            denoiser.process(frames[0])  # warm-up
         start = time.perf_counter()
         for frame in frames[1 : timed + 1]:
             denoiser.process(frame)

@@ -284,9 +284,8 @@ class AtadenoiseDenoiser(_ClassicalDenoiser):
     each accepted past frame weighted twice. Only the centre frame is filtered (the
     ``enable`` timeline option; one extra frame pushes it out without ending the stream).
 
-    Ending the stream instead (the filter's own end-of-stream padding) is no causal filter:
-    FFmpeg fills the missing future with earlier frames of its queue, so the newest frame
-    was outvoted by older ones and moving content smeared (below the noisy input on Vid4).
+    Ending the stream instead would not give a causal filter: FFmpeg fills a finished
+    stream's missing future with earlier frames of its queue, which outvote the newest one.
     """
 
     name = "atadenoise"
@@ -447,9 +446,8 @@ class Hqdn3dDenoiser(_ClassicalDenoiser):
 class BM3DFilterDenoiser(_ClassicalDenoiser):
     """FFmpeg's bm3d through PyAV, one frame at a time (it is a spatial filter).
 
-    Its ``sigma`` is not on the noise's scale (the tuned value is about 4× the noise σ), and
-    block grouping (``group`` > 1) was both slower and worse than ``group=1`` at every
-    strength tried, which leaves a sliding-window DCT shrinkage: see docs/baselines.md.
+    Its ``sigma`` is not on the noise's scale, and the tuned setting uses no block grouping
+    (``group=1``), which makes it a sliding-window DCT shrinkage: docs/baselines.md says why.
     """
 
     name = "bm3d"
@@ -473,8 +471,8 @@ class CBM3DDenoiser(_ClassicalDenoiser):
 
     The package's own ``bm3d_rgb`` rescales each opponent plane by its range, which divides
     by zero on a grey frame; the orthonormal transform keeps the noise σ in every plane
-    instead. Spatial and stateless. Far too slow for video (minutes per 720p frame on one
-    core): it is the quality reference an image-processing reader expects, given the true σ.
+    instead. Spatial and stateless, and far too slow for video: it is the quality reference
+    an image-processing reader expects, given the true σ (docs/baselines.md).
     """
 
     name = "cbm3d"

@@ -93,3 +93,13 @@ def test_bench_measures_gpu_precisions_only_where_a_gpu_is(monkeypatch):
     assert runtime.bench_precisions("hqdn3d") == ("uint8",)
     monkeypatch.setattr(hardware, "has_cuda", lambda: True)
     assert runtime.bench_precisions("torch") == ("fp32", "bf16", "fp16")
+
+
+def test_onednn_isa_cap_hides_the_instructions_the_kernels_will_not_use():
+    from streamdenoise.hardware import isa_capped
+
+    zen5 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
+    assert isa_capped(zen5, "AVX2") == {"avx2"}
+    assert isa_capped(zen5, "avx512_core_vnni") == {"avx2", "avx512f", "avx512_vnni"}
+    assert isa_capped(zen5, None) == zen5
+    assert isa_capped(zen5, "ALL") == zen5

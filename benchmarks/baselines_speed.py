@@ -28,8 +28,8 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CLIP = DATASETS / "media" / "clips" / "01_dog.mp4"
 # (label, backend, keyword arguments, timed frames)
 CONTENDERS: list[tuple[str, str, dict, int]] = [
-    ("spatial (default runtime)", "openvino", {"model": "spatial"}, 8),
-    ("temporal (default runtime)", "openvino", {"model": "temporal"}, 8),
+    ("spatial (OpenVINO, default precision)", "openvino", {"model": "spatial"}, 8),
+    ("temporal (OpenVINO, default precision)", "openvino", {"model": "temporal"}, 8),
     ("spatial (torch)", "torch", {"model": "spatial"}, 4),
     ("hqdn3d", "hqdn3d", {"sigma": 25.0}, 8),
     ("atadenoise", "atadenoise", {"sigma": 25.0}, 8),
@@ -83,7 +83,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     base = next(
-        (r["s_per_frame"] for r in report["results"] if r["label"].startswith("spatial (def")),
+        (r["s_per_frame"] for r in report["results"] if r["label"].startswith("spatial (OpenVINO")),
         None,
     )
     for row in report["results"]:
@@ -92,7 +92,7 @@ def markdown(report: dict) -> str:
             continue
         ratio = f"{row['s_per_frame'] / base:.1f}" if base else "–"
         lines.append(
-            f"| {row['label']} | {row['s_per_frame']:.3f} | {row['fps']:.2f} | {ratio} "
+            f"| {row['label']} | {row['s_per_frame']:.3f} | {row['fps']:.3g} | {ratio} "
             f"| {row['frames']} |"
         )
     return "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ import numpy as np
 
 from streamdenoise.backends import create_backend
 from streamdenoise.commands.eval import merge_reports
-from streamdenoise.lab.finetune import heldback_indices
+from streamdenoise.lab.camera_tuning import heldback_indices
 from streamdenoise.lab.quality import BackendSpec, evaluate, load_pairs
 from streamdenoise.lab.speed import machine_record
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import make_clip, run_cli
 
-from streamdenoise.lab.finetune import FrameStore, estimate_noise_model, heldback_indices
+from streamdenoise.lab.camera_tuning import FrameStore, estimate_noise_model, heldback_indices
 from streamdenoise.models.weights import load_weights
 
 TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.15", "--model", "spatial")

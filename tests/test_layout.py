@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "streamdenoise"
-#: The commands that drive the lab (training, measuring, int8 calibration).
-LAB_COMMANDS = {"bench.py", "eval.py", "train.py", "export.py"}
+#: The commands that drive the lab (training, fine-tuning, measuring, int8 calibration).
+LAB_COMMANDS = {"bench.py", "eval.py", "train.py", "export.py", "finetune.py"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(given: dict):
-    from streamdenoise.lab.finetune import FinetuneConfig, check_config
+    from streamdenoise.lab.camera_tuning import FinetuneConfig, check_config
 
     cfg = FinetuneConfig(
         model=given["finetune_model"],
@@ -70,7 +70,7 @@ def _paths(given: dict) -> tuple[Path | None, Path | None, Path | None]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from streamdenoise.lab.finetune import FrameStore, collect_frames, finetune, write_finetuned
+    from streamdenoise.lab.camera_tuning import FrameStore, collect_frames, finetune, write_finetuned
     from streamdenoise.models import load_model
 
     given = table.from_args(args, table.FINETUNE)

@@ -7,13 +7,7 @@ source → outputs job as ``streamdenoise run`` does. See :mod:`streamdenoise.ap
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("streamdenoise")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+src"
 
 if TYPE_CHECKING:
     from streamdenoise.api import DenoisedFrame, Denoiser, StreamFailed, frames, frames_async
@@ -22,7 +16,8 @@ if TYPE_CHECKING:
     from streamdenoise.pipeline import Pipeline, PipelineConfig, Report
     from streamdenoise.sinks.base import Sink
 
-# Lazy, so that `import streamdenoise` stays cheap (no torch/av import for `--version`).
+# Lazy, so that `import streamdenoise` costs nothing (not even the package metadata): the CLI
+# installs its signal handlers right after, and a Ctrl+C must not land in a slow import.
 _EXPORTS = {
     "frames": "streamdenoise.api",
     "frames_async": "streamdenoise.api",
@@ -56,6 +51,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("streamdenoise")
+        except PackageNotFoundError:  # running from a source tree that was not installed
+            return "0.0.0+src"
     if name in _EXPORTS:
         import importlib
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+import traceback
 
-from streamdenoise import __version__
 from streamdenoise.errors import UserError
 from streamdenoise.redact import redact
 
@@ -36,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from streamdenoise import __version__
+
     parser = _Parser(prog="streamdenoise", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"streamdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -58,7 +62,40 @@ def interrupted() -> int:
     return 130
 
 
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM behaves like Ctrl+C (the default would kill the process without a word)."""
+    raise KeyboardInterrupt
+
+
+def _print_bug(text: str) -> None:
+    """A real bug still shows its traceback, but never a credential that was in it."""
+    print(redact(text), end="", file=sys.stderr)
+
+
+def _thread_bug(hook: threading.ExceptHookArgs) -> None:
+    name = hook.thread.name if hook.thread else "?"
+    lines = traceback.format_exception(hook.exc_type, hook.exc_value, hook.exc_traceback)
+    _print_bug(f"Exception in thread {name}:\n{''.join(lines)}")
+
+
+def _missing_gui_library(err: ImportError) -> str | None:
+    """The one line for OpenCV's GUI build on a machine without its system libraries."""
+    text = str(err)
+    if not any(lib in text for lib in ("libGL.so", "libgthread", "libglib", "libxcb", "libX11")):
+        return None
+    library = text.split(":")[0].strip()
+    return (
+        f"OpenCV cannot load {library}: install the system libraries its window support "
+        "needs (Debian/Ubuntu: apt-get install libgl1 libglib2.0-0), or, on a server that "
+        "never opens a window, replace it: pip uninstall opencv-python && "
+        "pip install opencv-python-headless"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    previous_hook, threading.excepthook = threading.excepthook, _thread_bug
     try:  # building the parser imports the commands: Ctrl+C can land there too
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -71,3 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return interrupted()
+    except ImportError as err:
+        if not _missing_gui_library(err):
+            _print_bug(traceback.format_exc())
+            return 1
+        print(f"streamdenoise: error: {_missing_gui_library(err)}", file=sys.stderr)
+        return 1
+    except Exception:
+        _print_bug(traceback.format_exc())
+        return 1
+    finally:
+        threading.excepthook = previous_hook
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)

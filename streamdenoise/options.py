@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from streamdenoise.access import TOKEN_ENV
 from streamdenoise.settings import default, pick
 
 
@@ -21,6 +23,8 @@ class SourceOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
     rtsp_transport: str = "tcp"
+    #: Read the source's first audio stream and pass it to file and restream outputs.
+    audio: bool = True
     #: Replay a file source forever (demo and soak tests).
     loop: bool = default("loop")
     #: Pace file playback at its native frame rate (simulate a live camera).
@@ -38,6 +42,10 @@ class SinkOptions:
     crf: int = default("crf")
     #: Address the HTTP preview server binds to.
     bind: str = default("bind")
+    #: Secret a client of the HTTP preview must present; required for a non-loopback bind.
+    token: str | None = None
+    #: Replace output files that already exist (else refuse, as ffmpeg does without -y).
+    overwrite: bool = default("overwrite")
     #: Show noisy | denoised side by side (display and preview).
     compare: bool = default("compare")
 
@@ -46,7 +54,12 @@ def stage_options(settings: dict) -> tuple[SourceOptions, SinkOptions]:
     """The source's and the sinks' options from resolved settings (``run`` and ``serve``)."""
     source = SourceOptions(
         timeout_s=settings["timeout"],
+        audio=not settings.get("no_audio", False),
         **pick(settings, "size", "fps", "reconnect_max", "loop", "realtime"),
     )
-    sink = SinkOptions(**pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare"))
+    sink = SinkOptions(
+        token=settings.get("token") or os.environ.get(TOKEN_ENV) or None,
+        overwrite=settings.get("overwrite", False),
+        **pick(settings, "bitrate", "gop", "preset", "crf", "bind", "compare"),
+    )
     return source, sink

@@ -104,6 +104,9 @@ class Report:
     error: str | None = None
     #: True when stopped by a signal (Ctrl+C / SIGTERM).
     interrupted: bool = False
+    #: True when ``error`` was already logged as it happened (a failed output): the CLI does
+    #: not print it a second time.
+    error_logged: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -157,18 +160,22 @@ class SinkRunner:
                 self.sink.write(item)
                 self.metrics.written(self.counters, item, picked, time.monotonic())
         except Exception as err:  # a failing output must not take the others down
-            self.counters.error = one_line(err)
-            log.error("output %s failed: %s", redact(self.name), self.counters.error)
-            if not isinstance(err, UserError):
-                log.debug("output failure", exc_info=True)
+            self._fail(err)
         finally:
             self.queue.close()
             try:
                 self.sink.close()
             except Exception as err:
                 if not self.counters.error:  # a failed sink's close failing is no news
-                    self.counters.error = f"could not be finalized: {one_line(err)}"
-                    log.error("output %s %s", redact(self.name), self.counters.error)
+                    self._fail(err, when="could not be finalized: ")
+
+    def _fail(self, err: BaseException, when: str = "") -> None:
+        """Record the failure and say it once, now (a long run must not wait for its end)."""
+        prefix = "" if isinstance(err, UserError) else when
+        self.counters.error = prefix + one_line(err)
+        log.error("output %s failed: %s", redact(self.name), self.counters.error)
+        if not isinstance(err, UserError):
+            log.debug("output failure", exc_info=True)
 
 
 def one_line(err: BaseException) -> str:
@@ -305,6 +312,8 @@ class Pipeline:
                 sink.on_quit = self.stop
             if hasattr(sink, "stats_provider"):  # the HTTP preview's /stats
                 sink.stats_provider = self.snapshot
+            if source.audio is not None and sink.accepts_audio:
+                sink.audio_input = (source.audio, source.audio.subscribe())
             self._runners.append(SinkRunner(name, sink, self.metrics, lambda: source.fps))
         capture = threading.Thread(
             target=self._capture, args=(source_queue,), name="capture", daemon=True
@@ -468,9 +477,10 @@ class Pipeline:
         source_info = {
             "spec": self.config.source,
             "description": source.describe(),
+            "audio": source.audio.describe() if source.audio else None,
             **source.stats(),
         }
-        error = None
+        error, logged = None, False
         if isinstance(self._fatal, UserError):
             error = one_line(self._fatal)
         elif self._source_error is not None:
@@ -478,6 +488,7 @@ class Pipeline:
         else:  # the run went on without them, but the user asked for these outputs
             failed = [f"{r.name}: {r.counters.error}" for r in self._runners if r.counters.error]
             error = ("output failed: " + "; ".join(failed)) if failed else None
+            logged = bool(failed)
         sink_stats = {}
         for runner in self._runners:
             try:
@@ -502,10 +513,25 @@ class Pipeline:
             interrupted=self._interrupted,
             error=error,
         )
-        if self.config.stats_json:
-            path = Path(self.config.stats_json)
-            path.write_text(json.dumps(stats, indent=2) + "\n")
-        return Report(stats=stats, error=error, interrupted=self._interrupted)
+        if self.config.stats_json and not _write_stats(Path(self.config.stats_json), stats):
+            error = error or f"cannot write --stats-json {self.config.stats_json}"
+            logged = True
+        return Report(stats=stats, error=error, interrupted=self._interrupted, error_logged=logged)
+
+
+def _write_stats(path: Path, stats: dict) -> bool:
+    """Write the report atomically (a reader never sees half a file); False, said once, when
+    the disk refuses."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(stats, indent=2) + "\n")
+        partial.replace(path)
+    except OSError as err:
+        log.error("cannot write --stats-json %s: %s", path, err.strerror)
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return False
+    return True
 
 
 def unique_names(outputs: list[Output]) -> list[str]:

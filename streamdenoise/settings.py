@@ -13,6 +13,7 @@ and raise :class:`~streamdenoise.errors.UsageError` with one line saying what is
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -50,19 +51,26 @@ def data_dir() -> Path:
     return Path(os.environ.get("STREAMDENOISE_DATA") or "../shared/datasets")
 
 
+#: Characters of a default output name taken from the source (file systems allow 255 bytes).
+MAX_NAME = 120
+
+
 def default_output(source: str) -> str:
     """``<source name>_denoised.mp4`` in the current directory (never URL credentials)."""
     if source == "demo":
         return "demo_denoised.mp4"
     if "://" not in source:
-        return f"{Path(source.rstrip('/')).stem or 'stream'}_denoised.mp4"
-    url = urlsplit(source)
+        return f"{Path(source.rstrip('/')).stem[:MAX_NAME] or 'stream'}_denoised.mp4"
     try:
+        url = urlsplit(source)
         port = str(url.port or "")
     except ValueError:
-        port = ""
-    parts = [url.hostname or "", port, *url.path.strip("/").split("/")]
-    return f"{'_'.join(p for p in parts if p) or 'stream'}_denoised.mp4"
+        return "stream_denoised.mp4"
+    path = url.path.strip("/").split("/")
+    if url.scheme.lower().startswith("rtmp"):
+        path = path[:1]  # rtmp://host/app/KEY: the stream key is a secret
+    parts = [url.hostname or "", port, *path]
+    return f"{'_'.join(p for p in parts if p)[:MAX_NAME] or 'stream'}_denoised.mp4"
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -70,10 +78,17 @@ _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
 
 
+#: Largest frame side accepted: 8K video fits; a typo such as 99999999x2 would exhaust the
+#: memory.
+MAX_SIDE = 8192
+
+
 def parse_size(text: Any, key: str = "size") -> tuple[int, int]:
     match = _SIZE.match(str(text).strip())
     if not match or int(match[1]) < 2 or int(match[2]) < 2:
         raise UsageError(f"bad {key} {text!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
+    if max(int(match[1]), int(match[2])) > MAX_SIDE:
+        raise UsageError(f"bad {key} {text!r}: at most {MAX_SIDE} pixels a side")
     return int(match[1]), int(match[2])
 
 
@@ -106,8 +121,10 @@ def number(kind: type, minimum: float, inclusive: bool = True, maximum: float | 
     def parse(text: Any, key: str = "value") -> float:
         try:
             value = kind(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UsageError(f"bad {key} {text!r}: expected a number") from None
+        if not math.isfinite(value):
+            raise UsageError(f"bad {key} {text!r}: expected a finite number")
         if value < minimum or (not inclusive and value == minimum):
             bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
             raise UsageError(f"bad {key} {text!r}: must be {bound}")
@@ -263,8 +280,17 @@ _SETTINGS: tuple[Setting, ...] = (
             "ultrafast + zerolatency", default="veryfast", metavar="NAME"),
     Setting("crf", number(int, 0, maximum=51), "libx264 constant quality for file outputs, "
             "0-51", default=20, metavar="Q"),
-    Setting("bind", text, "address the http:// preview binds to", default="127.0.0.1",
-            metavar="ADDR"),
+    Setting("bind", text, "address the http:// preview binds to; any non-loopback address "
+            "needs --token", default="127.0.0.1", metavar="ADDR"),
+    Setting("token", text, "secret (8+ characters) a preview client must send as "
+            "?token=SECRET or 'Authorization: Bearer SECRET'",
+            default_help="$STREAMDENOISE_TOKEN", metavar="SECRET"),
+    Setting("overwrite", switch, "replace output files that already exist (else refuse, so "
+            "that a restart never destroys the previous recording)", default=False,
+            kind="switch", short="-y"),
+    Setting("no_audio", switch, "drop the source's audio (else its first audio stream goes "
+            "to file and restream outputs, copied or as AAC, in sync with the video)",
+            default=False, kind="switch"),
     Setting("loop", switch, "replay a file source forever", default=False, kind="switch"),
     Setting("realtime", switch, "pace a file source at its frame rate, like a live camera",
             default=False, kind="switch"),
@@ -410,8 +436,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in _SETTINGS}
 RUN = (
     "source", "output", "backend", "model", "precision", "device", "threads", "strength",
     "policy", "size", "fps", "compare", "max_frames", "duration", "stats_json", "queue_size",
-    "timeout", "reconnect_max", "bitrate", "gop", "preset", "crf", "bind", "loop", "realtime",
-    "engine_cache", "recalibrate", "quiet",
+    "timeout", "reconnect_max", "bitrate", "gop", "preset", "crf", "bind", "token", "overwrite",
+    "no_audio", "loop", "realtime", "engine_cache", "recalibrate", "quiet",
 )  # fmt: skip
 BENCH = (
     "bench_backends", "sizes", "precisions", "batch", "seconds", "threads", "warmup", "rounds",

@@ -85,7 +85,7 @@ def run(
                     [str(workdir / "e2e_out.mp4")],
                     policy="lossless",
                     source_options=SourceOptions(),
-                    sink_options=SinkOptions(),
+                    sink_options=SinkOptions(overwrite=True),  # a scratch file, every round
                     max_frames=frames,
                 )
                 runs.setdefault((c.label, size), []).append(result)

@@ -70,7 +70,7 @@ def run(
                         [str(workdir / "live_out.mp4")],
                         policy="latest",
                         source_options=options,
-                        sink_options=SinkOptions(),
+                        sink_options=SinkOptions(overwrite=True),  # a scratch file, every round
                         seconds=plan.seconds / plan.rounds,
                     )
                 )

@@ -31,13 +31,20 @@ def merged_settings(args: argparse.Namespace) -> dict[str, Any]:
 def check_paths(settings: dict) -> None:
     """Mistakes that would otherwise surface only after streaming: bad outputs, overwriting
     the input, a stats file in a missing folder."""
-    from streamdenoise.sinks import sink_kind
+    from streamdenoise.sinks import check_overwrite, sink_kind
 
     source = Path(settings["source"]).expanduser()
+    files: set[Path] = set()
     for output in settings.get("output") or []:
-        is_file = sink_kind(output) == "file"
-        if is_file and source.is_file() and Path(output).expanduser().resolve() == source.resolve():
+        if sink_kind(output) != "file":
+            continue
+        path = Path(output).expanduser()
+        if source.is_file() and path.resolve() == source.resolve():
             raise UsageError(f"output {output} would overwrite the source")
+        if path.resolve() in files:
+            raise UsageError(f"output {output} is given twice")
+        files.add(path.resolve())
+        check_overwrite(path, settings["overwrite"])
     stats = settings.get("stats_json")
     if stats is not None and not stats.expanduser().parent.is_dir():
         raise UsageError(f"cannot write --stats-json {stats}: folder {stats.parent} does not exist")
@@ -104,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(config)
 
     def on_signal(signum, _frame):
-        if not pipeline.stopping:
+        # At a terminal, say at once that the stop is under way; otherwise the one line at
+        # the end says it (logs and services want one line per event).
+        if not pipeline.stopping and sys.stderr.isatty():
             print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
         pipeline.stop(interrupted=True)
 
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if config.status:  # --quiet turns off both the status line and the table
         print_stats(report.stats)
-    if report.error:
+    if report.error and not report.error_logged:
         print(f"streamdenoise: error: {redact(report.error)}", file=sys.stderr)
     elif report.interrupted:
         print("streamdenoise: interrupted; outputs finalized", file=sys.stderr)

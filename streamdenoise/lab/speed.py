@@ -318,7 +318,8 @@ def run_pipeline_once(
         policy="lossless",
         duration=seconds,
         source_options=SourceOptions(size=(case.width, case.height), loop=True),
-        sink_options=SinkOptions(preset=preset or SinkOptions.preset),
+        # a scratch file, rewritten on every pass
+        sink_options=SinkOptions(preset=preset or SinkOptions.preset, overwrite=True),
         status=False,
     )
     cpu_start = _cpu_seconds()

@@ -12,6 +12,7 @@ from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
 from streamdenoise.redact import redact
 from streamdenoise.sinks.base import Sink
+from streamdenoise.urls import check_url
 
 RESTREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "srt")
 ACCEPTED = (
@@ -46,6 +47,17 @@ def sink_kind(spec: str) -> str:
     elif Path(spec).suffix.lower() in (".mp4", ".mkv", ".ts", ".mov"):
         return "file"
     raise UsageError(f"unsupported output {redact(spec)!r} (accepted: {ACCEPTED})")
+
+
+def check_overwrite(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing file unless told to (``-y``), the way ffmpeg does: a
+    restart must never destroy the previous recording."""
+    try:
+        exists = path.exists() or path.is_symlink()
+    except OSError as err:  # e.g. a name too long for the file system
+        raise SinkError(f"cannot write {path}: {err.strerror}") from None
+    if exists and not overwrite:
+        raise SinkError(f"output {path} already exists; pass -y/--overwrite to replace it")
 
 
 #: An output: an output string, a Sink object, or any callable taking a Frame.
@@ -84,9 +96,11 @@ def open_sink(spec: Output, options: SinkOptions) -> Sink:
         from streamdenoise.sinks.display import DisplaySink
 
         return DisplaySink(options)
+    if kind in ("restream", "preview"):
+        check_url(spec, "output")
     if kind == "restream":
         return _lazy("streamdenoise.sinks.restream", "RestreamSink", spec, options)
     return _lazy("streamdenoise.sinks.preview", "PreviewSink", spec, options)
 
 
-__all__ = ["ACCEPTED", "Output", "Sink", "open_sink", "output_name", "sink_kind"]
+__all__ = ["ACCEPTED", "Output", "Sink", "check_overwrite", "open_sink", "output_name", "sink_kind"]

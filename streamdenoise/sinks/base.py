@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from streamdenoise.audio import AudioBuffer, AudioTrack
 from streamdenoise.frame import Frame
 
 
@@ -20,6 +21,10 @@ class Sink(ABC):
     #: Lossless sinks (files) make the fan-out wait for them; others (display, restream,
     #: preview) drop their oldest queued frame instead, so they never stall the pipeline.
     lossless: bool = False
+    #: Sinks that can carry sound set this True; the pipeline then hands them the source's
+    #: audio track and this sink's own buffer of it as ``audio_input`` before ``open``.
+    accepts_audio: bool = False
+    audio_input: tuple[AudioTrack, AudioBuffer] | None = None
 
     @abstractmethod
     def open(self, first: Frame, fps: float | None) -> None: ...

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from streamdenoise.access import authorized, check_exposure
 from streamdenoise.errors import SinkError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
@@ -61,6 +62,13 @@ class _LatestJpeg:
             self.cond.notify_all()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A browser that goes away mid-request is normal for a live view, not a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        log.debug("preview client %s dropped", client_address[0], exc_info=True)
+
+
 class PreviewSink(Sink):
     lossless = False
 
@@ -68,8 +76,10 @@ class PreviewSink(Sink):
         parts = urlsplit(url)
         if parts.path not in ("", "/") or parts.port is None:
             raise SinkError(f"preview output must look like http://HOST:PORT/, not {redact(url)}")
+        check_exposure(options.bind, options.token, "the preview")
         self.url = url
         self.compare = options.compare
+        self._token = options.token
         self.address = (options.bind, parts.port)
         #: Set by the pipeline (if it offers one) to add its live figures to /stats.
         self.stats_provider: Callable[[], dict] | None = None
@@ -82,7 +92,7 @@ class PreviewSink(Sink):
         self._started = time.monotonic()
         self._page = files("streamdenoise.sinks").joinpath("preview.html").read_bytes()
         try:
-            self._server = ThreadingHTTPServer(self.address, self._handler_class())
+            self._server = _QuietServer(self.address, self._handler_class())
         except OSError as err:
             raise SinkError(
                 f"cannot serve the preview on {options.bind}:{parts.port}: {err.strerror}"
@@ -151,7 +161,12 @@ class PreviewSink(Sink):
 
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
-                if path == "/":
+                if not authorized(self.path, self.headers, sink._token):
+                    self.send_response(HTTPStatus.UNAUTHORIZED)
+                    self.send_header("WWW-Authenticate", "Bearer")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/":
                     self._send(HTTPStatus.OK, "text/html; charset=utf-8", sink._page)
                 elif path == "/stats":
                     body = json.dumps(sink._stats_document(), default=str).encode()

@@ -20,13 +20,16 @@ from urllib.parse import urlsplit
 
 import av
 
+from streamdenoise.audio import AudioWriter
 from streamdenoise.errors import SinkError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
 from streamdenoise.redact import redact
 from streamdenoise.sinks.base import Sink
+from streamdenoise.sinks.file import check_frame_size
 from streamdenoise.sinks.video_encoder import VideoEncoder
 from streamdenoise.sources.network import backoff_delay
+from streamdenoise.urls import with_query_defaults
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +38,21 @@ IO_TIMEOUT_S = 5.0
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
 _MICROS = str(int(IO_TIMEOUT_S * 1_000_000))
-#: Container format and FFmpeg muxer/protocol options for each scheme.
-FORMATS: dict[str, tuple[str, dict[str, str]]] = {
-    "rtsp": ("rtsp", {"rtsp_transport": "tcp", "timeout": _MICROS}),
-    "rtsps": ("rtsp", {"rtsp_transport": "tcp", "timeout": _MICROS}),
-    "rtmp": ("flv", {"rw_timeout": _MICROS}),
-    "udp": ("mpegts", {"pkt_size": "1316"}),
-    "srt": ("mpegts", {"timeout": _MICROS}),
+#: Container format, muxer options, and protocol options for each scheme. Protocol options
+#: travel in the URL (udp:// and srt:// read them there; options handed to the container
+#: never reach the protocol). RTMP has no URL form for its timeout: probe_server bounds it.
+FORMATS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+    "rtsp": ("rtsp", {"rtsp_transport": "tcp", "timeout": _MICROS}, {}),
+    "rtsps": ("rtsp", {"rtsp_transport": "tcp", "timeout": _MICROS}, {}),
+    "rtmp": ("flv", {}, {}),
+    "udp": ("mpegts", {}, {"pkt_size": "1316"}),
+    "srt": ("mpegts", {}, {"timeout": _MICROS}),
 }
 
 
 class RestreamSink(Sink):
     lossless = False
+    accepts_audio = True
 
     def __init__(self, url: str, options: SinkOptions) -> None:
         self.scheme = urlsplit(url).scheme.lower()
@@ -54,7 +60,8 @@ class RestreamSink(Sink):
             raise SinkError(f"unsupported restream URL {redact(url)}")
         self.url = url
         self.options = options
-        self.format, self.mux_options = FORMATS[self.scheme]
+        self.format, self.mux_options, protocol_options = FORMATS[self.scheme]
+        self._target = with_query_defaults(url, protocol_options)
         self._state = "idle"
         self._size: tuple[int, int] = (0, 0)
         self._fps: float | None = None
@@ -65,6 +72,10 @@ class RestreamSink(Sink):
         self._worker = threading.Thread(target=self._run, name="restream", daemon=True)
         self._fatal: SinkError | None = None
         self._stall_reported = False
+        self._outage_since: float | None = None
+        self._outage_logged = False
+        self.frames_offered = 0
+        self._audio: AudioWriter | None = None  # the worker's, for the open connection
         self.connects = 0
         self.errors = 0
         self.frames_sent = 0
@@ -73,6 +84,7 @@ class RestreamSink(Sink):
 
     # -- pipeline side (never blocks) -----------------------------------------------------
     def open(self, first: Frame, fps: float | None) -> None:
+        check_frame_size(first)
         self._size = (first.width, first.height)
         self._fps = fps
         self._worker.start()
@@ -81,6 +93,7 @@ class RestreamSink(Sink):
         if self._fatal is not None:
             raise self._fatal
         self._warn_if_stalled()
+        self.frames_offered += 1
         with self._wake:
             if self._pending is not None:
                 self.drops += 1  # the worker is busy (connecting, backing off, or slow)
@@ -95,7 +108,13 @@ class RestreamSink(Sink):
             self._worker.join(timeout=IO_TIMEOUT_S + 2)
         if self._worker.is_alive():
             log.warning("restream %s: server not answering; left behind", self.describe())
-        self._state = "closed"
+        if self._state != "failed":
+            self._state = "closed"
+        if self._fatal is not None:
+            raise self._fatal
+        if self.frames_offered and not self.frames_sent:
+            reason = self.last_error or "the server did not take the stream in time"
+            raise SinkError(f"no frame delivered ({reason})")
 
     # -- worker side ------------------------------------------------------------------------
     def _take(self) -> Frame | None:
@@ -107,6 +126,13 @@ class RestreamSink(Sink):
             return frame
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as err:  # a bug or an unforeseen error: the pipeline must hear of it
+            self._state = "failed"
+            self._fatal = SinkError(redact(f"{type(err).__name__}: {err}"))
+
+    def _loop(self) -> None:
         failures = 0
         retry_at = 0.0
         container = encoder = None
@@ -125,18 +151,15 @@ class RestreamSink(Sink):
                     self._state = "connecting"
                     container, encoder = self._connect()
                 encoder.encode(frame)  # the first one sends the header (ANNOUNCE/RECORD...)
+                if self._audio is not None:
+                    self._audio.catch_up()
                 self.frames_sent += 1
                 if self._state != "live":
-                    self.connects += 1
+                    self._connected()
                     failures = 0
-                    self._state = "live"
-                    log.info("restream %s: connected", self.describe())
             except av.error.ProtocolNotFoundError:
-                self._fatal = SinkError(
-                    f"{self.describe()}: this FFmpeg build has no {self.scheme}:// protocol"
-                )
                 self._state = "failed"
-                log.error("%s", self._fatal)
+                self._fatal = SinkError(f"this FFmpeg build has no {self.scheme}:// protocol")
                 return
             except (av.FFmpegError, OSError) as err:
                 self.drops += 1
@@ -151,25 +174,52 @@ class RestreamSink(Sink):
         if container is not None:
             with contextlib.suppress(av.FFmpegError, OSError):
                 encoder.flush()
+                if self._audio is not None:
+                    self._audio.finish()
             _close_quietly(container)
+
+    def _connected(self) -> None:
+        self.connects += 1
+        self._state = "live"
+        if self._outage_logged:
+            log.warning("restream %s: connected again", self.describe())
+        else:
+            log.info("restream %s: connected", self.describe())
+        self._outage_since, self._outage_logged = None, False
 
     def _connect(self) -> tuple[av.container.OutputContainer, VideoEncoder]:
         probe_server(self.url)
-        container = av.open(self.url, "w", format=self.format, options=self.mux_options)
+        container = av.open(self._target, "w", format=self.format, options=self.mux_options)
         try:
             encoder = VideoEncoder(
                 container, *self._size, self._fps, self.options, zerolatency=True
             )
+            # a new connection starts a new timeline: the audio follows this encoder's
+            self._audio = None
+            if self.audio_input is not None:
+                self._audio = AudioWriter(container, *self.audio_input, encoder)
         except BaseException:
             _close_quietly(container)
             raise
         return container, encoder
 
     def _report_failure(self, err: BaseException, delay: float) -> None:
+        """Counted every time; said once per outage: at once when a live stream is lost, after
+        IO_TIMEOUT_S when the server was never reached (a short run then fails with one line
+        at the end instead of a warning per retry)."""
         self.errors += 1
         self.last_error = redact(getattr(err, "strerror", None) or str(err))
         self._state = "reconnecting"
-        log.warning("restream %s: %s; retrying in %.1f s", self.describe(), self.last_error, delay)
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if not self._outage_logged and (self.connects or now - self._outage_since >= IO_TIMEOUT_S):
+            self._outage_logged = True
+            what = "lost" if self.connects else "cannot connect"
+            log.warning(
+                "restream %s: %s (%s); retrying with backoff", self.describe(), what,
+                self.last_error,
+            )  # fmt: skip
 
     def _warn_if_stalled(self) -> None:
         stalled = self.state == "stalled"
@@ -195,6 +245,7 @@ class RestreamSink(Sink):
             "state": self.state,
             "connects": self.connects,
             "errors": self.errors,
+            "frames_written": self.frames_sent,
             "frames_sent": self.frames_sent,
             "drops": self.drops,
             "last_error": self.last_error,

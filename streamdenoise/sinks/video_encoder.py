@@ -77,8 +77,17 @@ class VideoEncoder:
             x264["crf"] = str(options.crf)
         codec.options = x264
         self._first_seconds: float | None = None
+        #: Source time of the last frame encoded.
+        self.last_s: float | None = None
         self._last_pts = -1
         self.frames_encoded = 0
+        #: Packets the container accepted: frames still inside the encoder do not count.
+        self.packets_muxed = 0
+
+    @property
+    def origin_s(self) -> float | None:
+        """Source time of the first frame (the output's zero), once one was encoded."""
+        return self._first_seconds
 
     def _pts(self, frame: Frame) -> int:
         seconds = frame.pts_seconds
@@ -86,6 +95,7 @@ class VideoEncoder:
             seconds = frame.seq / self.fps
         if self._first_seconds is None:
             self._first_seconds = seconds
+        self.last_s = seconds
         pts = round((seconds - self._first_seconds) / TIME_BASE)
         pts = max(pts, self._last_pts + 1)
         self._last_pts = pts
@@ -98,9 +108,14 @@ class VideoEncoder:
         video_frame = video_frame.reformat(self.width, self.height, "yuv420p")
         video_frame.pts = self._pts(frame)
         video_frame.time_base = TIME_BASE
-        self._container.mux(self.stream.encode(video_frame))
+        self._mux(self.stream.encode(video_frame))
         self.frames_encoded += 1
 
     def flush(self) -> None:
         """Drain frames the encoder still holds (B-frames, lookahead) into the container."""
-        self._container.mux(self.stream.encode(None))
+        self._mux(self.stream.encode(None))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+            self.packets_muxed += 1

@@ -10,6 +10,7 @@ from streamdenoise.errors import SourceError, UsageError
 from streamdenoise.options import SourceOptions
 from streamdenoise.redact import redact
 from streamdenoise.sources.base import Source, SourceState
+from streamdenoise.urls import check_url
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "srt", "rtmp")
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -35,6 +36,7 @@ def open_source(spec: str, options: SourceOptions) -> Source:
     if match:
         scheme = match["scheme"].lower()
         if scheme in NETWORK_SCHEMES:
+            check_url(spec, "source")
             return _network_source(spec, options)
         if scheme != "file":
             accepted = ", ".join(f"{s}://" for s in NETWORK_SCHEMES)

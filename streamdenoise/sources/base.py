@@ -7,6 +7,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+import numpy as np
+
+from streamdenoise.audio import AudioTrack
 from streamdenoise.frame import Frame
 
 
@@ -46,6 +49,8 @@ class Source(ABC):
         #: (width, height) of the frames to come when known after open() (None: see the
         #: first frame); ``--model auto`` calibrates for it before streaming starts.
         self.frame_size: tuple[int, int] | None = None
+        #: The input's audio, for outputs that pass it through (set by open(); None: none).
+        self.audio: AudioTrack | None = None
 
     @abstractmethod
     def open(self) -> None:
@@ -64,3 +69,13 @@ class Source(ABC):
 
     def stats(self) -> dict:
         return {"state": self.state.value, "reconnects": self.reconnects}
+
+
+def upright(image: np.ndarray, rotation: float | None) -> np.ndarray:
+    """``image`` turned the way its display matrix says to show it (phone clips are stored
+    sideways with a rotation tag), so every output plays the right way up without it.
+
+    ``rotation`` is PyAV's ``VideoFrame.rotation``: degrees counter-clockwise, a multiple of 90.
+    """
+    turns = round((rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image

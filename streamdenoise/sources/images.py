@@ -51,12 +51,13 @@ class ImageFolderSource(Source):
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         time_base = 1 / Fraction(self.fps).limit_denominator(1001)
         seq = 0
+        unreadable: list[Path] = []
         for path in self._files:
             if stop.is_set():
                 break
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
-                log.warning("skipping unreadable image %s", path)
+                unreadable.append(path)
                 continue
             if self.options.size and (bgr.shape[1], bgr.shape[0]) != self.options.size:
                 bgr = cv2.resize(bgr, self.options.size, interpolation=cv2.INTER_AREA)
@@ -65,6 +66,8 @@ class ImageFolderSource(Source):
         if seq == 0 and not stop.is_set():
             self.state = SourceState.FAILED
             raise SourceError(f"none of the images in {self.folder} could be read")
+        if unreadable:  # one line for all of them, not one per file
+            log.warning("skipped %d unreadable image(s), first %s", len(unreadable), unreadable[0])
         self.state = SourceState.ENDED
 
     def describe(self) -> str:

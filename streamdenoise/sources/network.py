@@ -25,12 +25,14 @@ from fractions import Fraction
 from urllib.parse import urlsplit
 
 import av
+import cv2
 
+from streamdenoise.audio import AudioTrack
 from streamdenoise.errors import SourceError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SourceOptions
 from streamdenoise.redact import redact
-from streamdenoise.sources.base import Source, SourceState, decoded_size
+from streamdenoise.sources.base import Source, SourceState, decoded_size, upright
 
 #: One timeline for every connection: cameras restart their clocks when they reboot.
 TIME_BASE = Fraction(1, 90000)
@@ -44,32 +46,46 @@ class PtsRebaser:
     Within a connection the source's own spacing is kept; a new connection (or a PTS that
     jumps backwards, or a missing PTS) continues from the last output by the wall-clock time
     that passed, so a gap in the picture is a gap in the timestamps too.
+
+    "The wall-clock time of the last frame" is when that frame was live by its own PTS, not
+    when it was decoded: after a read timeout FFmpeg hands over the packets it still held
+    (RTP reordering) seconds late, and dating the gap from then would shorten it.
     """
 
     def __init__(self) -> None:
-        self._anchor: tuple[float, int] | None = None  # (input seconds, output ticks)
+        self._anchor: tuple[float, int, float] | None = None  # (input s, output ticks, wall)
         self._last_in: float | None = None
         self._last_out: int | None = None
-        self._last_wall = 0.0
+        #: monotonic time at which the last mapped frame was live
+        self.last_wall = 0.0
 
     def new_segment(self) -> None:
         self._anchor = None
         self._last_in = None
 
+    def timeline_s(self, pts_seconds: float) -> float | None:
+        """Where a time of the current connection's clock (an audio packet's) lands on the
+        output timeline, in seconds; None until the connection's first frame is mapped."""
+        if self._anchor is None:
+            return None
+        anchor_in, anchor_out, _ = self._anchor
+        return float(anchor_out * TIME_BASE) + pts_seconds - anchor_in
+
     def map(self, pts_seconds: float | None, now: float) -> int:
         if self._anchor is None or pts_seconds is None or pts_seconds <= (self._last_in or -1e18):
             start = 0
             if self._last_out is not None:
-                start = self._last_out + max(1, round((now - self._last_wall) / TIME_BASE))
-            self._anchor = None if pts_seconds is None else (pts_seconds, start)
-            out = start
+                start = self._last_out + max(1, round((now - self.last_wall) / TIME_BASE))
+            self._anchor = None if pts_seconds is None else (pts_seconds, start, now)
+            out, wall = start, now
         else:
-            anchor_in, anchor_out = self._anchor
+            anchor_in, anchor_out, anchor_wall = self._anchor
             out = anchor_out + round((pts_seconds - anchor_in) / TIME_BASE)
             out = max(out, self._last_out + 1)
+            wall = min(now, anchor_wall + (pts_seconds - anchor_in))
         self._last_in = pts_seconds
         self._last_out = out
-        self._last_wall = now
+        self.last_wall = wall
         return out
 
 
@@ -116,6 +132,7 @@ class NetworkSource(Source):
         self.scheme = urlsplit(url).scheme.lower()
         self._container: av.container.InputContainer | None = None
         self._stream = None
+        self._audio_stream = None
         self._clock = PtsRebaser()
         self._seq = 0
         self._started = time.monotonic()
@@ -156,6 +173,11 @@ class NetworkSource(Source):
             container.close()
             raise
         self._container, self._stream = container, stream
+        self._audio_stream = None
+        if self.options.audio and container.streams.audio:
+            self._audio_stream = container.streams.audio[0]
+            if self.audio is None:  # outputs copy the first connection's parameters
+                self.audio = AudioTrack(self._audio_stream)
         rate = stream.average_rate or stream.guessed_rate
         if rate and not self.fps:
             self.fps = float(rate)
@@ -188,23 +210,36 @@ class NetworkSource(Source):
     def _decode(self, stop: threading.Event, discontinuity: bool) -> Iterator[Frame]:
         size = self.options.size
         last_picture = time.monotonic()
-        for packet in self._container.demux(self._stream):
+        audio = self._audio_stream if self.audio else None
+        for packet in self._container.demux(*(s for s in (self._stream, audio) if s)):
             if stop.is_set():
                 return
+            if audio is not None and packet.stream is audio:
+                seconds = None
+                if packet.pts is not None:
+                    seconds = self._clock.timeline_s(float(packet.pts * packet.time_base))
+                if seconds is not None:  # (none before this connection's first picture)
+                    self.audio.push(seconds, packet)
+                continue
             for decoded in packet.decode():
                 now = time.monotonic()
                 last_picture = now
-                if size:
+                if decoded.rotation:  # turned upright first: --size is the upright size
+                    image = upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
+                    if size and (image.shape[1], image.shape[0]) != size:
+                        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                elif size:
                     image = decoded.to_ndarray(width=size[0], height=size[1], format="rgb24")
                 else:
                     image = decoded.to_ndarray(format="rgb24")
                 pts_s = None if decoded.pts is None else float(decoded.pts * decoded.time_base)
                 self._seq += 1
-                self._last_frame_ts = now
+                pts = self._clock.map(pts_s, now)
+                self._last_frame_ts = self._clock.last_wall
                 yield Frame(
                     image=image,
                     seq=self._seq,
-                    pts=self._clock.map(pts_s, now),
+                    pts=pts,
                     time_base=TIME_BASE,
                     capture_ts=now,
                     discontinuity=discontinuity,
@@ -222,7 +257,7 @@ class NetworkSource(Source):
             try:
                 yield from self._decode(stop, discontinuity)
             except (av.FFmpegError, OSError, StreamStalled) as err:
-                reason = redact(getattr(err, "strerror", None) or str(err))
+                reason = self._read_error(err)
             if stop.is_set():
                 break
             if self._is_vod and reason == "stream ended":
@@ -238,6 +273,12 @@ class NetworkSource(Source):
             discontinuity = True
         self._close_container()
         self.state = SourceState.ENDED
+
+    def _read_error(self, err: BaseException) -> str:
+        """What happened to a stream that stopped, in the user's terms."""
+        if isinstance(err, av.error.ExitError):  # PyAV's interrupt: our read timeout fired
+            return f"read timeout: no data for {self.options.timeout_s:g} s"
+        return redact(getattr(err, "strerror", None) or str(err))
 
     def _reconnect(self, stop: threading.Event, reason: str) -> None:
         """Reopen with backoff until it works, ``stop`` is set, or the attempts run out."""

@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from streamdenoise.errors import SinkError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.sinks.restream import IO_TIMEOUT_S, RestreamSink
@@ -75,7 +76,8 @@ def test_rtmp_push_to_a_silent_server_never_freezes_the_process(silent_server):
     threading.Thread(target=ticker, daemon=True).start()
     sink = RestreamSink(f"rtmp://127.0.0.1:{silent_server}/live/clean", SinkOptions())
     started = time.monotonic()
-    push(sink, 175)  # 7 s: longer than the 5 s connect timeout
+    with pytest.raises(SinkError, match="no frame delivered"):
+        push(sink, 175)  # 7 s: longer than the 5 s connect timeout
     stop.set()
     # close() waits at most for the attempt in flight (IO_TIMEOUT_S + 2), never forever.
     assert time.monotonic() - started < 7 + IO_TIMEOUT_S + 2 + 1

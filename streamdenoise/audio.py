@@ -20,7 +20,15 @@ import threading
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+# OpenCV before PyAV, always: both wheels bundle X11 client libraries under the same names
+# (libxcb-shm, libxcb-shape, libxcb-xfixes); whichever is loaded first serves both, and
+# OpenCV's Qt window hangs for good on PyAV's copies. This module is the pipeline's first
+# import of av (through the Sink base class), so the order is settled here.
+# isort: off
+import cv2  # noqa: F401
 import av
+
+# isort: on
 
 if TYPE_CHECKING:
     from streamdenoise.sinks.video_encoder import VideoEncoder

@@ -93,7 +93,7 @@ def test_no_secret_in_stderr_stats_or_file_names(tmp_path):
 
 
 def test_default_output_name_has_no_stream_key():
-    from streamdenoise.commands.run import default_output
+    from streamdenoise.settings import default_output
 
     assert default_output("rtmp://host:1935/live/STREAMKEY") == "host_1935_live_denoised.mp4"
     assert "pw" not in default_output("rtsp://u:pw@cam/ch1?token=x")

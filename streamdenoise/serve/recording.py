@@ -13,6 +13,7 @@ Only files the pattern could have produced are touched, never the one being writ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -114,7 +115,8 @@ class SegmentedRecorder(Sink):
     # -- segments ------------------------------------------------------------------------------
     def _open_segment(self, first: Frame, now: float) -> None:
         path = self._reserve(Path(time.strftime(self.pattern)))
-        segment = FileSink(path, self.options)
+        # the reserved (empty) file is this recorder's own: the sink may write over it
+        segment = FileSink(path, dataclasses.replace(self.options, overwrite=True))
         try:
             segment.open(first, self._fps)
         except BaseException:

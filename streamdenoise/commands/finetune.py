@@ -70,7 +70,12 @@ def _paths(given: dict) -> tuple[Path | None, Path | None, Path | None]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from streamdenoise.lab.camera_tuning import FrameStore, collect_frames, finetune, write_finetuned
+    from streamdenoise.lab.camera_tuning import (
+        FrameStore,
+        collect_frames,
+        finetune,
+        write_finetuned,
+    )
     from streamdenoise.models import load_model
 
     given = table.from_args(args, table.FINETUNE)

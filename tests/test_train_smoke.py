@@ -12,7 +12,6 @@ import torch
 
 from streamdenoise.lab.data import (
     TRAIN_IMAGE_DIRS,
-    TRAIN_VIDEO_DIRS,
     VAL_VIDEO_DIRS,
     ClipSampler,
 )
@@ -23,7 +22,7 @@ from streamdenoise.models.weights import load_weights, save_weights
 
 def tiny_dataset(root: Path) -> Path:
     rng = np.random.default_rng(0)
-    for sub in (*TRAIN_IMAGE_DIRS, *TRAIN_VIDEO_DIRS, *VAL_VIDEO_DIRS):
+    for sub in (*TRAIN_IMAGE_DIRS, "train/videos/davis-a", "train/videos/clip-b", *VAL_VIDEO_DIRS):
         folder = root / sub
         folder.mkdir(parents=True)
         base = cv2.GaussianBlur(rng.integers(0, 256, (72, 80, 3)).astype(np.uint8), (7, 7), 3)

@@ -17,12 +17,32 @@ from streamdenoise.errors import UserError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TRAIN_IMAGE_DIRS = ("train/images/cbsd432", "train/images/wiki")
-TRAIN_VIDEO_DIRS = (
-    "train/videos/davis-bus",
-    "train/videos/davis-giant-slalom",
-    "train/videos/sam2-bedroom",
-)
+TRAIN_VIDEOS = "train/videos"
 VAL_VIDEO_DIRS = ("val/videos/vid4-walk", "val/videos/vid4-city")
+VAL_MOTION_DIRS = (
+    "val/videos-motion/davis-tennis",
+    "val/videos-motion/davis-libby",
+    "val/videos-motion/davis-drift-straight",
+    "val/videos-motion/davis-motocross-jump",
+)
+# DAVIS frames carry JPEG block artefacts (some were re-saved near quality 75): shrunk by this
+# factor, the blocks fall below a pixel and the targets are clean enough to learn from.
+DAVIS_SCALE = 0.75
+
+
+def train_video_dirs(data_dir: Path) -> list[str]:
+    """Every clip folder under ``train/videos``, sorted (the training data list)."""
+    root = _require(data_dir, TRAIN_VIDEOS)
+    return [f"{TRAIN_VIDEOS}/{p.name}" for p in sorted(root.iterdir()) if p.is_dir()]
+
+
+def _training_frames(folder: Path) -> np.ndarray:
+    frames = np.stack([read_rgb(p) for p in image_files(folder)])
+    if not folder.name.startswith("davis-"):
+        return frames
+    h, w = frames.shape[1:3]
+    size = (round(w * DAVIS_SCALE), round(h * DAVIS_SCALE))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -62,10 +82,7 @@ class ClipSampler:
     @classmethod
     def load(cls, data_dir: Path, video_share: float = 0.5) -> ClipSampler:
         images = [read_rgb(p) for d in TRAIN_IMAGE_DIRS for p in image_files(_require(data_dir, d))]
-        videos = [
-            np.stack([read_rgb(p) for p in image_files(_require(data_dir, d))])
-            for d in TRAIN_VIDEO_DIRS
-        ]
+        videos = [_training_frames(data_dir / d) for d in train_video_dirs(data_dir)]
         return cls(images, videos, video_share)
 
     def _video_clip(self, rng: np.random.Generator, t: int, p: int) -> np.ndarray:
@@ -140,10 +157,12 @@ def load_sequence(folder: Path, max_frames: int | None = None) -> np.ndarray:
     return np.stack([read_rgb(p) for p in files])
 
 
-def val_clips(data_dir: Path, frames: int = 12, size: int = 256) -> torch.Tensor:
-    """Centre crops of the Vid4 validation sequences, (N, T, 3, size, size) in [0, 1]."""
+def val_clips(
+    data_dir: Path, frames: int = 12, size: int = 256, dirs: tuple[str, ...] = VAL_VIDEO_DIRS
+) -> torch.Tensor:
+    """Centre crops of validation sequences (Vid4 by default), (N, T, 3, size, size) in [0, 1]."""
     clips = []
-    for d in VAL_VIDEO_DIRS:
+    for d in dirs:
         seq = load_sequence(_require(data_dir, d), frames)
         h, w = seq.shape[1:3]
         y, x = (h - size) // 2, (w - size) // 2

@@ -47,6 +47,8 @@ def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
     finally:
         for hook in hooks:
             hook.remove()
+    if net.align is not None:  # its convs are functional: no module hooks see them
+        total += net.align.macs(h, w)
     return total
 
 

@@ -134,6 +134,10 @@ class FlowEstimator:
         return self._dis.calc(grey, prev_grey, None)
 
 
+#: What :meth:`MotionCompensator.measure` hands back for a model that aligns in its own graph.
+IN_GRAPH = np.zeros(0, np.uint8)
+
+
 class MotionCompensator:
     """One stream's motion compensation, the one piece training and the backends share:
     remembers the previous frame's grey image (or thumbnail, for ``"shift"``), measures how
@@ -141,6 +145,9 @@ class MotionCompensator:
 
     def __init__(self, motion: str) -> None:
         self._flow = FlowEstimator() if motion == "flow" else None
+        # "graph": the network aligns its state itself (streamdenoise.models.align); the
+        # host measures nothing and hands the state over as it is
+        self._in_graph = motion == "graph"
         self._previous: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -156,6 +163,8 @@ class MotionCompensator:
         """:meth:`observe` with the remembered frame passed in and handed back, so that one
         compensator can serve many streams that each carry their own: (motion from
         ``previous`` to ``image``, what to pass as ``previous`` with the next frame)."""
+        if self._in_graph:
+            return (None if previous is None else IN_GRAPH), IN_GRAPH
         grey = grey_frame(image) if self._flow else grey_thumbnail(image)
         if previous is None:
             return None, grey
@@ -166,6 +175,8 @@ class MotionCompensator:
     def apply(self, state, frame, motion):
         """``state`` (N, C, H, W) moved by what :meth:`observe` returned; ``frame`` (the
         current noisy one, (N, 3, H, W)) fills what a shift uncovers."""
+        if self._in_graph:
+            return state
         if self._flow:
             return warp_state(state, motion)
         return shift_state(state, frame, *motion)

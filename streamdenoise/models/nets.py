@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from streamdenoise.models.align import CostVolumeAligner
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -144,8 +146,9 @@ class UNetDenoiser(nn.Module):
             self.encs.append(nn.Sequential(*_convs(c[i], config.enc_convs[i])))
             self.ups.append(nn.ConvTranspose2d(c[i], c[i - 1], 2, stride=2))
             self.decs.append(nn.Sequential(*_convs(c[i - 1], config.dec_convs[i - 1])))
-        if config.motion not in ("shift", "flow"):
+        if config.motion not in ("shift", "flow", "graph"):
             raise ValueError(f"unknown motion {config.motion!r}")
+        self.align = CostVolumeAligner() if config.temporal and config.motion == "graph" else None
         self.tail = nn.Conv2d(c[0], 3 * r * r, 3, padding=1)
         # The accumulator's weight comes from a gate of its own, ahead of the U-Net (whose
         # input the average is): a stride-2 conv on prev − noisy with σ as a bias, one 3×3
@@ -153,11 +156,13 @@ class UNetDenoiser(nn.Module):
         self.gate = None
         if config.temporal:
             g = GATE_CHANNELS
+            gate_body = config.extra.get("gate_body", True)
             self.gate = nn.ModuleDict(
                 {
                     "head": nn.Conv2d(3, g, k, stride=2, padding=(k - 2) // 2),
                     "sigma_bias": nn.Conv2d(3, g, 1),
-                    "body": nn.Conv2d(g, g, 3, padding=1),
+                    # the small tier's budget has no room for the gate's own 3×3 conv
+                    **({"body": nn.Conv2d(g, g, 3, padding=1)} if gate_body else {}),
                     "tail": nn.Conv2d(g, r * r, 3, padding=1),
                 }
             )
@@ -184,10 +189,13 @@ class UNetDenoiser(nn.Module):
         self, noisy: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
     ) -> torch.Tensor:
         base = noisy
+        if self.align is not None:
+            prev = self.align(noisy, prev)
         if self.gate is not None:
             diff = prev[:, 3:] - noisy
             g = F.relu(self.gate["head"](diff) + self.gate["sigma_bias"](sigma))
-            g = F.relu(self.gate["body"](g))
+            if "body" in self.gate:
+                g = F.relu(self.gate["body"](g))
             weight = F.pixel_shuffle(self.gate["tail"](g), self.config.unshuffle)
             base = noisy + weight.clamp(0.0, MAX_ACCUMULATION) * diff
             # the current frame too: where the gate let a ghost into the average, the U-Net

@@ -6,7 +6,8 @@ output channel, activations uint8 per tensor with ranges calibrated (min/max) on
 with synthetic noise. The layers that touch the image itself stay float — the stem (its input
 is the recurrent state), the σ bias and the output convolutions whose result is added to the
 frame — because 8-bit steps there show up directly in the picture — and the accumulator's
-small gate, whose weight scales the whole running average: quantising those too costs
+small gate, whose weight scales the whole running average, and the in-graph motion search
+(one-hot shifts and matching costs that 8-bit steps would blur): quantising those too costs
 visibly more quality than the speed it buys (figures: benchmarks/results/quality/int8.md,
 benchmarks/results/bench_int8.md).
 """
@@ -24,7 +25,7 @@ from streamdenoise.errors import UserError
 from streamdenoise.models.nets import NetConfig
 
 #: Name prefixes of the graph nodes that stay float (see the module docstring).
-FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/gate/")
+FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/gate/", "/align/")
 CALIBRATION_SIGMAS = (5, 15, 25, 40, 55)  # 8-bit scale, cycled over the frames
 CALIBRATION_SIZE = 256  # square crop per frame; a multiple of every model's `multiple`
 CALIBRATION_FRAMES = 60

@@ -68,6 +68,17 @@ SMALL_CONFIG = NetConfig(
 )
 
 
+# Its per-frame counterpart at the same cost (one more conv at 1/4 resolution in place of the
+# gate and the motion search): what the recurrence has to beat.
+SMALL_SPATIAL_CONFIG = NetConfig(
+    temporal=False,
+    channels=(16, 24, 32, 64),
+    enc_convs=(1, 2, 2, 2),
+    dec_convs=(0, 0, 0, 0),
+    stem_kernel=2,
+)
+
+
 def default_net_config(model: str) -> NetConfig:
     """The architecture each shipped model name stands for: the same net; the recurrent
     ones differ in how the state is motion-compensated (see streamdenoise.models.motion)."""
@@ -75,6 +86,8 @@ def default_net_config(model: str) -> NetConfig:
         return NetConfig(temporal=False)
     if model == "small":
         return SMALL_CONFIG
+    if model == "small-spatial":
+        return SMALL_SPATIAL_CONFIG
     return NetConfig(temporal=True, motion="shift" if model == "fixed" else "flow")
 
 
@@ -138,7 +151,8 @@ def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: 
 
 
 def init_from(net: UNetDenoiser, path: Path) -> None:
-    """Start from trained weights; a spatial model can seed a temporal one.
+    """Start from trained weights; a spatial model can seed a temporal one (convs the
+    temporal body lacks are dropped).
 
     The temporal head sees [average, noisy, prev output] where the spatial one sees [noisy]:
     the weights for the new inputs start at zero, and after a reset the average is the frame
@@ -150,6 +164,8 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
 
     state = read_weights_file(path)["state_dict"]
     own = net.state_dict()
+    # layers the target has no counterpart of (a source with a deeper level) are left out
+    state = {key: value for key, value in state.items() if key in own}
     for key, value in state.items():
         if own[key].shape != value.shape:  # new inputs / outputs: start at zero
             grown = torch.zeros_like(own[key])

@@ -11,7 +11,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Shipped models: "temporal" (recurrent; the default, for any video), "fixed" (recurrent with
 # a running average of the noisy frames: for fixed cameras, where most of the picture stands
 # still), "spatial" (per frame).
-MODEL_NAMES = ("temporal", "spatial", "fixed", "small")
+MODEL_NAMES = ("temporal", "spatial", "fixed", "small", "small-spatial")
 DEFAULT_MODEL = "temporal"
 
 

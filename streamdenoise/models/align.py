@@ -24,6 +24,10 @@ from torch.nn import functional as F
 # at 1/8, then ±8 and ±2 full-resolution pixels around the estimate so far
 STAGES = ((8, 4), (4, 2), (2, 1))
 SHARPNESS_START = 50.0
+# Added to the mean matching cost before normalising by it: flat areas (sky, walls) have no
+# cost to speak of, and dividing by ~0 there only amplifies noise. About the variance left
+# by 2×2 averaging of σ = 5 noise, on the [0, 1] scale.
+COST_FLOOR = 1e-4
 # Rec. 601 luma: the matching only needs a single well-exposed channel
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -48,8 +52,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     _n, _, h, w = image.shape
     xs = torch.arange(w, dtype=image.dtype, device=image.device).view(1, 1, w)
     ys = torch.arange(h, dtype=image.dtype, device=image.device).view(1, h, 1)
-    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    gx = (xs + flow[:, 0]) * (2.0 / (w - 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / (h - 1)) - 1.0
     grid = torch.stack([gx, gy], -1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -73,7 +77,7 @@ class CostVolumeAligner(nn.Module):
         shifted = F.conv2d(past, bank, padding=bank.shape[-1] // 2)
         cost = F.avg_pool2d((shifted - cur) ** 2, 3, stride=1, padding=1)
         # normalised by the mean cost over displacements: contrast-free sharpness
-        cost = cost / (cost.mean(1, keepdim=True) + 1e-6)
+        cost = cost / (cost.mean(1, keepdim=True) + COST_FLOOR)
         weights = torch.softmax(-cost * self.log_sharpness[i].exp(), 1)
         return F.conv2d(weights, disp)
 
@@ -106,6 +110,8 @@ class CostVolumeAligner(nn.Module):
 
     def forward(self, noisy: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         factor = STAGES[-1][0]
-        flow = self.flow(noisy, state[:, :3]) * factor
+        # the search itself is not trained (only its sharpness): gradients through a ratio of
+        # costs back into the previous frames made training from scratch diverge
+        flow = self.flow(noisy.detach(), state[:, :3].detach()) * factor
         flow = F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
         return warp(state, flow)

@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from streamdenoise.bench import machine_record
+from streamdenoise.lab.speed import machine_record
 
 
 def decoded_frames(clip: Path, count: int) -> list[av.VideoFrame]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from streamdenoise.lab.data import read_rgb
 from streamdenoise.models.align import CostVolumeAligner
-from streamdenoise.models.data import read_rgb
 
 FRAME = Path(__file__).resolve().parents[2] / "shared/datasets/val/videos/vid4-walk/00000.png"
 
@@ -43,9 +43,9 @@ def test_flow_recovers_a_translation_under_noise(frame, dy, dx):
 
 def test_onnx_export_follows_the_frame_size(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from streamdenoise.export import export_onnx
+    from streamdenoise.lab.trainer import SMALL_CONFIG
     from streamdenoise.models.nets import build_net, initial_state
-    from streamdenoise.models.train import SMALL_CONFIG
+    from streamdenoise.models.onnx import export_onnx
 
     torch.manual_seed(0)
     net = build_net(SMALL_CONFIG).eval()

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from streamdenoise.backends import BACKENDS
 from streamdenoise.errors import UsageError
-from streamdenoise.models import MODEL_NAMES
+from streamdenoise.models import TRAINABLE_MODELS
 from streamdenoise.runtime import DEVICE_PATTERN, PRECISIONS, RUNTIMES
 
 Parser = Callable[[Any, str], Any]
@@ -353,7 +353,7 @@ _SETTINGS: tuple[Setting, ...] = (
     # -- train ---------------------------------------------------------------------------------
     Setting("data_root", path, "datasets folder", default_help="$STREAMDENOISE_DATA or "
             "../shared/datasets", metavar="DIR", flag="--data"),
-    Setting("train_model", choice(MODEL_NAMES), "model to train", default="temporal",
+    Setting("train_model", choice(TRAINABLE_MODELS), "model to train", default="temporal",
             metavar="NAME", flag="--model"),
     Setting("minutes", number(float, 0, inclusive=False), "wall-clock training budget",
             default=35.0, metavar="M"),

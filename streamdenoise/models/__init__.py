@@ -11,7 +11,12 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Shipped models: "temporal" (recurrent; the default, for any video), "fixed" (recurrent with
 # a running average of the noisy frames: for fixed cameras, where most of the picture stands
 # still), "spatial" (per frame).
-MODEL_NAMES = ("temporal", "spatial", "fixed", "small", "small-spatial")
+MODEL_NAMES = ("temporal", "spatial", "fixed")
+# Every architecture `streamdenoise train` knows: the shipped models, and the CPU tier
+# ("small", recurrent with its motion search inside the graph) with its per-frame
+# counterpart of equal cost ("small-spatial"), trained but not shipped yet (see
+# docs/models.md, "Tiers").
+TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial")
 DEFAULT_MODEL = "temporal"
 
 

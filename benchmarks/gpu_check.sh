@@ -5,7 +5,7 @@
 # (per frame, and batched on GPU-resident inputs) and the end-to-end pipeline bench.
 # With wheels in .whl/ (e.g. PyAV for a machine without it) they are installed first.
 # STAGES picks stages (default: all): gpu-tests bench-model bench-batch bench-pipeline
-# fast-tests slow-tests demo. MODELS picks the models benched and demoed (default: temporal);
+# compile fast-tests slow-tests demo. MODELS picks the models benched and demoed (default: temporal);
 # bench-model also measures FFmpeg's nlmeans on the host CPU in the same run (the speed ratio
 # against it).
 set -u -o pipefail
@@ -24,7 +24,7 @@ SD="python3 -m streamdenoise"
     nproc; lscpu | grep -m1 'Model name'
 } > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
-STAGES=${STAGES:-gpu-tests bench-model bench-batch bench-pipeline fast-tests slow-tests demo}
+STAGES=${STAGES:-gpu-tests bench-model bench-batch bench-pipeline compile fast-tests slow-tests demo}
 step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
     local name=$1 limit=$2; shift 2
     [[ " $STAGES " == *" $name "* ]] || return 0
@@ -49,6 +49,9 @@ for MODEL in $MODELS; do
         --precision fp16 --sizes 1280x720,1920x1080 --preset ultrafast,veryfast --seconds 8 \
         --json "$OUT/bench_pipeline_$MODEL.json"
 done
+# torch eager vs torch.compile (inductor, CUDA graphs) per model, per stream and batched
+step compile 240 python3 benchmarks/compile_check.py --models "${MODELS// /,}" \
+    --sizes 1920x1080 --batch 1,8 --seconds 4 --out "$OUT/compile"
 step fast-tests 150 python3 -m pytest -q -p no:cacheprovider -m "not slow and not rtsp" \
     tests
 step slow-tests 150 python3 -m pytest -q -p no:cacheprovider -m "slow and not rtsp" tests

@@ -11,14 +11,13 @@ fuses the same element-wise work. Run on a CUDA machine (fp16), or on a CPU for 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from streamdenoise.lab.speed import machine_record
+from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.models import load_model
 from streamdenoise.models.nets import initial_state
 
@@ -122,10 +121,7 @@ def main() -> None:
         "machine": machine_record(),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(doc))
-    print(to_markdown(doc))
+    write_report(args.out, doc, to_markdown(doc))
 
 
 if __name__ == "__main__":

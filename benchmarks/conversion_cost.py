@@ -11,7 +11,6 @@ one process, interleaved over rounds, and writes JSON + markdown under benchmark
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from streamdenoise.lab.speed import machine_record
+from streamdenoise.lab.speed import machine_record, write_report
 
 
 def decoded_frames(clip: Path, count: int) -> list[av.VideoFrame]:
@@ -146,10 +145,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conversion_cost"))
     args = parser.parse_args()
     doc = measure(args.clip, args.frames, args.rounds) | {"machine": machine_record()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(doc))
-    print(to_markdown(doc))
+    write_report(args.out, doc, to_markdown(doc))
 
 
 if __name__ == "__main__":

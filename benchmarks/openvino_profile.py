@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from streamdenoise.lab.speed import machine_record
+from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.models import load_model
 from streamdenoise.models.macs import count_config_macs
 from streamdenoise.models.onnx import export_onnx
@@ -96,10 +95,7 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.split("x"))
     doc = profile(args.model, size, args.precision, args.runs) | {"machine": machine_record()}
     out = args.out / f"openvino_profile_{doc['model']}_{args.precision}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(doc))
-    print(to_markdown(doc))
+    write_report(out, doc, to_markdown(doc))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Writes JSON + markdown under ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdenoise.backends import create_backend
-from streamdenoise.lab.speed import machine_record
+from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.models.macs import count_config_macs
 
 
@@ -112,10 +111,7 @@ def main() -> None:
         "rows": rows,
     }
     out = args.out.with_name(f"{args.out.name}_{args.label}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(doc))
-    print(to_markdown(doc))
+    write_report(out, doc, to_markdown(doc))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ several rounds with a rotating order, so slow drift of a shared machine hits all
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -443,6 +444,15 @@ def default_model() -> str:
     from streamdenoise.models import DEFAULT_MODEL
 
     return DEFAULT_MODEL
+
+
+def write_report(stem: Path, doc: dict, markdown: str) -> None:
+    """A benchmark's results as ``stem.json`` and ``stem.md`` (folders made as needed), the
+    markdown echoed to the terminal."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    print(markdown)
 
 
 def machine_record() -> dict:

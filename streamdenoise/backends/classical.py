@@ -45,7 +45,7 @@ import threading
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -157,6 +157,22 @@ def estimate_sigma(image: np.ndarray) -> float:
 def filter_args(params: dict[str, Any]) -> str:
     """FFmpeg filter argument string ``k=v:k=v`` from an options dict."""
     return ":".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def stop_worker(proc: subprocess.Popen | None, stderr: IO | None, timeout: float) -> None:
+    """End a filter's worker process: close its input so it finishes, wait ``timeout``
+    seconds (then kill it), and close its output and the file its stderr went to."""
+    if proc is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if stderr is not None:
+        stderr.close()
 
 
 class _ClassicalDenoiser(Denoiser):
@@ -427,20 +443,9 @@ class Hqdn3dDenoiser(_ClassicalDenoiser):
         self.close()
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-        self._shape = None
+        proc, self._proc, self._shape = self._proc, None, None
+        stop_worker(proc, self._stderr, timeout=5)
+        self._stderr = None
 
 
 class BM3DFilterDenoiser(_ClassicalDenoiser):
@@ -599,17 +604,6 @@ class VBM3DDenoiser(_ClassicalDenoiser):
         self.close()
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        self._shape = None
-        if proc is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        proc, self._proc, self._shape = self._proc, None, None
+        stop_worker(proc, self._stderr, timeout=10)
+        self._stderr = None

@@ -17,7 +17,7 @@ from streamdenoise.errors import UsageError
 
 #: Environment variable read when no ``--token`` is given (keeps it out of ``ps`` listings).
 TOKEN_ENV = "STREAMDENOISE_TOKEN"
-MIN_TOKEN_LENGTH = 8
+MIN_TOKEN_LENGTH = 16
 
 
 def is_loopback(host: str) -> bool:

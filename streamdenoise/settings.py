@@ -282,7 +282,7 @@ _SETTINGS: tuple[Setting, ...] = (
             "0-51", default=20, metavar="Q"),
     Setting("bind", text, "address the http:// preview binds to; any non-loopback address "
             "needs --token", default="127.0.0.1", metavar="ADDR"),
-    Setting("token", text, "secret (8+ characters) a preview client must send as "
+    Setting("token", text, "secret (16+ characters) a preview client must send as "
             "?token=SECRET or 'Authorization: Bearer SECRET'",
             default_help="$STREAMDENOISE_TOKEN", metavar="SECRET"),
     Setting("overwrite", switch, "replace output files that already exist (else refuse, so "

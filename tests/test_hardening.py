@@ -157,7 +157,7 @@ def test_preview_clients_that_vanish_print_nothing(tmp_path):
     [
         (("-o", "http://127.0.0.1:99999/"), "port must be 1-65535"),
         (("-o", "http://127.0.0.1:8080/", "--bind", "0.0.0.0"), "--token"),
-        (("-o", "http://127.0.0.1:8080/", "--bind", "0.0.0.0", "--token", "short"), "8"),
+        (("-o", "http://127.0.0.1:8080/", "--bind", "0.0.0.0", "--token", "short"), "16"),
     ],
 )
 def test_preview_setup_mistakes_are_one_line(args, message):
@@ -167,7 +167,7 @@ def test_preview_setup_mistakes_are_one_line(args, message):
 
 
 def test_preview_with_a_token_lets_only_its_holders_in():
-    port, token = free_port(), "s3cret-token-42"
+    port, token = free_port(), "s3cret-token-4242"
     base = f"http://127.0.0.1:{port}/"
     proc = start_cli("run", "demo", "-o", base, *FAST, "--loop", "--realtime", "-q",
                      "--token", token)  # fmt: skip

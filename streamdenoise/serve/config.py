@@ -8,13 +8,13 @@ the file before giving up, so ``serve --check`` can list them all, one line each
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamdenoise import settings as table
+from streamdenoise.access import MIN_TOKEN_LENGTH, is_loopback
 from streamdenoise.errors import UsageError
 from streamdenoise.redact import redact
 
@@ -118,15 +118,6 @@ class ServeConfig:
         if self.max_batch is not None:
             return self.max_batch
         return GPU_MAX_BATCH if device.startswith("cuda") else CPU_MAX_BATCH
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Problems:
@@ -274,8 +265,8 @@ def _http(raw: Any, problems: _Problems) -> HttpConfig:
             problems.add("http", f"cannot read token_file: {err.strerror}")
     if token is not None:
         token = str(token)
-        if len(token) < 16:
-            problems.add("http", "token must be at least 16 characters")
+        if len(token) < MIN_TOKEN_LENGTH:
+            problems.add("http", f"token must be at least {MIN_TOKEN_LENGTH} characters")
         http.token = token
     if not http.loopback and not http.token:
         problems.add(

@@ -11,7 +11,10 @@ so the figures include decoding and x264 encoding on the same cores. The calibra
 a fresh folder per invocation of this script: the first ``auto`` case per size includes its
 calibration before streaming starts (reported separately; it is not streaming time).
 
-Writes ``auto_live.json`` and ``auto_live.md`` (with the machine record) to ``--out``.
+Writes ``auto_live[_LABEL].json`` and ``.md`` (with the machine record) to ``--out``. To stand
+in for an AVX2-only CPU on an AVX-512 one, cap the kernels (the cap is recorded)::
+
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/auto_live.py --label zen5-avx2-capped
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", choices=("mp4", "null"), default="mp4")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--label", default="", help="suffix of the result files' names")
     return parser.parse_args()
 
 
@@ -88,7 +92,8 @@ def run_case(clip: Path, model: str, seconds: float, output: str, work: Path, en
 
 def render(results: dict) -> str:
     lines = ["# Live replay with `--model auto`", ""]
-    lines += [results["protocol"], "", *machine_lines(results["machine"]), ""]
+    lines += [results["protocol"], "", *machine_lines(results["machine"])]
+    lines += [f"- Kernel cap: ONEDNN_MAX_CPU_ISA={results.get('isa_cap') or 'unset'}", ""]
     for size, cases in results["sizes"].items():
         lines += [f"## {size}", ""]
         rows = [
@@ -137,6 +142,7 @@ def main() -> int:
         ),
         "machine": machine_record(),
         "command": " ".join(sys.argv),
+        "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "sizes": {},
     }
     for text in args.sizes.split(","):
@@ -147,9 +153,10 @@ def main() -> int:
         ]
         print(json.dumps(results["sizes"][text], indent=1)[:2000])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "auto_live.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "auto_live.md").write_text(render(results) + "\n")
-    print(f"wrote {args.out / 'auto_live.json'} and auto_live.md")
+    name = "auto_live" + (f"_{args.label}" if args.label else "")
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(render(results) + "\n")
+    print(f"wrote {args.out / name}.json and .md")
     return 0
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from streamdenoise.backends.neural import StreamState
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
 from streamdenoise.models.onnx import (
     export_onnx,
@@ -276,6 +277,37 @@ def test_openvino_backend_matches_torch(weights_file, isolated_cache, precision)
         except BackendUnavailable as err:
             pytest.skip(str(err))
     assert_backend_parity("openvino", precision, weights_file)
+
+
+@pytest.mark.skipif(not _has("openvino"), reason="openvino not installed")
+def test_openvino_converts_per_frame_models_frames_in_the_graph(tmp_path, isolated_cache):
+    """uint8 frames cross into the graph as they are and come back as uint8: the same pictures
+    as the float path rounded on the host (within one level, where float rounding lands on
+    a half), on sizes that need padding, one by one and batched."""
+    from streamdenoise.backends import create_backend
+    from streamdenoise.models.weights import save_weights
+
+    path = tmp_path / "spatialnet.pt"
+    save_weights(path, "spatialnet", make_net(False), {"note": "random init, parity tests only"})
+    backend = create_backend("openvino", model=str(path), precision="fp32")
+    reference = create_backend("torch", model=str(path), precision="fp32", device="cpu")
+    try:
+        for width, height in FRAME_SIZES:
+            frame = noisy_frames(width, height, 1)[0]
+            got = backend.process(frame)
+            want = reference.process(frame)
+            assert got.dtype == np.uint8 and got.shape == frame.shape
+            assert np.abs(got.astype(int) - want).max() <= 1, (width, height)
+            assert np.mean(got != want) < 0.01, (width, height)
+        frames = noisy_frames(64, 48, 3)
+        batched, _ = backend.process_batch(frames, [StreamState() for _ in frames])
+        for frame, image in zip(frames, batched, strict=True):
+            assert np.abs(image.astype(int) - reference.process(frame)).max() <= 1
+        key_types = {key[-1] for key in backend.graph.requests}
+        assert key_types == {True}, "per-frame uint8 frames should never take the float graph"
+    finally:
+        backend.close()
+        reference.close()
 
 
 @pytest.mark.gpu

@@ -6,6 +6,12 @@ fastest kernels. bf16 goes through ``INFERENCE_PRECISION_HINT`` and needs a CPU 
 instructions (AVX512-BF16 or AMX); where the CPU has them it is the default
 (:mod:`streamdenoise.runtime`). int8 runs the calibrated QDQ export shipped with the package
 (opt-in: faster, a little less clean; figures in ``benchmarks/results/bench_int8.md``).
+
+Per-frame models take and give uint8 frames as they are (H×W×3 RGB): the conversion to the
+graph's float NCHW and back is compiled into the graph (OpenVINO's pre/post-processing),
+where it runs on every core beside the network instead of costing ~12 ms of one core per
+720p frame on the host (``benchmarks/results/conversion_cost.md``). Recurrent models keep
+float frames: the host builds their state from the float frame after a reset or a cut.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class OpenVINOGraph:
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.requests: dict[tuple[int, ...], object] = {}
+        self.requests: dict[tuple, object] = {}
 
     @staticmethod
     @functools.cache
@@ -65,32 +71,63 @@ class OpenVINOGraph:
                 "this CPU has no bf16 instructions (AVX512-BF16 or AMX); use --precision fp32"
             )
 
-    def prepare(self, batch: int, height: int, width: int) -> None:
-        shape = (batch, 3, height, width)
-        if shape in self.requests:
+    def prepare(self, batch: int, height: int, width: int, frames_u8: bool = False) -> None:
+        """Compile for (batch, height, width); ``frames_u8``: the frame goes in as uint8
+        N×H×W×3 and the image comes out so (per-frame models only)."""
+        key = (batch, height, width, frames_u8)
+        if key in self.requests:
             return
+        model = self.model.clone()
         # channels are static in the export (3, or the model's state channels for prev)
-        channels = {
-            i.get_any_name(): i.get_partial_shape()[1].get_length() for i in self.model.inputs
-        }
-        self.model.reshape(
+        model.reshape(
             {
-                name: [batch, 3, 1, 1]
-                if name == "sigma"
-                else [batch, channels[name], height, width]
-                for name in self.input_names
+                i.get_any_name(): [batch, 3, 1, 1]
+                if i.get_any_name() == "sigma"
+                else [batch, i.get_partial_shape()[1].get_length(), height, width]
+                for i in model.inputs
             }
         )
-        compiled = self.core.compile_model(self.model, "CPU", self.config)
-        self.requests[shape] = compiled.create_infer_request()
+        if frames_u8:
+            model = _with_uint8_frames(model)
+        compiled = self.core.compile_model(model, "CPU", self.config)
+        self.requests[key] = compiled.create_infer_request()
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        batch, _, height, width = feeds["noisy"].shape
-        self.prepare(batch, height, width)
-        request = self.requests[(batch, 3, height, width)]
+        noisy = feeds["noisy"]
+        frames_u8 = noisy.dtype == np.uint8
+        if frames_u8:  # N×H×W×3
+            batch, height, width = noisy.shape[:3]
+        else:  # N×3×H×W
+            batch, _, height, width = noisy.shape
+        self.prepare(batch, height, width, frames_u8)
+        request = self.requests[(batch, height, width, frames_u8)]
         request.infer(feeds, share_inputs=True)
         # The output tensor is reused by the next infer (whose ``prev`` may be this output).
         return request.get_output_tensor(0).data.copy()
+
+
+def _with_uint8_frames(model):
+    """``model`` taking ``noisy`` as uint8 NHWC (0–255) and giving its image output as uint8
+    NHWC, rounded and clipped as the host would (x·255 + ½, truncated, within 0–255)."""
+    import openvino as ov
+    from openvino import opset13
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    frame = ppp.input("noisy")
+    frame.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    frame.model().set_layout(ov.Layout("NCHW"))
+    frame.preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+
+    def to_8bit(node):
+        scaled = opset13.add(opset13.multiply(node, np.float32(255)), np.float32(0.5))
+        return opset13.clamp(scaled, 0.0, 255.0).output(0)
+
+    image = ppp.output(0)
+    image.postprocess().convert_layout([0, 2, 3, 1]).custom(to_8bit).convert_element_type(
+        ov.Type.u8
+    )
+    return ppp.build()
 
 
 class OpenVINODenoiser(NeuralDenoiser):
@@ -113,10 +150,26 @@ class OpenVINODenoiser(NeuralDenoiser):
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)
         m = self.multiple
-        self.graph.prepare(1, -(-height // m) * m, -(-width // m) * m)
+        self.graph.prepare(1, -(-height // m) * m, -(-width // m) * m, not self.temporal)
 
     def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         return self.graph(feeds(noisy, sigma, prev))
+
+    def _graph_input(self, image: np.ndarray, scale: np.float32):
+        """uint8 frames of a per-frame model go in as they are (reflect-padded): the graph
+        converts them."""
+        if self.temporal or image.dtype != np.uint8:
+            return super()._graph_input(image, scale)
+        m = self.multiple
+        pad_h, pad_w = (-image.shape[0]) % m, (-image.shape[1]) % m
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        return image[None]
+
+    def _graph_output(self, out, height: int, width: int, to_uint8: bool) -> np.ndarray:
+        if out.dtype == np.uint8:  # converted by the graph (see _graph_input)
+            return np.ascontiguousarray(out[0, :height, :width])
+        return super()._graph_output(out, height, width, to_uint8)
 
     def describe(self) -> dict:
         return {**super().describe(), "onnx": str(self.onnx_path)}

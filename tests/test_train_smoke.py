@@ -15,7 +15,13 @@ from streamdenoise.lab.data import (
     VAL_VIDEO_DIRS,
     ClipSampler,
 )
-from streamdenoise.lab.trainer import TrainConfig, default_net_config, init_from, train
+from streamdenoise.lab.trainer import (
+    TrainConfig,
+    default_net_config,
+    init_from,
+    init_note,
+    train,
+)
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
 from streamdenoise.models.weights import load_weights, save_weights
 
@@ -82,6 +88,25 @@ def test_temporal_model_initialised_from_spatial_starts_as_the_spatial_model(tmp
         out = temporal(x, sigma, initial_state(x, config.state_channels))
         assert out.shape[1] == config.state_channels
         assert torch.allclose(out[:, :3], expected, atol=1e-5)
+
+
+def test_a_grown_network_starts_exactly_where_its_source_left_off(tmp_path):
+    """``fast`` is ``small-spatial`` with more body convs: seeded from it, the new convs
+    start as the identity and the output is unchanged; the weights file says where it began."""
+    torch.manual_seed(0)
+    source = build_net(default_net_config("small-spatial")).eval()
+    with torch.no_grad():
+        source.tail.weight.normal_(0, 0.01)
+    save_weights(tmp_path / "small.pt", "small-spatial", source, {"training_command": "x"})
+    grown = build_net(default_net_config("fast")).eval()
+    assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in source.parameters())
+    init_from(grown, tmp_path / "small.pt")
+    x, sigma = torch.rand(1, 3, 64, 96), torch.full((1, 3, 1, 1), 0.1)
+    with torch.no_grad():
+        assert torch.allclose(grown(x, sigma), source(x, sigma), atol=1e-6)
+    note = init_note(tmp_path / "small.pt")
+    assert note["file"] == "small.pt" and note["training_command"] == "x"
+    assert len(note["sha256_12"]) == 12
 
 
 def test_each_model_name_trains_its_own_architecture():

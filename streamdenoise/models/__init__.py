@@ -16,7 +16,7 @@ MODEL_NAMES = ("temporal", "spatial", "fixed")
 # ("small", recurrent with its motion search inside the graph) with its per-frame
 # counterpart of equal cost ("small-spatial"), trained but not shipped yet (see
 # docs/models.md, "Tiers").
-TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial")
+TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial", "fast")
 DEFAULT_MODEL = "temporal"
 
 

@@ -28,7 +28,7 @@ from streamdenoise.frame import Frame
 from streamdenoise.frame_queue import FrameQueue
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig, parse_bytes, parse_duration
-from streamdenoise.serve.recording import SegmentedRecorder
+from streamdenoise.serve.recording import SegmentedRecorder, salvage
 from streamdenoise.serve.service import BatchWorker, create_service
 
 TOKEN = "s3cret-token-0123456789"
@@ -254,6 +254,51 @@ def test_retention_by_size_and_by_age(tmp_path):
     aged = RecordConfig(path=pattern, segment_s=1.0, keep_s=3600)
     record(SegmentedRecorder("yard", aged, SinkOptions(preset="ultrafast")), 15)
     assert not old.exists() and foreign.exists()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts", ".mov"])
+def test_a_segment_cut_anywhere_is_salvaged_to_what_decodes(tmp_path, suffix):
+    """A file cut at any byte (what a killed writer leaves) is rewritten to the frames that
+    decode: every frame of the result decodes, and no frame that was complete is lost."""
+    whole = tmp_path / f"whole{suffix}"
+    recorder = SegmentedRecorder("yard", RecordConfig(path=str(whole), segment_s=60.0),
+                                 SinkOptions(gop=10))  # fmt: skip
+    record(recorder, 40)
+    data = whole.read_bytes()
+    kept = []
+    for cut in range(len(data) // 8, len(data) + 1, len(data) // 8):
+        damaged = tmp_path / f"cut{suffix}"
+        damaged.write_bytes(data[:cut])
+        frames = salvage(damaged)
+        assert probe(damaged).frames == frames  # strict: every frame decodes
+        kept.append(frames)
+    assert kept == sorted(kept) and kept[-1] == 40 and kept[0] > 0, kept
+
+
+@pytest.mark.slow
+def test_a_segment_left_open_by_a_killed_service_is_salvaged(tmp_path, clip):
+    port = free_port()
+    pattern = f"{tmp_path}/rec/{{camera}}/%H%M%S.mp4"
+    config = write_config(
+        tmp_path / "rec.yaml",
+        f"defaults: {{backend: test-blur}}\nhttp: {{port: {port}}}\ncameras:\n"
+        f"  door: {{source: {clip}, loop: true, realtime: true, "
+        f"record: {{segment: 1h, path: '{pattern}'}}}}\n",
+    )
+    cli = start_cli("serve", config)
+    try:
+        wait_for(lambda: cameras(f"http://127.0.0.1:{port}/")["door"]["frames_out"] > 40, 60,
+                 "frames recorded")  # fmt: skip
+    finally:
+        cli.kill()  # no finalizing: as when power is lost
+        cli.communicate(timeout=30)
+    folder = tmp_path / "rec" / "door"
+    (segment,) = folder.glob("*.mp4")
+    assert (folder / ".door.recording").read_text() == str(segment)
+    # the next recorder of the camera (a restarted service) salvages it
+    SegmentedRecorder("door", RecordConfig(path=pattern), SinkOptions()).close()
+    assert not (folder / ".door.recording").exists()
+    assert probe(segment).frames > 0  # strict: decodes to its end
 
 
 # -- HTTP, token, reload, signals -----------------------------------------------------------

@@ -9,11 +9,20 @@ taken on disk gets ``-1``, ``-2``... before its suffix: nothing is ever overwrit
 file is created exclusively). Retention runs after each segment is closed: segments older
 than ``keep`` go first, then the oldest while the camera's total is above ``max_size``.
 Only files the pattern could have produced are touched, never the one being written.
+
+A writer that dies (killed, power lost, its cluster node gone) cannot finalize its segment,
+and a file cut off mid-packet does not decode to its end. So while a segment is open a
+journal next to the recordings (``.CAMERA.recording``, in the pattern's fixed folder) names
+it; the next recorder of that camera finds the journal and :func:`salvage` rewrites that
+segment with the packets that decode (nothing is re-encoded). The camera then records into
+new segments, as always.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import os
 import re
@@ -25,7 +34,7 @@ from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig
 from streamdenoise.sinks.base import Sink
-from streamdenoise.sinks.file import FileSink
+from streamdenoise.sinks.file import FileSink, muxer
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,8 @@ class SegmentedRecorder(Sink):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise SinkError(f"cannot create recording folder {self.root}: {err.strerror}") from None
+        self.journal = self.root / f".{camera}.recording"
+        self._recover()
 
     # -- Sink --------------------------------------------------------------------------------
     def open(self, first: Frame, fps: float | None) -> None:
@@ -115,12 +126,14 @@ class SegmentedRecorder(Sink):
     # -- segments ------------------------------------------------------------------------------
     def _open_segment(self, first: Frame, now: float) -> None:
         path = self._reserve(Path(time.strftime(self.pattern)))
+        self._write_journal(path)
         # the reserved (empty) file is this recorder's own: the sink may write over it
         segment = FileSink(path, dataclasses.replace(self.options, overwrite=True))
         try:
             segment.open(first, self._fps)
         except BaseException:
             path.unlink(missing_ok=True)  # no empty file left behind
+            self.journal.unlink(missing_ok=True)
             raise
         self._segment, self._segment_start, self.current = segment, now, path
         self.segments += 1
@@ -149,6 +162,31 @@ class SegmentedRecorder(Sink):
         segment, self._segment = self._segment, None
         self.last_closed, self.current = self.current, None
         segment.close()
+        self.journal.unlink(missing_ok=True)
+
+    # -- a segment its writer never closed ---------------------------------------------------
+    def _write_journal(self, path: Path) -> None:
+        staged = self.journal.with_suffix(".tmp")
+        try:
+            staged.write_text(str(path.absolute()))
+            os.replace(staged, self.journal)
+        except OSError as err:
+            raise SinkError(f"cannot write {self.journal}: {err.strerror}") from None
+
+    def _recover(self) -> None:
+        try:
+            path = Path(self.journal.read_text().strip())
+        except OSError:  # no journal: the last writer closed its segment
+            return
+        if path.is_file():
+            kept = salvage(path)
+            if kept:
+                log.warning("recording %s: salvaged %s, cut short (%d frames kept)", self.camera,
+                            path.name, kept)  # fmt: skip
+            else:
+                log.warning("recording %s: removed %s, cut short before its first frame",
+                            self.camera, path.name)  # fmt: skip
+        self.journal.unlink(missing_ok=True)
 
     # -- retention -----------------------------------------------------------------------------
     def segments_on_disk(self) -> list[tuple[Path, os.stat_result]]:
@@ -199,6 +237,91 @@ class SegmentedRecorder(Sink):
             except OSError:
                 return  # not empty (or not ours to remove)
             folder = folder.parent
+
+
+def salvage(path: Path) -> int:
+    """Make a segment whose writer died play to its end: the packets before the first one
+    that does not decode, remuxed into the same container (no re-encoding; an MP4 whose last
+    fragment was cut may not even open for a player until it is rewritten). Returns the video
+    frames kept; a file without any is removed."""
+    import av
+
+    fmt, options = muxer(path)
+    try:
+        # read front to back: a seekable MP4 is indexed at open, and a cut fragment fails it
+        source = av.open(_Unseekable(path.open("rb")), format=fmt)
+    except (av.FFmpegError, OSError):
+        path.unlink(missing_ok=True)  # not even a header: nothing to keep
+        return 0
+    with source:
+        if not source.streams.video:
+            path.unlink(missing_ok=True)
+            return 0
+        packets = []
+        with contextlib.suppress(av.FFmpegError, OSError):  # keep what came before the damage
+            for packet in source.demux():
+                if packet.size:
+                    packets.append(packet)
+        keep = _decodable(source, packets)
+        kept = sum(1 for p in packets[:keep] if p.stream.type == "video")
+        if not kept:
+            source.close()
+            path.unlink(missing_ok=True)
+            return 0
+        staged = path.with_name(f".{path.name}.salvage")
+        with av.open(str(staged), "w", format=fmt, options=options) as out:
+            streams = {}
+            for stream in source.streams:
+                if stream.type in ("video", "audio"):
+                    streams[stream.index] = out.add_stream_from_template(stream)
+            for packet in packets[:keep]:
+                if packet.stream.index in streams:
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
+    os.replace(staged, path)
+    return kept
+
+
+class _Unseekable(io.RawIOBase):
+    """A file read strictly front to back."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _decodable(source, packets: list) -> int:
+    """How many of ``packets`` (in file order) come before the first video packet that does
+    not decode. Decoding starts at the last keyframe: every GOP is closed, so the damage of a
+    cut can only be after it."""
+    import av
+
+    index = source.streams.video[0].index
+    video = [i for i, p in enumerate(packets) if p.stream.index == index]
+    keys = [i for i in video if packets[i].is_keyframe]
+    if not keys:
+        return 0
+    stream = packets[keys[-1]].stream
+    decoder = av.CodecContext.create(stream.codec_context.name, "r")
+    decoder.extradata = stream.codec_context.extradata
+    decoder.thread_count = 1  # an error surfaces at its own packet, not at a later one
+    for i in video:
+        if i < keys[-1]:
+            continue
+        try:
+            decoder.decode(packets[i])
+        except av.FFmpegError:
+            return i
+    return len(packets)
 
 
 def _frame_time(frame: Frame) -> float:

@@ -29,6 +29,12 @@ _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 _B_FRAMES_OK = ("matroska",)
 
 
+def muxer(path: Path) -> tuple[str, dict[str, str]]:
+    """(FFmpeg format, muxer options) this sink writes ``path`` with, from its suffix."""
+    fmt = _FORMATS[path.suffix.lower()]
+    return fmt, (_FRAGMENTED if fmt in ("mp4", "mov") else {})
+
+
 class FileSink(Sink):
     """Never replaces an existing file unless ``options.overwrite``; never leaves a file
     without a frame in it; counts as written only frames whose packets reached the file."""
@@ -52,8 +58,7 @@ class FileSink(Sink):
 
     def open(self, first: Frame, fps: float | None) -> None:
         check_frame_size(first)
-        fmt = _FORMATS[self.path.suffix.lower()]
-        options = _FRAGMENTED if fmt in ("mp4", "mov") else {}
+        fmt, options = muxer(self.path)
         try:
             # Created here, exclusively unless overwriting: a file that appeared since the
             # start is not clobbered.

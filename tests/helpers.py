@@ -7,14 +7,21 @@ it as ``from helpers import ...`` (``tests/`` is on sys.path through conftest.py
 * :func:`probe` decodes a whole file and returns frame count, size and timestamps.
 * :func:`run_cli` / :func:`start_cli` run ``streamdenoise`` as a subprocess, with the test-only
   ``test-blur`` backend registered (so pipeline tests don't depend on any shipped backend).
+* :func:`prometheus` runs a real Prometheus (the Debian package) scraping given targets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -238,3 +245,48 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- HTTP and Prometheus ----------------------------------------------------------------------
+def fetch(url: str, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def prometheus(tmp_path: Path, jobs: str):
+    """A real Prometheus on 127.0.0.1 scraping every second with the ``scrape_configs`` entries
+    ``jobs`` (YAML); yields ``query(expr) -> result list`` through its HTTP query API."""
+    import pytest
+    from rtsp_control import free_port
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Debian package prometheus is not installed")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
+    )
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with open(tmp_path / "prometheus.log", "w") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api/v1/query?query="
+
+    def query(expr: str) -> list:
+        status, body = fetch(api + urllib.parse.quote(expr))
+        return json.loads(body)["data"]["result"] if status == 200 else []
+
+    try:
+        yield query
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -18,6 +18,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from streamdenoise.errors import SourceError
 from streamdenoise.frame import EndOfStream, Frame
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Denoised frames waiting for this camera's fan-out thread.
 OUT_QUEUE = 4
+JPEG_QUALITY = 75
+#: Largest side of a dashboard snapshot (the tiles are small; the encode stays cheap).
+SNAPSHOT_MAX_SIDE = 640
 
 
 class CameraMetrics(Metrics):
@@ -299,6 +305,23 @@ class Camera:
             return f"{state} for {silent:.0f} s" + (f" ({error})" if error else "")
         return f"no frame for {silent:.0f} s"
 
+    def snapshot_jpeg(self, view: str) -> bytes | None:
+        """The newest frame as a small JPEG: denoised, or the input with ``view="noisy"``."""
+        import cv2
+
+        frame = self.latest
+        if frame is None:
+            return None
+        image = frame.original if view == "noisy" and frame.original is not None else frame.image
+        height, width = image.shape[:2]
+        scale = SNAPSHOT_MAX_SIDE / max(height, width)
+        if scale < 1:
+            image = cv2.resize(image, (round(width * scale), round(height * scale)),
+                               interpolation=cv2.INTER_AREA)  # fmt: skip
+        bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        return jpeg.tobytes() if ok else None
+
     def status(self) -> dict:
         snap = self.metrics.snapshot()
         source = self._source
@@ -335,6 +358,16 @@ class Camera:
                 for runner in self.runners
             ],
         }
+
+
+def stop_all(cameras: list[Camera]) -> None:
+    """Stop cameras in parallel: each finalizes its own files."""
+    if not cameras:
+        return
+    with ThreadPoolExecutor(max_workers=len(cameras)) as pool:
+        for future in [pool.submit(camera.stop) for camera in cameras]:
+            with contextlib.suppress(Exception):
+                future.result()
 
 
 def _round(value: float | None) -> float | None:

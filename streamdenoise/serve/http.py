@@ -30,9 +30,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import cv2
-import numpy as np
-
 from streamdenoise.errors import UserError
 from streamdenoise.redact import redact, redact_obj
 from streamdenoise.serve.config import HttpConfig
@@ -41,9 +38,6 @@ from streamdenoise.serve.telemetry import CONTENT_TYPE
 log = logging.getLogger(__name__)
 
 COOKIE = "streamdenoise_token"
-JPEG_QUALITY = 75
-#: Largest side of a dashboard snapshot (the tiles are small; the encode stays cheap).
-SNAPSHOT_MAX_SIDE = 640
 REQUEST_TIMEOUT_S = 10.0
 MAX_FORM_BYTES = 4096
 
@@ -94,21 +88,6 @@ class HttpServer:
                 candidates.append(unquote(morsel.value))
         expected = self._token.encode()
         return any(hmac.compare_digest(c.encode(), expected) for c in candidates)
-
-    def snapshot_jpeg(self, name: str, view: str) -> bytes | None:
-        camera = self.server.camera(name)
-        frame = camera.latest if camera is not None else None
-        if frame is None:
-            return None
-        image = frame.original if view == "noisy" and frame.original is not None else frame.image
-        height, width = image.shape[:2]
-        scale = SNAPSHOT_MAX_SIDE / max(height, width)
-        if scale < 1:
-            image = cv2.resize(image, (round(width * scale), round(height * scale)),
-                               interpolation=cv2.INTER_AREA)  # fmt: skip
-        bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
-        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        return jpeg.tobytes() if ok else None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         web = self
@@ -181,14 +160,14 @@ class HttpServer:
                 return self._text(HTTPStatus.NOT_FOUND, "not found\n")
 
             def _camera(self, name: str, rest: list[str], query: dict) -> None:
-                camera = web.server.camera(name)
-                if camera is None:
+                status = web.server.camera_status(name)
+                if status is None:
                     return self._text(HTTPStatus.NOT_FOUND, "no such camera\n")
                 if not rest:
-                    return self._json(HTTPStatus.OK, camera.status())
+                    return self._json(HTTPStatus.OK, status)
                 if rest == ["frame.jpg"]:
                     view = query.get("view", ["denoised"])[0]
-                    jpeg = web.snapshot_jpeg(name, view)
+                    jpeg = web.server.camera_jpeg(name, view)
                     if jpeg is None:
                         return self._text(HTTPStatus.NOT_FOUND, "no frame yet\n")
                     return self._send(HTTPStatus.OK, "image/jpeg", jpeg)

@@ -11,12 +11,10 @@ backend that cannot load) is listed as failed with its reason; the rest keep run
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from streamdenoise.errors import UserError
 from streamdenoise.pipeline import one_line
 from streamdenoise.runtime import choose_backend
 from streamdenoise.serve import config as serve_config
-from streamdenoise.serve.camera import Camera
+from streamdenoise.serve.camera import Camera, stop_all
 from streamdenoise.serve.config import CameraConfig, ServeConfig
 from streamdenoise.serve.service import BatchWorker, SharedAutoService, create_service
 from streamdenoise.serve.telemetry import Telemetry
@@ -124,7 +122,7 @@ class Server:
         with self._lock:
             cameras = list(self.cameras.values())
             self.cameras.clear()
-            _stop_all(cameras)
+            stop_all(cameras)
             for worker in self.workers.values():
                 worker.stop()
             self.workers.clear()
@@ -165,7 +163,7 @@ class Server:
                     continue
                 stopping.append(old.pop(name))
                 self._keys.pop(name, None)
-            _stop_all(stopping)
+            stop_all(stopping)
             for camera in stopping:
                 self.telemetry.forget_camera(camera.name, camera.config.outputs)
             for name in list(self.failed):
@@ -270,11 +268,10 @@ class Server:
         with self._lock:
             return self.cameras.get(name)
 
+    def camera_status(self, name: str) -> dict | None:
+        camera = self.camera(name)
+        return None if camera is None else camera.status()
 
-def _stop_all(cameras: list[Camera]) -> None:
-    if not cameras:
-        return
-    with ThreadPoolExecutor(max_workers=len(cameras)) as pool:
-        for future in [pool.submit(camera.stop) for camera in cameras]:
-            with contextlib.suppress(Exception):
-                future.result()
+    def camera_jpeg(self, name: str, view: str) -> bytes | None:
+        camera = self.camera(name)
+        return None if camera is None else camera.snapshot_jpeg(view)

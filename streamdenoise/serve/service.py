@@ -25,15 +25,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from streamdenoise.backends.base import Denoiser
-from streamdenoise.backends.neural import NeuralDenoiser, StreamState
+from streamdenoise.errors import UserError
 from streamdenoise.frame import EndOfStream, Frame
 from streamdenoise.redact import redact_obj
-from streamdenoise.runtime import create_denoiser
+
+if TYPE_CHECKING:  # torch comes with them: a process that only schedules frames never loads it
+    from streamdenoise.backends.neural import NeuralDenoiser, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class SharedNeuralService(DenoiseService):
         self._pool: ThreadPoolExecutor | None = None
 
     def new_state(self, strength: float | None = None) -> StreamState:
+        from streamdenoise.backends.neural import StreamState
+
         return StreamState(strength=strength)
 
     def denoise(self, frames, states):
@@ -108,6 +112,8 @@ class SharedAutoService(DenoiseService):
         self._threads = 0
 
     def new_state(self, strength: float | None = None) -> StreamState:
+        from streamdenoise.backends.neural import StreamState
+
         return StreamState(strength=strength)
 
     def denoise(self, frames, states):
@@ -179,12 +185,20 @@ def create_service(backend: str = "auto", **settings) -> DenoiseService:
     """A service around the denoiser a run would use with these settings (model, precision,
     device, threads, engine_cache: see :func:`streamdenoise.runtime.create_denoiser`); raises
     a UserError with one readable line."""
+    from streamdenoise.backends.neural import NeuralDenoiser
+    from streamdenoise.runtime import create_denoiser
+
     first = create_denoiser(backend, **settings)
     if isinstance(first, NeuralDenoiser):
         return SharedNeuralService(first)
     if first.name == "auto":
         return SharedAutoService(first)
     return PerStreamService(lambda **extra: create_denoiser(backend, **(settings | extra)), first)
+
+
+class ServiceUnavailable(UserError):
+    """The service itself failed (a remote replica died or did not answer), not one frame:
+    the whole batch is dropped and counted, not retried frame by frame."""
 
 
 class Client(Protocol):
@@ -329,9 +343,10 @@ class BatchWorker:
                 [frame.image for _, frame in batch], [client.dstate for client, _ in batch]
             )
         except Exception as err:
-            if len(batch) == 1:
-                self.stats.failures += 1
-                batch[0][0].denoise_failed(batch[0][1], err)
+            if len(batch) == 1 or isinstance(err, ServiceUnavailable):
+                self.stats.failures += len(batch)
+                for client, frame in batch:
+                    client.denoise_failed(frame, err)
             else:  # find the frame that failed; the others go through one by one
                 for item in batch:
                     self._run_batch([item])

@@ -17,7 +17,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from streamdenoise.redact import redact
 
-CAMERA_STATES = ("starting", "connecting", "live", "reconnecting", "ended", "stopped")
+#: ``restarting``: on a Ray cluster, the camera's worker died and Ray is starting it again.
+CAMERA_STATES = (
+    "starting", "connecting", "live", "reconnecting", "ended", "stopped", "restarting",
+)  # fmt: skip
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -105,8 +108,6 @@ def _camera_families(cameras: list) -> Iterable[Metric]:
     written = counter("output_frames", "Frames written per output", ("output",))
     fps_in = gauge("fps_in", "Frames captured per second (last 2 s)")
     fps_out = gauge("fps_out", "Frames denoised per second (last 2 s)")
-    ready = gauge("ready", "1 when the camera counts as ready (see /readyz)")
-    state = gauge("state", "1 for the camera's current state", ("state",))
     for camera in cameras:
         name = camera.name
         frames_in.add_metric([name], camera.metrics.frames_in)
@@ -120,12 +121,44 @@ def _camera_families(cameras: list) -> Iterable[Metric]:
             written.add_metric([name, redact(runner.name)], runner.counters.frames_written)
         fps_in.add_metric([name], camera.metrics.rate_in.rate())
         fps_out.add_metric([name], camera.metrics.rate_out.rate())
-        ready.add_metric([name], 1.0 if camera.unready_reason() is None else 0.0)
-        current = camera.state
+    yield from (frames_in, frames_out, drops, reconnects, failures, written, fps_in, fps_out)
+    yield from state_families(
+        (camera.name, camera.state, camera.unready_reason() is None) for camera in cameras
+    )
+
+
+def state_families(cameras: Iterable[tuple[str, str, bool]]) -> tuple[Metric, Metric]:
+    """``ready`` and ``state`` of cameras given as (name, state, ready)."""
+    ready = GaugeMetricFamily(
+        "streamdenoise_camera_ready",
+        "1 when the camera counts as ready (see /readyz)",
+        labels=["camera"],
+    )
+    state = GaugeMetricFamily(
+        "streamdenoise_camera_state", "1 for the camera's current state", labels=["camera", "state"]
+    )
+    for name, current, is_ready in cameras:
+        ready.add_metric([name], 1.0 if is_ready else 0.0)
         for value in CAMERA_STATES:
             state.add_metric([name, value], 1.0 if value == current else 0.0)
-    yield from (frames_in, frames_out, drops, reconnects, failures, written)
-    yield from (fps_in, fps_out, ready, state)
+    return ready, state
+
+
+def merge_families(sources: Iterable[tuple[Iterable[Metric], dict[str, str]]]) -> list[Metric]:
+    """One family per name from the families of several processes (each camera and replica
+    reports from one of them), ``extra`` labels added to every sample of that source's
+    families named ``streamdenoise_denoiser_*``."""
+    merged: dict[str, Metric] = {}
+    for families, extra in sources:
+        for family in families:
+            into = merged.get(family.name)
+            if into is None:
+                into = merged[family.name] = Metric(family.name, family.documentation, family.type)
+            samples = family.samples
+            if extra and family.name.startswith("streamdenoise_denoiser_"):
+                samples = [s._replace(labels={**s.labels, **extra}) for s in samples]
+            into.samples.extend(samples)
+    return list(merged.values())
 
 
 def _denoiser_families(workers: list) -> Iterable[Metric]:

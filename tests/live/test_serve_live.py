@@ -9,7 +9,6 @@ test on 127.0.0.1 only; each is skipped, with the reason, only where it is not i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,26 +17,16 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, make_clip, start_cli, wait_for
+from helpers import REPO_ROOT, fetch, make_clip, prometheus, start_cli, wait_for
 from rtsp_control import RtspServer, free_port, gst_rtsp_missing
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
 
 SCREENSHOT = REPO_ROOT / "docs" / "img" / "serve-dashboard.png"
 FPS = 15
-
-
-def fetch(url: str, timeout: float = 10) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -94,39 +83,6 @@ def test_one_denoiser_serves_every_camera(site):
     )
     text = json.dumps(doc) + fetch(site["base"] + "metrics")[1]
     assert "hunter2" not in text and "admin:" not in text
-
-
-@contextlib.contextmanager
-def prometheus(tmp_path: Path, jobs: str):
-    """A real Prometheus on 127.0.0.1 scraping every second with the ``scrape_configs`` entries
-    ``jobs`` (YAML); yields ``query(expr) -> result list`` through its HTTP query API."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("Debian package prometheus is not installed")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
-    )
-    argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with open(tmp_path / "prometheus.log", "w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}/api/v1/query?query="
-
-    def query(expr: str) -> list:
-        status, body = fetch(api + urllib.parse.quote(expr))
-        return json.loads(body)["data"]["result"] if status == 200 else []
-
-    try:
-        yield query
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_prometheus_scrapes_the_metrics(site, tmp_path):

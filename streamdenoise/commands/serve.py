@@ -1,8 +1,10 @@
 """``streamdenoise serve CONFIG.yaml``: run every camera of the file until SIGINT/SIGTERM.
 
 SIGHUP (or ``POST /api/reload``) re-reads the file. ``--check`` validates it and exits: 0, or
-2 with one line per problem. A third SIGINT/SIGTERM leaves at once, without waiting for the
-outputs (fragmented MP4 and MKV segments still play up to their last complete part).
+2 with one line per problem. ``--ray ADDRESS`` (or a ``ray:`` section in the file) runs the
+cameras and denoisers as actors of a Ray cluster (:mod:`streamdenoise.serve.cluster`). A
+third SIGINT/SIGTERM leaves at once, without waiting for the outputs (fragmented MP4 and MKV
+segments still play up to their last complete part).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check", action="store_true", help="validate CONFIG and exit (0, or 2 with the problems)"
     )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on the Ray cluster whose head is at ADDRESS (host:port, or auto); "
+        "overrides ray.address of CONFIG",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from streamdenoise.serve import config as serve_config
 
     setup_logging()
-    config, problems = serve_config.load(args.config)
+    config, problems = serve_config.load(args.config, args.ray)
+    if config is not None and config.ray is not None:
+        from streamdenoise.serve.cluster import ray_missing
+
+        missing = ray_missing()
+        problems = [missing] if missing else problems
+        config = None if missing else config
     if args.check:
         for line in problems:
             print(f"streamdenoise: {line}", file=sys.stderr)
@@ -49,7 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(config) -> int:
-    from streamdenoise.serve.server import Server
+    if config.ray is not None:
+        from streamdenoise.serve.cluster import ClusterServer, connect
+
+        connect(config.ray)
+        make = ClusterServer
+    else:
+        from streamdenoise.serve.server import Server as make
 
     stop, reload = threading.Event(), threading.Event()
 
@@ -67,7 +87,7 @@ def serve(config) -> int:
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
     handlers[signal.SIGHUP] = lambda *_: reload.set()
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    server = Server(config)
+    server = make(config)
     try:
         server.start()
         while not stop.wait(0.2):

@@ -28,7 +28,12 @@ SERVE_KEYS = ("record", "enabled", "ready_budget")
 RECORD_KEYS = ("path", "segment", "keep", "max_size")
 HTTP_KEYS = ("bind", "port", "token", "token_file")
 DENOISER_KEYS = ("max_batch",)
-TOP_KEYS = ("http", "defaults", "denoiser", "cameras")
+RAY_KEYS = (
+    "address", "namespace", "cameras_per_worker", "cpus_per_camera", "memory_per_camera",
+    "camera_resources", "replicas", "gpus_per_replica", "cpus_per_replica",
+    "memory_per_replica", "replica_resources", "max_restarts", "call_timeout",
+)  # fmt: skip
+TOP_KEYS = ("http", "defaults", "denoiser", "ray", "cameras")
 #: The output name that means "this camera's segmented recording".
 RECORD_OUTPUT = "record"
 DEFAULT_RECORD_PATH = "recordings/{camera}/%Y-%m-%d/%H-%M-%S.mp4"
@@ -107,12 +112,45 @@ class HttpConfig:
 
 
 @dataclass
+class RayConfig:
+    """``ray:``: run the cameras and the denoisers as actors of a Ray cluster (see
+    :mod:`streamdenoise.serve.cluster`). Resource figures are Ray's scheduling units."""
+
+    #: GCS address ``host:port`` of the head node, or ``auto`` (``RAY_ADDRESS``, or the
+    #: cluster ``ray start`` started on this machine).
+    address: str = "auto"
+    namespace: str = "streamdenoise"
+    #: Cameras run by one stream-worker actor (one process): fewer processes, but a worker
+    #: that dies takes all of its cameras with it.
+    cameras_per_worker: int = 1
+    cpus_per_camera: float = 1.0
+    memory_per_camera: int | None = None
+    #: Custom resources each camera needs (a worker of N cameras asks N times as much), e.g.
+    #: ``{camera_slot: 1}`` with ``ray start --resources='{"camera_slot": 16}'``.
+    camera_resources: dict[str, float] = field(default_factory=dict)
+    #: Denoiser actors per denoiser setting; cameras spread over them.
+    replicas: int = 1
+    #: None: 1 where the cluster has GPUs, else 0 (fractions share a GPU).
+    gpus_per_replica: float | None = None
+    cpus_per_replica: float = 1.0
+    memory_per_replica: int | None = None
+    replica_resources: dict[str, float] = field(default_factory=dict)
+    #: Restarts of a worker or replica after its process or node died (-1: forever).
+    max_restarts: int = -1
+    #: A denoise call that takes longer counts as failed (its frames are retried once on
+    #: another replica, then dropped and counted).
+    call_timeout_s: float = 10.0
+
+
+@dataclass
 class ServeConfig:
     path: Path
     http: HttpConfig
     cameras: dict[str, CameraConfig]
     #: None: :data:`GPU_MAX_BATCH` on CUDA, :data:`CPU_MAX_BATCH` elsewhere.
     max_batch: int | None = None
+    #: Set when the cameras run on a Ray cluster (``ray:`` in the file, or ``serve --ray``).
+    ray: RayConfig | None = None
 
     def batch_for(self, device: str) -> int:
         if self.max_batch is not None:
@@ -174,7 +212,9 @@ def _record(value: Any, where: str, problems: _Problems) -> RecordConfig | None:
     return record
 
 
-def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraConfig | None:
+def _camera(
+    name: str, raw: Any, defaults: dict, problems: _Problems, cluster: bool
+) -> CameraConfig | None:
     from streamdenoise.sinks import sink_kind
 
     where = f"camera {name!r}"
@@ -195,7 +235,7 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
             parsed = problems.check(where, setting.parse, value, key)
             settings[key] = setting.default if parsed is None else parsed
     settings["bind"] = table.default("bind")  # the preview's; refused as an output below
-    _check_denoiser(settings, where, problems)
+    _check_denoiser(settings, where, problems, here=not cluster)
     camera = CameraConfig(name=name, settings=settings)
     camera.enabled = bool(data.get("enabled", True))
     if "ready_budget" in data:
@@ -226,15 +266,18 @@ def _camera(name: str, raw: Any, defaults: dict, problems: _Problems) -> CameraC
     return camera
 
 
-def _check_denoiser(settings: dict, where: str, problems: _Problems) -> None:
+def _check_denoiser(settings: dict, where: str, problems: _Problems, here: bool) -> None:
     """What would otherwise fail only when the camera starts: an unknown model, ``auto`` with
-    a classical filter, a backend that cannot run here."""
+    a classical filter, and (``here``: the denoiser runs in this process, not on a cluster
+    node with other hardware) a backend that cannot run on this machine."""
     from streamdenoise.backends import unavailable_reason
     from streamdenoise.models import weights_path
     from streamdenoise.runtime import choose_backend
 
     model = settings["model"]
     if model not in (None, "auto") and problems.check(where, weights_path, model) is None:
+        return
+    if not here:  # a cluster node resolves the backend and device (its own hardware)
         return
     s = settings
     chosen = problems.check(where, choose_backend, s["backend"], model, s["device"], s["precision"])
@@ -277,8 +320,78 @@ def _http(raw: Any, problems: _Problems) -> HttpConfig:
     return http
 
 
-def load(path: str | Path) -> tuple[ServeConfig | None, list[str]]:
-    """(config, []) when the file is usable, else (None, one line per problem)."""
+def _number(data: dict, key: str, problems: _Problems, minimum: float, whole: bool = False):
+    """``data[key]`` as a number >= ``minimum`` (an int where ``whole``), or None."""
+    value = data[key]
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an integer" if whole else "a number"
+        problems.add("ray", f"bad {key} {value!r}: expected {kind} >= {minimum:g}")
+        return None
+    return value
+
+
+def _resources(data: dict, key: str, problems: _Problems) -> dict[str, float]:
+    raw = data[key] or {}
+    if not isinstance(raw, dict):
+        problems.add("ray", f"{key} must be a mapping of resource: amount")
+        return {}
+    resources = {}
+    for name, amount in raw.items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            problems.add("ray", f"{key}: bad amount {amount!r} of {name}: expected a number > 0")
+        elif str(name) in ("CPU", "GPU", "memory"):
+            problems.add("ray", f"{key}: {name} has its own setting (cpus_, gpus_, memory_per_)")
+        else:
+            resources[str(name)] = float(amount)
+    return resources
+
+
+def _ray(raw: Any, address: str | None, problems: _Problems) -> RayConfig | None:
+    """``ray:`` (None when the file has none and ``address`` is None)."""
+    if raw is None and address is None:
+        return None
+    data = _mapping(raw, "ray", problems)
+    _unknown(data, RAY_KEYS, "ray", problems)
+    ray = RayConfig()
+    if address is not None:
+        data["address"] = address
+    if "address" in data:
+        ray.address = str(data["address"]).strip()
+        if ray.address.startswith("ray://"):
+            problems.add(
+                "ray",
+                f"address {ray.address}: Ray Client addresses are not supported; run serve on a "
+                "machine of the cluster with the head's address host:port (default port 6379)",
+            )
+        elif not ray.address:
+            problems.add("ray", "empty address: use host:port, or auto")
+    if "namespace" in data:
+        ray.namespace = str(data["namespace"])
+    for key, minimum, whole in (
+        ("cameras_per_worker", 1, True), ("cpus_per_camera", 0, False), ("replicas", 1, True),
+        ("gpus_per_replica", 0, False), ("cpus_per_replica", 0, False),
+        ("max_restarts", -1, True),
+    ):  # fmt: skip
+        if data.get(key) not in (None, "auto"):
+            value = _number(data, key, problems, minimum, whole)
+            if value is not None:
+                setattr(ray, key, value)
+    for key in ("memory_per_camera", "memory_per_replica"):
+        if data.get(key) is not None:
+            setattr(ray, key, problems.check("ray", parse_bytes, data[key], key))
+    for key in ("camera_resources", "replica_resources"):
+        if key in data:
+            setattr(ray, key, _resources(data, key, problems))
+    if data.get("call_timeout") is not None:
+        timeout = problems.check("ray", parse_duration, data["call_timeout"], "call_timeout")
+        ray.call_timeout_s = timeout or ray.call_timeout_s
+    return ray
+
+
+def load(path: str | Path, ray_address: str | None = None) -> tuple[ServeConfig | None, list[str]]:
+    """(config, []) when the file is usable, else (None, one line per problem).
+    ``ray_address`` (``serve --ray``) runs the file on that Ray cluster."""
     import yaml
 
     path = Path(path)
@@ -302,18 +415,19 @@ def load(path: str | Path) -> tuple[ServeConfig | None, list[str]]:
             problems.add("denoiser", f"bad max_batch {value!r}: expected an integer >= 1")
         else:
             max_batch = value
+    ray = _ray(data.get("ray"), ray_address, problems)
     defaults = _mapping(data.get("defaults"), "defaults", problems)
     raw_cameras = _mapping(data.get("cameras"), "cameras", problems)
     if not raw_cameras and not problems.lines:
         problems.add("", f"{path}: no cameras")
     cameras = {}
     for name, raw in raw_cameras.items():
-        camera = _camera(name, raw, defaults, problems)
+        camera = _camera(name, raw, defaults, problems, cluster=ray is not None)
         if camera is not None:
             cameras[name] = camera
     if problems.lines:
         return None, problems.lines
-    return ServeConfig(path=path, http=http, cameras=cameras, max_batch=max_batch), []
+    return ServeConfig(path=path, http=http, cameras=cameras, max_batch=max_batch, ray=ray), []
 
 
 def load_or_raise(path: str | Path) -> ServeConfig:

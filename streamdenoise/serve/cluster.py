@@ -37,9 +37,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.pipeline import one_line
 from streamdenoise.redact import redact
-from streamdenoise.serve import config as serve_config
 from streamdenoise.serve.config import RECORD_OUTPUT, CameraConfig, RayConfig, ServeConfig
-from streamdenoise.serve.server import ReloadResult, denoiser_name
+from streamdenoise.serve.server import ReloadResult, ServerBase, denoiser_name, log_state_change
 from streamdenoise.serve.telemetry import merge_families, state_families
 
 log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ class _Denoiser:
     info: dict = field(default_factory=dict)
 
 
-class ClusterServer:
+class ClusterServer(ServerBase):
     """The head of ``serve`` on a cluster; the HTTP service talks to it as to ``Server``."""
 
     def __init__(self, config: ServeConfig) -> None:
@@ -181,26 +180,13 @@ class ClusterServer:
         self.failed: dict[str, str] = {}
         self._lock = threading.RLock()
         self.started = time.monotonic()
-        self.http = None
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="poll", daemon=True)
         self._states: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        from streamdenoise.serve.http import HttpServer
-
-        self.http = HttpServer(self, self.config.http)
-        try:
-            result = self.apply(self.config, report=False)
-            if result.failed:
-                name, reason = next(iter(result.failed.items()))
-                raise UserError(f"camera {name}: {reason}")
-        except BaseException:
-            self.shutdown()
-            raise
-        self.http.start()
-        self._poller.start()
+    def _background(self) -> threading.Thread:
+        return self._poller
 
     def shutdown(self) -> None:
         """Stop every stream worker (each finalizes its files), then the replicas."""
@@ -217,21 +203,6 @@ class ClusterServer:
             ray.shutdown()
 
     # -- config changes ----------------------------------------------------------------------
-    def reload(self) -> ReloadResult:
-        """Re-read the config file and apply it; a broken file changes nothing."""
-        config, problems = serve_config.load(self.config.path, self.config.ray.address)
-        if config is None:
-            result = ReloadResult(problems=problems)
-        else:
-            for section in ("http", "ray"):
-                if getattr(config, section) != getattr(self.config, section):
-                    log.warning("%s settings change only on a restart; kept the running ones",
-                                section)  # fmt: skip
-                    setattr(config, section, getattr(self.config, section))
-            result = self.apply(config)
-        log.warning("%s", result.summary())
-        return result
-
     def apply(self, config: ServeConfig, report: bool = True) -> ReloadResult:
         """Start and stop stream workers (and replicas) to match ``config``; a group whose
         cameras and settings are unchanged keeps running."""
@@ -404,15 +375,20 @@ class ClusterServer:
             return list(self.workers.values()) + replicas
 
     def _poll(self) -> None:
+        """Ask every actor for its report once a second; an actor that does not answer (its
+        node died, it is restarting) keeps its one call waiting and holds up nobody."""
         import ray
 
-        while not self._stopping.wait(POLL_S):
+        while not self._stopping.is_set():
+            round_end = time.monotonic() + POLL_S
             actors = self._actors()
             for actor in actors:
                 if actor.pending is None:
                     actor.pending = actor.handle.report.remote()
             by_ref = {actor.pending: actor for actor in actors}
-            done, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=POLL_S)
+            done = []
+            if by_ref:
+                done, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=POLL_S * 0.8)
             now = time.monotonic()
             for ref in done:
                 actor = by_ref[ref]
@@ -428,6 +404,7 @@ class ClusterServer:
                     log.warning("%s: lost (no report for %.0f s; node %s)", actor.label,
                                 now - actor.received, _short(actor.report.get("node")))  # fmt: skip
             self._log_states()
+            self._stopping.wait(max(round_end - time.monotonic(), 0.0))
 
     def _received(self, actor: _Actor, report: dict, now: float) -> None:
         before = actor.report
@@ -438,14 +415,11 @@ class ClusterServer:
         actor.report, actor.received, actor.lost_since = report, now, None
 
     def _log_states(self) -> None:
-        """One log line each time a camera changes state (as a one-process serve logs)."""
         for camera in self.camera_rows():
             state, before = camera["state"], self._states.get(camera["name"])
             self._states[camera["name"]] = state
-            if before is not None and state != before:
-                why = camera.get("reason") if state != "live" else None
-                reason = f" ({why})" if why else ""
-                log.warning("camera %s: %s -> %s%s", camera["name"], before, state, reason)
+            log_state_change(camera["name"], before, state,
+                             camera.get("reason") if state != "live" else None)  # fmt: skip
 
     # -- figures -------------------------------------------------------------------------------
     def camera_rows(self) -> list[dict]:

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,21 +67,25 @@ class ReloadResult:
         return "reloaded: " + ("; ".join(str(p) for p in parts) if parts else "no changes")
 
 
-class Server:
-    def __init__(self, config: ServeConfig) -> None:
-        self.config = config
-        self.telemetry = Telemetry(self.snapshot)
-        self.cameras: dict[str, Camera] = {}
-        self.failed: dict[str, str] = {}
-        self.workers: dict[DenoiserKey, BatchWorker] = {}
-        self._keys: dict[str, DenoiserKey] = {}
-        self._lock = threading.RLock()
-        self.started = time.monotonic()
-        self.http = None
-        self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
+class ServerBase(ABC):
+    """What ``serve`` in one process and ``serve --ray`` share: start (the HTTP port, then
+    every camera), reload, and the log line of each camera's change of state."""
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    config: ServeConfig
+    http = None
+    #: Sections of the file that change only on a restart (a reload keeps the running ones).
+    RESTART_ONLY = ("http", "ray")
+
+    @abstractmethod
+    def apply(self, config: ServeConfig, report: bool = True) -> ReloadResult: ...
+
+    @abstractmethod
+    def shutdown(self) -> None: ...
+
+    @abstractmethod
+    def _background(self) -> threading.Thread:
+        """The thread that watches the cameras, started once they are."""
+
     def start(self) -> None:
         """Bind the HTTP port, then start every camera; UserError if either fails."""
         from streamdenoise.serve.http import HttpServer
@@ -95,26 +100,58 @@ class Server:
             self.shutdown()
             raise
         self.http.start()
-        self._watcher.start()
+        self._background().start()
+
+    def reload(self) -> ReloadResult:
+        """Re-read the config file and apply it; a broken file changes nothing."""
+        ray = self.config.ray
+        config, problems = serve_config.load(self.config.path, ray.address if ray else None)
+        if config is None:
+            result = ReloadResult(problems=problems)
+        else:
+            for section in self.RESTART_ONLY:
+                if getattr(config, section) != getattr(self.config, section):
+                    log.warning("%s settings change only on a restart; kept the running ones",
+                                section)  # fmt: skip
+                    setattr(config, section, getattr(self.config, section))
+            result = self.apply(config)
+        log.warning("%s", result.summary())
+        return result
+
+
+def log_state_change(camera: str, before: str | None, state: str, why: str | None) -> None:
+    """One line each time a camera changes state (the journal tells the story)."""
+    if before is not None and state != before:
+        log.warning("camera %s: %s -> %s%s", camera, before, state, f" ({why})" if why else "")
+
+
+class Server(ServerBase):
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.telemetry = Telemetry(self.snapshot)
+        self.cameras: dict[str, Camera] = {}
+        self.failed: dict[str, str] = {}
+        self.workers: dict[DenoiserKey, BatchWorker] = {}
+        self._keys: dict[str, DenoiserKey] = {}
+        self._lock = threading.RLock()
+        self.started = time.monotonic()
+        self.http = None
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _background(self) -> threading.Thread:
+        return self._watcher
 
     def _watch(self) -> None:
-        """One log line each time a camera changes state (the journal tells the story)."""
         seen: dict[str, str] = {}
         while not self._stopping.wait(WATCH_S):
             cameras, _ = self.snapshot()
             for camera in cameras:
                 state, before = camera.state, seen.get(camera.name)
                 seen[camera.name] = state
-                if before is None or state == before:
-                    continue
-                error = camera.source_error() if state != "live" else None
-                log.warning(
-                    "camera %s: %s -> %s%s",
-                    camera.name,
-                    before,
-                    state,
-                    f" ({error})" if error else "",
-                )
+                error = camera.source_error() if state != "live" and state != before else None
+                log_state_change(camera.name, before, state, error)
 
     def shutdown(self) -> None:
         """Stop every camera (in parallel: each finalizes its own files), then the rest."""
@@ -130,19 +167,6 @@ class Server:
             self.http.close()
 
     # -- config changes ----------------------------------------------------------------------
-    def reload(self) -> ReloadResult:
-        """Re-read the config file and apply it; a broken file changes nothing."""
-        config, problems = serve_config.load(self.config.path)
-        if config is None:
-            result = ReloadResult(problems=problems)
-        else:
-            if config.http != self.config.http:
-                log.warning("http settings change only on a restart; kept the running ones")
-                config.http = self.config.http
-            result = self.apply(config)
-        log.warning("%s", result.summary())
-        return result
-
     def apply(self, config: ServeConfig, report: bool = True) -> ReloadResult:
         """Start, stop and restart cameras to match ``config``; ``report``: log each camera
         that cannot be set up (at startup the caller reports the first and gives up)."""

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from importlib.util import find_spec
 
 import pytest
@@ -112,10 +113,10 @@ class socket_refusing:
         self.sock.close()
 
 
-def test_the_kuberay_manifest_asks_for_what_matters():
+def test_the_kuberay_manifest_asks_for_what_matters(tmp_path):
     """deploy/kuberay/raycluster.yaml: valid YAML, a RayCluster whose camera and GPU worker
     groups request CPU, memory and (GPU group) nvidia.com/gpu, with /dev/shm sized for the
-    object store, and the serve config it mounts parses."""
+    object store, and the serve config it mounts (a Secret: camera passwords) checks out."""
     docs = list(yaml.safe_load_all((REPO_ROOT / "deploy/kuberay/raycluster.yaml").read_text()))
     cluster = next(d for d in docs if d and d.get("kind") == "RayCluster")
     assert cluster["apiVersion"].startswith("ray.io/")
@@ -133,9 +134,20 @@ def test_the_kuberay_manifest_asks_for_what_matters():
         "nvidia.com/gpu"
         in groups["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     )
-    config = next(d for d in docs if d and d.get("kind") == "ConfigMap")
-    site = yaml.safe_load(config["data"]["serve.yaml"])
-    assert site["ray"]["camera_resources"] and site["cameras"]
+    secret = next(d for d in docs if d and d.get("kind") == "Secret")
+    site = yaml.safe_load(secret["stringData"]["serve.yaml"])
+    assert site["ray"]["camera_resources"] == {"camera_slot": 1}
+    assert "camera_slot" in groups["cameras"]["rayStartParams"]["resources"]
+    assert "camera_slot" not in groups["gpu"]["rayStartParams"].get("resources", "")
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        secret["stringData"]["serve.yaml"].replace(
+            "/etc/streamdenoise/token", str(tmp_path / "token")
+        )
+    )
+    (tmp_path / "token").write_text(secret["stringData"]["token"])
+    done = run_cli("serve", "--check", config)
+    assert done.returncode == 0 or "needs Ray" in done.stderr, done.stderr
 
 
 # -- on a cluster ------------------------------------------------------------------------------
@@ -213,7 +225,7 @@ def site(cluster, tmp_path_factory):
     try:
         wait_for(lambda: fetch(base + "readyz")[0] == 200 or cli.poll() is not None, 180, "ready")
         assert cli.poll() is None, log.read_text()[-3000:]
-        yield {"base": base, "cli": cli, "log": log, "root": root, "nodes": nodes,
+        yield {"base": base, "cli": cli, "log": log, "root": root, "nodes": nodes, "config": config,
                "address": address}  # fmt: skip
     finally:
         if cli.poll() is None:
@@ -351,6 +363,23 @@ def test_a_node_dies_its_cameras_resume_on_another_the_others_never_stop(site):
 
 
 @needs_ray
+def test_reload_adds_and_removes_cameras_on_the_cluster(site):
+    """Unchanged cameras keep their workers (and counters); lobby goes, porch comes."""
+    base, config = site["base"], site["config"]
+    before = cameras(base)
+    config.write_text(config.read_text().replace("  lobby: ", "  porch: "))
+    request = urllib.request.Request(base + "api/reload", method="POST")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        result = json.loads(response.read())
+    assert result["added"] == ["porch"] and result["removed"] == ["lobby"], result
+    assert sorted(result["unchanged"]) == ["dock", "gate", "yard"] and not result["restarted"]
+    now = wait_for(lambda: (c := cameras(base)).get("porch", {}).get("state") == "live" and c,
+                   60, "porch live")  # fmt: skip
+    assert "lobby" not in now and now["yard"]["frames_out"] > before["yard"]["frames_out"]
+    assert now["yard"]["restarts"] == before["yard"]["restarts"]
+
+
+@needs_ray
 def test_stopping_finalizes_every_recording_and_no_secret_is_logged(site):
     cli, log = site["cli"], site["log"]
     cli.send_signal(signal.SIGTERM)
@@ -358,7 +387,7 @@ def test_stopping_finalizes_every_recording_and_no_secret_is_logged(site):
     text = log.read_text()
     assert "stopped; outputs finalized" in text
     assert PASSWORD not in text and "admin:" not in text, text[-3000:]
-    for name in ("gate", "yard", "dock", "lobby"):
+    for name in ("gate", "yard", "dock", "lobby", "porch"):
         folder = site["root"] / "rec" / name
         segments = sorted(folder.glob("*.mp4"))
         assert segments and not list(folder.glob(".*")), (name, list(folder.iterdir()))

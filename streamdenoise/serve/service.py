@@ -13,7 +13,8 @@ at most one frame from each attached camera, starting one camera further along e
 (round-robin), so a camera that sends more frames than others cannot starve them; frames a
 camera sends faster than the service runs are dropped from that camera's own queue, counted
 there. A failing batch is retried frame by frame so that one camera's bad frame costs only
-that frame.
+that frame; a service that is gone (:class:`ServiceUnavailable`: on a cluster, no replica
+answered) fails the whole batch at once, each frame counted by its camera.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def test_shipped_weights_carry_metadata(name):
     meta = blob["metadata"]
     for key in ("training_command", "data", "git_commit", "final_validation"):
         assert meta.get(key), key
-    assert net.config.temporal == (name != "spatial")
+    assert net.config.temporal == (name in ("temporal", "fixed"))
     assert count_net_macs(net, 1280, 720) <= MAC_BUDGET_720P
 
 
@@ -197,6 +197,9 @@ def test_unknown_model_is_a_usage_error():
         TorchDenoiser(model="nonsense")
 
 
+DEMO_GAIN_DB = {"fast": 1.8}
+
+
 @pytest.mark.parametrize(
     ("backend", "precision"),
     [
@@ -210,7 +213,9 @@ def test_unknown_model_is_a_usage_error():
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, precision, model):
     """A guard on what users run: every runtime of each shipped model lifts the demo's camera
-    noise by ≥ 4 dB (measured 4.5–4.8 dB on 8 frames at 320×192)."""
+    noise by what it was measured to (8 frames at 320×192): ≥ 4 dB for the full-size models
+    (4.5–4.8), ≥ 1.8 dB for the CPU tier ``fast`` (2.1: its thinner deep levels leave the
+    demo's low-frequency chroma noise as colour blotches, docs/models.md)."""
     from streamdenoise.backends import create_backend, unavailable_reason
     from streamdenoise.lab.image_metrics import psnr
     from streamdenoise.sources.demo import DemoClip
@@ -227,7 +232,7 @@ def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, preci
     noisy = [clip.noisy(i, c) for i, c in enumerate(clean)]
     denoiser = create_backend(backend, model=model, precision=precision, device="cpu")
     gains = [psnr(denoiser.process(n), c) - psnr(n, c) for n, c in zip(noisy, clean, strict=True)]
-    assert np.mean(gains) >= 4.0, gains
+    assert np.mean(gains) >= DEMO_GAIN_DB.get(model, 4.0), gains
 
 
 VAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "val" / "videos"

@@ -18,6 +18,11 @@ from streamdenoise.models.noise import add_awgn, quantize
 
 CLIP_FPS = 30
 CLIP_NOISE_SIGMA = 15.0
+#: What an IP camera's main stream typically spends on 1280×720 at 30 fps, bits/s; other
+#: sizes scale with the pixel count (1080p: 9 Mbit/s). A camera's encoder runs at a capped
+#: bitrate: the same noise at CRF 18 costs ~75 Mbit/s at 720p, which is a decoding stress
+#: test (about 46 ms of one core per frame), not a camera.
+CAMERA_BITRATE_720P = 4_000_000
 
 
 def add_noise(image: np.ndarray, sigma255: float, seed: int) -> np.ndarray:
@@ -43,8 +48,15 @@ def read_frames(path: Path, size: tuple[int, int], count: int):
                     return
 
 
-def make_noisy_clip(source: Path, dest: Path, size: tuple[int, int], frames: int) -> Path:
-    """Write ``frames`` noisy frames of ``source`` at ``size`` as an H.264 MP4 (cached)."""
+def camera_bitrate(size: tuple[int, int]) -> int:
+    return round(CAMERA_BITRATE_720P * size[0] * size[1] / (1280 * 720))
+
+
+def make_noisy_clip(
+    source: Path, dest: Path, size: tuple[int, int], frames: int, bitrate: int | None = None
+) -> Path:
+    """Write ``frames`` noisy frames of ``source`` at ``size`` as an H.264 MP4 (cached): at
+    CRF 18, or capped at ``bitrate`` bits/s the way a camera's encoder is."""
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +65,12 @@ def make_noisy_clip(source: Path, dest: Path, size: tuple[int, int], frames: int
         stream = out.add_stream("libx264", rate=CLIP_FPS)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "ultrafast", "bf": "0"}
+        if bitrate:
+            stream.bit_rate = bitrate
+            rate = str(bitrate)
+            stream.options = {"preset": "veryfast", "bf": "0", "maxrate": rate, "bufsize": rate}
+        else:
+            stream.options = {"crf": "18", "preset": "ultrafast", "bf": "0"}
         for i, image in enumerate(read_frames(source, size, frames)):
             noisy = add_noise(image, CLIP_NOISE_SIGMA, seed=i)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(noisy, format="rgb24")))

@@ -167,11 +167,16 @@ def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int
     }
 
 
-def calibration_frames(width: int, height: int, count: int) -> list[np.ndarray]:
+def calibration_frames(
+    width: int, height: int, count: int, clean: bool = False
+) -> list[np.ndarray]:
+    """Demo frames with camera noise (what the denoiser sees) or without (what the encoder
+    sees: denoised frames compress like clean ones, noisy ones cost x264 several times
+    more)."""
     from streamdenoise.sources.demo import DemoClip
 
     clip = DemoClip(width, height)
-    return [clip.noisy(i) for i in range(count)]
+    return [clip.clean(i) if clean else clip.noisy(i) for i in range(count)]
 
 
 def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
@@ -211,13 +216,16 @@ def codec_key(machine: dict, size: tuple[int, int]) -> dict:
         "kind": "codec",
         "machine": machine,
         "runtime": {"runtime": "libx264+h264", "version": f"av {av.__version__}"},
+        "content": "clean",
         "size": f"{size[0]}x{size[1]}",
     }
 
 
 def measure_codec_ms(frames: list[np.ndarray]) -> float:
-    """Core-milliseconds to encode (libx264 veryfast, one thread) and decode one frame: the
-    fastest of :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser` gives."""
+    """Core-milliseconds to encode (libx264 veryfast, CRF 20, one thread: file outputs'
+    defaults) and decode one frame of ``frames`` (clean ones: the encoder gets denoised
+    frames, and a camera's stream is compressed to a usual bitrate): the fastest of
+    :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser` gives."""
     return min(_codec_round_ms(frames) for _ in range(CODEC_ROUNDS))
 
 
@@ -230,7 +238,7 @@ def _codec_round_ms(frames: list[np.ndarray]) -> float:
     with av.open(buffer, "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=Fraction(30))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "threads": "1"}
+        stream.codec_context.options = {"preset": "veryfast", "crf": "20", "threads": "1"}
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
             frame.pts = index

@@ -273,7 +273,11 @@ class AutoDenoiser(Denoiser):
         runtime = cal.runtime_key(base)
         frames = cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
         on_gpu = base.device.startswith("cuda")
-        codec = 0.0 if on_gpu else cal.codec_ms(self.cache, machine, frames, self.recalibrate)
+        if on_gpu:
+            codec = 0.0
+        else:
+            clean = cal.calibration_frames(width, height, cal.CODEC_FRAMES, clean=True)
+            codec = cal.codec_ms(self.cache, machine, clean, self.recalibrate)
         reserve = codec / cal.usable_cores()
         interval = 1000 / (self.fps or ASSUMED_FPS)
         limit = interval * TARGET_USAGE - reserve

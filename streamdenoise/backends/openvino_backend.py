@@ -41,7 +41,6 @@ class OpenVINOGraph:
         if precision == "bf16":
             self.check_bf16()
         self.model = self.core.read_model(str(onnx_path))
-        self.input_names = [port.get_any_name() for port in self.model.inputs]
         self.config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],

@@ -4,6 +4,8 @@ pre/post-processing and x264 encode, so the cost of working in RGB can be weighe
 Decoders hand out YUV 4:2:0 and x264 takes it; the pipeline converts every frame to RGB
 for the network and back for the encoder. This times each step on a real H.264 clip, in
 one process, interleaved over rounds, and writes JSON + markdown under benchmarks/results/.
+The encoder is also timed per x264 preset at the file outputs' CRF, with the CPU time of
+all its threads (what it takes from the denoiser beside it) and the bitrate it produces.
 
     python benchmarks/conversion_cost.py --clip ../shared/datasets/media/clips/01_dog.mp4
 """
@@ -21,6 +23,11 @@ import cv2
 import numpy as np
 
 from streamdenoise.lab.speed import machine_record, write_report
+from streamdenoise.settings import default
+
+#: x264 presets compared for file outputs, at the CRF file outputs use by default.
+PRESETS = ("ultrafast", "superfast", "veryfast")
+FILE_CRF = default("crf")
 
 
 def decoded_frames(clip: Path, count: int) -> list[av.VideoFrame]:
@@ -58,12 +65,19 @@ def measure(clip: Path, frames: int, rounds: int) -> dict:
 
         return run
 
-    def encode(convert: bool) -> Callable[[int], object]:
+    encoded_bytes: dict[str, int] = {}
+
+    def encode(convert: bool, preset: str = "ultrafast", crf: int | None = None) -> Callable:
         def run(_: int) -> None:
             container = av.open("/dev/null", "w", format="mp4")
             stream = container.add_stream("libx264", rate=30)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+            stream.options = (
+                {"preset": preset, "crf": str(crf)}
+                if crf is not None
+                else {"preset": preset, "tune": "zerolatency"}
+            )
+            size = 0
             for i in range(frames):
                 if convert:
                     frame = av.VideoFrame.from_ndarray(rgb[i], format="rgb24").reformat(
@@ -71,9 +85,15 @@ def measure(clip: Path, frames: int, rounds: int) -> dict:
                     )
                 else:
                     frame = av.VideoFrame.from_ndarray(yuv[i], format="yuv420p")
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode())
+                packets = stream.encode(frame)
+                size += sum(p.size for p in packets)
+                container.mux(packets)
+            packets = stream.encode()
+            size += sum(p.size for p in packets)
+            container.mux(packets)
             container.close()
+            if crf is not None:
+                encoded_bytes[preset] = size
 
         return run
 
@@ -97,24 +117,42 @@ def measure(clip: Path, frames: int, rounds: int) -> dict:
         "encode x264 ultrafast from yuv420p": encode(False),
         "encode x264 ultrafast from rgb24": encode(True),
     }
+    preset_steps = {
+        f"encode x264 {preset} CRF {FILE_CRF} from yuv420p": encode(False, preset, FILE_CRF)
+        for preset in PRESETS
+    }
+    steps |= preset_steps
     whole_clip = {name for name in steps if name.startswith(("decode", "encode"))}
     timings: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in preset_steps}
     for r in range(rounds):
         names = list(steps)
         names = names[r % len(names) :] + names[: r % len(names)]
         for name in names:
             if name in whole_clip:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 steps[name](0)
                 timings[name].append((time.perf_counter() - start) / frames * 1000)
+                if name in cpu:
+                    cpu[name].append((time.process_time() - start_cpu) / frames * 1000)
             else:
                 timings[name].append(time_per_frame(steps[name], frames))
+    seconds = frames / 30  # the encoder's rate
     return {
         "clip": str(clip),
         "size": f"{width}x{height}",
         "frames": frames,
         "rounds": rounds,
         "ms_per_frame": {name: round(statistics.median(v), 3) for name, v in timings.items()},
+        "encoder_presets": {
+            preset: {
+                "crf": FILE_CRF,
+                "ms_per_frame": round(statistics.median(timings[name]), 3),
+                "cpu_ms_per_frame": round(statistics.median(cpu[name]), 3),
+                "mbit_per_s_at_30fps": round(encoded_bytes[preset] * 8 / seconds / 1e6, 3),
+            }
+            for preset, name in zip(PRESETS, preset_steps, strict=True)
+        },
     }
 
 
@@ -132,6 +170,19 @@ def to_markdown(doc: dict) -> str:
     ]
     for name, ms in doc["ms_per_frame"].items():
         lines.append(f"| {name} | {ms:.2f} | {ms / budget:.1%} |")
+    lines += [
+        "",
+        "x264 presets for file outputs (CRF as the default; CPU = all encoder threads, what "
+        "it takes from the denoiser on the same cores):",
+        "",
+        "| preset | wall ms per frame | CPU ms per frame | Mbit/s at 30 fps |",
+        "|---|---:|---:|---:|",
+    ]
+    for preset, row in doc["encoder_presets"].items():
+        lines.append(
+            f"| {preset} | {row['ms_per_frame']:.2f} | {row['cpu_ms_per_frame']:.2f} | "
+            f"{row['mbit_per_s_at_30fps']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

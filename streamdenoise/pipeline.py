@@ -7,8 +7,10 @@ Threads and who ends them:
   puts one :class:`EndOfStream` (carrying the error, if any) and closes the source.
 * **denoise** (one worker) takes frames in order, prepares/resets the backend on the first
   frame, a size change or a discontinuity, runs it and hands the frame to every sink queue.
-  It ends on EndOfStream, on stop or at ``max_frames`` and then sends EndOfStream to every
-  sink.
+  A backend that overlaps frames (``frames_in_flight`` > 1) gets the next frame while the
+  previous one is still running; frames still reach the sinks in order. It ends on
+  EndOfStream, on stop or at ``max_frames`` (the frames in flight finish first) and then
+  sends EndOfStream to every sink.
 * **one thread per sink**, each with its own small queue (lossless sinks make the fan-out
   wait; the others drop their oldest frame, so a slow display never stalls a file). A sink
   opens on its first frame and is closed exactly once, on every path, so files are playable.
@@ -25,9 +27,13 @@ import json
 import logging
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import SourceError, UserError
@@ -52,6 +58,9 @@ log = logging.getLogger(__name__)
 LOSSLESS_SINK_QUEUE = 2
 LIVE_SINK_QUEUE = 2
 POLL_S = 0.1  # how often blocked stages look at the stop flags
+#: How often the denoise worker, with frames in flight, looks whether the oldest is done
+#: while it waits for the next frame.
+IN_FLIGHT_POLL_S = 0.002
 
 
 @dataclass
@@ -208,6 +217,8 @@ class Pipeline:
         self._started = threading.Event()
         self._size: tuple[int, int] | None = None
         self._auto: AutoDenoiser | None = None
+        #: When the previous frame left the worker and when its denoising ended.
+        self._last_finished = (0.0, 0.0)
 
     # -- control --------------------------------------------------------------------------
     def stop(self, interrupted: bool = False) -> None:
@@ -415,11 +426,23 @@ class Pipeline:
         return True
 
     def _denoise(self, source_queue: FrameQueue) -> None:
-        processed = 0
+        """Frames go to the denoiser in order, up to its ``frames_in_flight`` at a time, and
+        to the sinks in order; on every way out the frames already handed to it finish."""
+        in_flight: deque[tuple[Frame, Future[np.ndarray]]] = deque()
+        submitted, more = 0, True
         try:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and (more or in_flight):
+                if in_flight and (
+                    not more
+                    or len(in_flight) >= self._backend.frames_in_flight
+                    or in_flight[0][1].done()
+                ):
+                    self._finish(*in_flight.popleft(), source_queue)
+                    if not any(r.thread.is_alive() for r in self._runners):
+                        break  # every output failed: nothing left to feed
+                    continue
                 try:
-                    item = source_queue.get(timeout=POLL_S)
+                    item = source_queue.get(timeout=IN_FLIGHT_POLL_S if in_flight else POLL_S)
                 except QueueClosed:
                     break
                 if item is None:
@@ -427,32 +450,36 @@ class Pipeline:
                 if isinstance(item, EndOfStream):
                     if item.error is not None:
                         self._source_error = item.error
-                    break
-                self._process(item)
-                for runner in self._runners:
-                    runner.deliver(item, self._stopping)
-                if self._auto is not None:
-                    marks, now = item.marks, time.monotonic()
-                    self._auto.frame_done(
-                        now,
-                        busy_s=now - marks["dequeued"],
-                        denoise_s=marks["denoised"] - marks["dequeued"],
-                        drops=source_queue.drops,
-                    )
-                processed += 1
-                if self.config.max_frames and processed >= self.config.max_frames:
-                    break
-                if not any(r.thread.is_alive() for r in self._runners):
-                    break  # every output failed: nothing left to feed
+                    more = False
+                    continue
+                if in_flight and self._changes_stream(item):
+                    while in_flight:  # the earlier frames finish with the state they began
+                        self._finish(*in_flight.popleft(), source_queue)
+                in_flight.append((item, self._submit(item)))
+                submitted += 1
+                if self.config.max_frames and submitted >= self.config.max_frames:
+                    more = False
         except Exception as err:
             self._fatal = self._fatal or err
         finally:
             self._stop_source.set()
             source_queue.close()
+            while in_flight:
+                frame, future = in_flight.popleft()
+                if self._fatal is None:
+                    with contextlib.suppress(Exception):
+                        self._finish(frame, future, source_queue)
+                else:
+                    with contextlib.suppress(Exception):
+                        future.result()
             for runner in self._runners:
                 runner.deliver(EndOfStream(), threading.Event())
 
-    def _process(self, frame: Frame) -> None:
+    def _changes_stream(self, frame: Frame) -> bool:
+        """Whether the denoiser must be prepared or reset before this frame."""
+        return (frame.width, frame.height) != self._size or frame.discontinuity
+
+    def _submit(self, frame: Frame) -> Future[np.ndarray]:
         frame.marks["dequeued"] = time.monotonic()
         size = (frame.width, frame.height)
         if size != self._size:
@@ -465,9 +492,28 @@ class Pipeline:
             self._backend.reset()
         if self.config.sink_options.compare:
             frame.original = frame.image  # kept for noisy | denoised views
-        frame.image = self._backend.process(frame.image)
-        frame.marks["denoised"] = time.monotonic()
+        future = self._backend.submit(frame.image)
+        future.add_done_callback(lambda _: frame.marks.setdefault("denoised", time.monotonic()))
+        return future
+
+    def _finish(self, frame: Frame, future: Future[np.ndarray], source_queue: FrameQueue) -> None:
+        """A denoised frame to every sink; ``--model auto`` hears what it cost. With frames
+        in flight, a frame's share of the worker is the time since the previous one finished
+        (or since it was taken, if later)."""
+        frame.image = future.result()
+        frame.marks.setdefault("denoised", time.monotonic())  # the callback may come later
         self.metrics.denoised(frame)
+        for runner in self._runners:
+            runner.deliver(frame, self._stopping)
+        now, marks = time.monotonic(), frame.marks
+        if self._auto is not None:
+            self._auto.frame_done(
+                now,
+                busy_s=now - max(marks["dequeued"], self._last_finished[0]),
+                denoise_s=marks["denoised"] - max(marks["dequeued"], self._last_finished[1]),
+                drops=source_queue.drops,
+            )
+        self._last_finished = (now, marks["denoised"])
 
     # -- results ----------------------------------------------------------------------------
     def _report(self, streaming_end: float) -> Report:

@@ -125,6 +125,26 @@ def fastest_backend(device: str | None = None, precision: str | None = None) -> 
     return "openvino" if unavailable_reason("openvino") is None else "torch"
 
 
+#: Per-frame frames a CPU runtime keeps in flight in a pipeline: two on two or more cores.
+#: On 2 cores, fast int8 at 720p took 25 ms a frame as two one-thread streams and 25–36 ms as
+#: one two-thread call (the threads wait on each other at every layer; when one is
+#: preempted, the other idles); beside a 30 fps x264 encoder 28 against 31–43 ms
+#: (benchmarks/results/frames_in_flight_*.md).
+PIPELINED_FRAMES = 2
+
+
+def frames_in_flight(backend: str, device: str, temporal: bool, threads: int | None) -> int:
+    """How many frames a pipeline may hand ``backend`` before the first comes back.
+
+    Two for a per-frame model on OpenVINO's CPU plugin with two or more cores (each frame
+    on its own stream of threads); one everywhere else: a recurrent model's next frame
+    needs this frame's output, and the GPU runtimes batch instead."""
+    cores = threads or hardware.cpu().physical_cores
+    if backend == "openvino" and device == "cpu" and not temporal and cores >= 2:
+        return PIPELINED_FRAMES
+    return 1
+
+
 def bench_precisions(backend: str) -> tuple[str, ...]:
     """Precisions ``bench`` measures ``backend`` in on this machine (classical: uint8)."""
     runtime = RUNTIMES.get(backend)

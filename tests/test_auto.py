@@ -15,6 +15,7 @@ import pytest
 import torch
 from helpers import HEAVY_BACKEND, make_clip, run_cli
 
+from streamdenoise import hardware
 from streamdenoise.auto import AutoDenoiser
 from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
 from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
@@ -88,6 +89,10 @@ def test_calibration_cache_is_keyed_and_invalidated(tmp_path):
     machine = machine_key()
     runtime = {"runtime": "openvino", "version": "openvino 1.0", "device": "cpu", "threads": None}
     key = tier_key(machine, runtime, tier, "fp32", (320, 180))
+    # a per-frame tier is timed as the pipeline runs it: two frames in flight on 2+ cores
+    one_thread = tier_key(machine, {**runtime, "threads": 1}, tier, "fp32", (320, 180))
+    two_cores = hardware.cpu().physical_cores >= 2
+    assert (key["frames_in_flight"], one_thread["frames_in_flight"]) == (2 if two_cores else 1, 1)
     cache = CalibrationCache(tmp_path / "cache")
     assert cache.lookup(key) is None
     cache.store(key, {"ms_per_frame": 12.5})

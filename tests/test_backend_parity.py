@@ -303,7 +303,7 @@ def test_openvino_converts_per_frame_models_frames_in_the_graph(tmp_path, isolat
         batched, _ = backend.process_batch(frames, [StreamState() for _ in frames])
         for frame, image in zip(frames, batched, strict=True):
             assert np.abs(image.astype(int) - reference.process(frame)).max() <= 1
-        key_types = {key[-1] for key in backend.graph.requests}
+        key_types = {key[3] for key in backend.graph.requests}
         assert key_types == {True}, "per-frame uint8 frames should never take the float graph"
     finally:
         backend.close()
@@ -365,8 +365,8 @@ def test_threads_reach_every_cpu_runtime(weights_file, isolated_cache):
     if _has("openvino"):
         ov_backend = create_backend("openvino", model=str(weights_file), threads=1)
         ov_backend.prepare(64, 48)
-        (request,) = ov_backend.graph.requests.values()
-        assert request.get_compiled_model().get_property("INFERENCE_NUM_THREADS") == 1
+        (idle,) = ov_backend.graph.requests.values()
+        assert idle.get().get_compiled_model().get_property("INFERENCE_NUM_THREADS") == 1
 
 
 @pytest.mark.skipif(_cuda(), reason="checks the CPU-only refusal")

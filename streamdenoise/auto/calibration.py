@@ -28,6 +28,7 @@ import logging
 import os
 import statistics
 import time
+from collections import deque
 from datetime import datetime, timezone
 from fractions import Fraction
 from importlib import metadata
@@ -156,6 +157,8 @@ def _same_slot(a: dict, b: dict) -> bool:
 
 
 def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int, int]) -> dict:
+    from streamdenoise.runtime import frames_in_flight
+
     return {
         "kind": "tier",
         "machine": machine,
@@ -164,6 +167,9 @@ def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int
         "weights": tier.digest,
         "precision": precision,
         "size": f"{size[0]}x{size[1]}",
+        "frames_in_flight": frames_in_flight(
+            runtime["runtime"], runtime["device"], tier.temporal, runtime["threads"]
+        ),
     }
 
 
@@ -181,7 +187,8 @@ def calibration_frames(
 
 def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
     """Wall time per frame of ``denoiser`` on ``frames`` after a warm-up, at the size of the
-    frames; the denoiser is prepared for that size and reset afterwards.
+    frames, submitted as a pipeline does (up to ``frames_in_flight`` at once); the denoiser
+    is prepared for that size and reset afterwards.
 
     The figure is the lower quartile of the timed frames: what this machine does when other
     work leaves it the cores. It is cached for later runs, so the load of the moment must not
@@ -189,22 +196,35 @@ def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
     is what adaptation answers to while streaming."""
     height, width = frames[0].shape[:2]
     denoiser.prepare(width, height)
-    for image in frames[:WARMUP_FRAMES]:
-        denoiser.process(image)
-    times: list[float] = []
-    started = time.monotonic()
-    for image in frames[WARMUP_FRAMES:]:
-        t0 = time.perf_counter()
-        denoiser.process(image)
-        times.append(time.perf_counter() - t0)
-        if len(times) >= MIN_FRAMES and time.monotonic() - started > TIME_BOX_S:
+    window = denoiser.frames_in_flight
+    pending: deque = deque()
+    finished: list[float] = []  # when each frame's result was taken
+    started = None
+    for index, image in enumerate(frames):
+        if len(pending) == window:
+            pending.popleft().result()
+            finished.append(time.perf_counter())
+        if index == WARMUP_FRAMES:
+            started = time.monotonic()
+        timed = len(finished) - WARMUP_FRAMES - window
+        if started is not None and timed >= MIN_FRAMES and time.monotonic() - started > TIME_BOX_S:
             break
+        pending.append(denoiser.submit(image))
+    for future in pending:
+        future.result()
+        finished.append(time.perf_counter())
     denoiser.reset()
+    # a frame's share of the time: `window` frames finish per `window` completion intervals
+    times = [
+        (finished[i] - finished[i - window]) / window
+        for i in range(WARMUP_FRAMES + window, len(finished))
+    ]
     ms = statistics.quantiles(times, n=4, method="inclusive")[0] * 1000
     return {
         "ms_per_frame": round(ms, 3),
         "fps": round(1000 / ms, 2),
         "frames": len(times),
+        "frames_in_flight": window,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -182,17 +183,30 @@ class AutoDenoiser(Denoiser):
             if self._detector is not None:
                 self._detector.switched(time.monotonic(), 0)
 
+    @property
+    def frames_in_flight(self) -> int:  # type: ignore[override]
+        """The active rung's; 1 while a switch waits, so the pipeline drains before it."""
+        if self.active is None or self._ready is not None:
+            return 1
+        return self.active.frames_in_flight
+
     def process(self, image: np.ndarray) -> np.ndarray:
+        return self.submit(image).result()
+
+    def submit(self, image: np.ndarray) -> Future[np.ndarray]:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
-        self._swap_if_ready(now)
-        out = self.active.process(image)
+        self._swap_if_ready(now)  # rungs switched away from stay open: their frames finish
+        future = self.active.submit(image)
+        future.add_done_callback(self._frame_finished)
         self._last_image = image
-        self._last_t = time.monotonic()
         self._frames += 1
         self.spans[-1]["frames"] += 1
-        return out
+        return future
+
+    def _frame_finished(self, _: Future) -> None:
+        self._last_t = time.monotonic()
 
     def reset(self) -> None:
         if self.active is not None:

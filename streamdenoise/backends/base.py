@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -20,6 +21,8 @@ class Denoiser(ABC):
     device: str = "cpu"
     #: Runs a trained model (``model``, tiers, ``--model auto``); classical filters do not.
     neural: bool = False
+    #: Frames a pipeline may :meth:`submit` before taking the first result (1: one at a time).
+    frames_in_flight: int = 1
 
     def prepare(self, width: int, height: int) -> None:  # noqa: B027 - optional hook
         """Allocate buffers / build engines for this frame size before the first frame."""
@@ -27,6 +30,19 @@ class Denoiser(ABC):
     @abstractmethod
     def process(self, image: np.ndarray) -> np.ndarray:
         """H×W×3 uint8 RGB in, denoised H×W×3 uint8 RGB out."""
+
+    def submit(self, image: np.ndarray) -> Future[np.ndarray]:
+        """Start denoising the stream's next frame; its result comes through the future.
+
+        Frames are submitted in order from one thread, at most :attr:`frames_in_flight`
+        unfinished at a time, so a backend that overlaps frames can keep its cores busy while
+        the pipeline hands over the previous one. The default denoises at once."""
+        future: Future[np.ndarray] = Future()
+        try:
+            future.set_result(self.process(image))
+        except Exception as err:
+            future.set_exception(err)
+        return future
 
     def reset(self) -> None:  # noqa: B027 - stateless backends have nothing to reset
         """Forget temporal state (called after a discontinuity: reconnect, size change)."""

@@ -26,7 +26,7 @@ import functools
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -125,6 +125,12 @@ class NeuralDenoiser(Denoiser):
         #: Threads for the per-stream work of a batch (None: the calling thread does it all).
         self.executor: Executor | None = None
         self._thread_motion = threading.local()
+        if self.runs_in_parallel:
+            self.frames_in_flight = runtime.frames_in_flight(
+                self.name, self.device, self.temporal, self.threads
+            )
+        #: Runs the graph calls of submitted frames (made on the first one that overlaps).
+        self._in_flight: ThreadPoolExecutor | None = None
         self._setup()
 
     # -- subclass interface ------------------------------------------------------------------
@@ -159,6 +165,14 @@ class NeuralDenoiser(Denoiser):
     #: True where ``_infer`` returns buffers the runtime reuses on a later call: a state
     #: shared between streams is then copied out of them.
     reuses_output_buffers = False
+    #: True where the runtime can run graph calls of several frames at once
+    #: (:meth:`_infer_parallel`); :func:`streamdenoise.runtime.frames_in_flight` decides how
+    #: many a pipeline may submit.
+    runs_in_parallel = False
+
+    def _infer_parallel(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """A per-frame model's graph call that may run beside others (see :meth:`submit`)."""
+        raise NotImplementedError
 
     # -- Denoiser ----------------------------------------------------------------------------
     def prepare(self, width: int, height: int) -> None:
@@ -180,13 +194,39 @@ class NeuralDenoiser(Denoiser):
             "temporal": self.temporal,
             "strength": self.strength,
             "threads": self.threads,
+            "frames_in_flight": self.frames_in_flight,
             "scene_cuts": self.scene_cuts,
         }
+
+    def close(self) -> None:
+        if self._in_flight is not None:  # the frames still in flight finish first
+            self._in_flight.shutdown(wait=True)
+            self._in_flight = None
 
     def process(self, image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise UsageError(f"expected an H×W×3 uint8 frame, got {image.shape} {image.dtype}")
         return self._denoise(image, to_uint8=True)
+
+    def submit(self, image: np.ndarray) -> Future[np.ndarray]:
+        """Overlapping frames (``frames_in_flight`` > 1): the per-stream work — noise level,
+        conversion — runs now, in frame order; the graph call and the output conversion run
+        on a worker thread while the next frame is submitted."""
+        if self.frames_in_flight == 1:
+            return super().submit(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise UsageError(f"expected an H×W×3 uint8 frame, got {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        self.prepare(width, height)
+        if self._strength(self._stream) == 0:
+            return super().submit(image)
+        noisy, sigma, _ = self._graph_inputs(image, self._stream)
+        if self._in_flight is None:
+            self._in_flight = ThreadPoolExecutor(self.frames_in_flight, "denoise frame")
+        return self._in_flight.submit(self._finish_frame, noisy, sigma, height, width)
+
+    def _finish_frame(self, noisy: np.ndarray, sigma: np.ndarray, height: int, width: int):
+        return self._graph_output(self._infer_parallel(noisy, sigma), height, width, True)
 
     def process_float(self, image: np.ndarray) -> np.ndarray:
         """Float H×W×3 RGB on the [0, 1] scale (may be unclipped) in, float out.

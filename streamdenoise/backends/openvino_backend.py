@@ -12,11 +12,18 @@ graph's float NCHW and back is compiled into the graph (OpenVINO's pre/post-proc
 where it runs on every core beside the network instead of costing ~12 ms of one core per
 720p frame on the host (``benchmarks/results/conversion_cost.md``). Recurrent models keep
 float frames: the host builds their state from the float frame after a reset or a cut.
+
+A pipeline hands a per-frame model two frames at a time on two or more cores
+(:meth:`~streamdenoise.backends.neural.NeuralDenoiser.submit`): that graph is compiled with
+two streams, each frame on its own, so the cores never wait on each other inside a layer
+(:func:`streamdenoise.runtime.frames_in_flight`). Single calls (``process``) keep the
+one-stream LATENCY graph.
 """
 
 from __future__ import annotations
 
 import functools
+import queue
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +48,10 @@ class OpenVINOGraph:
         if precision == "bf16":
             self.check_bf16()
         self.model = self.core.read_model(str(onnx_path))
-        self.config = {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
-        }
-        if threads:
-            self.config["INFERENCE_NUM_THREADS"] = threads
-        self.requests: dict[tuple, object] = {}
+        self.precision_hint = OV_PRECISION[precision]
+        self.threads = threads
+        #: Idle infer requests per compiled shape: one, or one per stream of a parallel graph.
+        self.requests: dict[tuple, queue.SimpleQueue] = {}
 
     @staticmethod
     @functools.cache
@@ -70,10 +74,25 @@ class OpenVINOGraph:
                 "this CPU has no bf16 instructions (AVX512-BF16 or AMX); use --precision fp32"
             )
 
-    def prepare(self, batch: int, height: int, width: int, frames_u8: bool = False) -> None:
+    def compile_config(self, streams: int) -> dict:
+        """One stream: the lowest latency per call. Several: one call per stream at a time,
+        the threads split between them (calls of different frames overlap)."""
+        config: dict = {"INFERENCE_PRECISION_HINT": self.precision_hint}
+        if streams == 1:
+            config["PERFORMANCE_HINT"] = "LATENCY"
+        else:
+            config["NUM_STREAMS"] = streams
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        return config
+
+    def prepare(
+        self, batch: int, height: int, width: int, frames_u8: bool = False, streams: int = 1
+    ) -> None:
         """Compile for (batch, height, width); ``frames_u8``: the frame goes in as uint8
-        N×H×W×3 and the image comes out so (per-frame models only)."""
-        key = (batch, height, width, frames_u8)
+        N×H×W×3 and the image comes out so (per-frame models only); ``streams``: calls that
+        may run at once."""
+        key = (batch, height, width, frames_u8, streams)
         if key in self.requests:
             return
         model = self.model.clone()
@@ -88,21 +107,31 @@ class OpenVINOGraph:
         )
         if frames_u8:
             model = _with_uint8_frames(model)
-        compiled = self.core.compile_model(model, "CPU", self.config)
-        self.requests[key] = compiled.create_infer_request()
+        compiled = self.core.compile_model(model, "CPU", self.compile_config(streams))
+        idle: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(streams):
+            idle.put(compiled.create_infer_request())
+        self.requests[key] = idle
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, feeds: dict[str, np.ndarray], streams: int = 1) -> np.ndarray:
+        """Run the graph; with ``streams`` > 1, safe to call from that many threads at once."""
         noisy = feeds["noisy"]
         frames_u8 = noisy.dtype == np.uint8
         if frames_u8:  # N×H×W×3
             batch, height, width = noisy.shape[:3]
         else:  # N×3×H×W
             batch, _, height, width = noisy.shape
-        self.prepare(batch, height, width, frames_u8)
-        request = self.requests[(batch, height, width, frames_u8)]
-        request.infer(feeds, share_inputs=True)
-        # The output tensor is reused by the next infer (whose ``prev`` may be this output).
-        return request.get_output_tensor(0).data.copy()
+        key = (batch, height, width, frames_u8, streams)
+        if key not in self.requests:
+            self.prepare(*key)
+        idle = self.requests[key]
+        request = idle.get()
+        try:
+            request.infer(feeds, share_inputs=True)
+            # The output tensor is reused by the next infer (whose ``prev`` may be this output).
+            return request.get_output_tensor(0).data.copy()
+        finally:
+            idle.put(request)
 
 
 def _with_uint8_frames(model):
@@ -146,13 +175,19 @@ class OpenVINODenoiser(NeuralDenoiser):
             self.onnx_path = model_onnx(self)
         self.graph = OpenVINOGraph(self.onnx_path, self.precision, self.threads)
 
+    runs_in_parallel = True
+
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)
         m = self.multiple
-        self.graph.prepare(1, -(-height // m) * m, -(-width // m) * m, not self.temporal)
+        size = (-(-height // m) * m, -(-width // m) * m)
+        self.graph.prepare(1, *size, not self.temporal, self.frames_in_flight)
 
     def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         return self.graph(feeds(noisy, sigma, prev))
+
+    def _infer_parallel(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return self.graph(feeds(noisy, sigma, None), self.frames_in_flight)
 
     def _graph_input(self, image: np.ndarray, scale: np.float32):
         """uint8 frames of a per-frame model go in as they are (reflect-padded): the graph

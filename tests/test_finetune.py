@@ -13,7 +13,8 @@ import pytest
 import torch
 from helpers import make_clip, run_cli
 
-from streamdenoise.lab.camera_tuning import FrameStore, estimate_noise_model, heldback_indices
+from streamdenoise.lab.camera_noise import estimate_noise_model
+from streamdenoise.lab.camera_tuning import FrameStore, heldback_indices
 from streamdenoise.models.weights import load_weights
 
 TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.15", "--model", "spatial")
@@ -89,29 +90,41 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, clip, args, message):
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
-def test_noise_model_measures_correlated_noise(tmp_path):
-    """Noise blurred into a known spatial correlation, over a smooth picture with edges:
-    the estimate finds its level and correlation, and its own draws match them."""
+def test_noise_model_measures_correlated_noise():
+    """Noise with a known colour correlation, spatial correlation and a level that grows with
+    brightness, over smooth ramps with an edge: the blind estimate finds all three, and its
+    own draws match them."""
     rng = np.random.default_rng(0)
     h, w = 192, 256
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx / w * 0.5 + 0.2, yy / h * 0.4 + 0.3, np.full((h, w), 0.5)], -1)
-    base[:, w // 2 :] += 0.15  # an edge the flat-block choice must avoid
-    frames, noises = [], []
-    for _ in range(4):
-        white = rng.standard_normal((h, w, 3)).astype(np.float32)
-        noise = cv2.GaussianBlur(white, (0, 0), 0.8)
-        noise *= 0.03 / noise.std()
-        noises.append(noise)
-        frames.append((np.clip(base + noise, 0, 1) * 255 + 0.5).astype(np.uint8))
-    true_corr = np.mean([(n[:, 1:] * n[:, :-1]).mean() / n.var() for n in noises])
+    xx = np.mgrid[0:h, 0:w][1]
+    ramp = 0.2 + 0.6 * xx / w  # brightness from 0.2 to 0.8, left to right
+    base = np.stack([ramp, ramp * 0.9 + 0.05, np.full((h, w), 0.5)], -1)
+    base[h // 2 :] += 0.1  # an edge the flat-block choice must avoid
+    mix = np.linalg.cholesky(np.array([[1, 0.5, 0.5], [0.5, 1, 0.5], [0.5, 0.5, 1]]))
+
+    def level(b: np.ndarray) -> np.ndarray:
+        return 0.01 + 0.04 * b
+
+    frames, unit = [], []
+    for _ in range(6):
+        white = rng.standard_normal((h, w, 3)) @ mix.T
+        noise = cv2.GaussianBlur(white.astype(np.float32), (0, 0), 0.8)
+        noise /= noise.std((0, 1))
+        unit.append(noise)
+        frames.append((np.clip(base + noise * level(base), 0, 1) * 255 + 0.5).astype(np.uint8))
+    true_corr = np.mean([(n[:, 1:] * n[:, :-1]).mean() for n in unit])
     model = estimate_noise_model(frames)
-    assert model.spatial[4, 5] == pytest.approx(true_corr, abs=0.08)
-    assert np.sqrt(model.offset + model.slope * 0.5) == pytest.approx([0.03] * 3, rel=0.2)
-    draw = model.sample(torch.full((1, 3, 128, 128), 0.5), torch.Generator().manual_seed(1))[0]
-    d = draw.numpy()
-    assert d.std() == pytest.approx(0.03, rel=0.2)
+    r = model.spatial.shape[1] // 2
+    assert model.channel_correlation()[:, r, r + 1] == pytest.approx([true_corr] * 3, abs=0.08)
+    assert model.colour[0, 1] == pytest.approx(0.5, abs=0.1)
+    for b in (0.3, 0.7):
+        std = model.std(torch.full((1, 3, 1, 1), b))[0, :2, 0, 0].numpy()  # R and G: ramps
+        assert std == pytest.approx([level(b)] * 2, rel=0.2)
+    flat = torch.full((1, 3, 128, 128), 0.5)
+    d = model.sample(flat, torch.Generator().manual_seed(1))[0].numpy()
+    assert d.std() == pytest.approx(level(0.5), rel=0.2)
     assert (d[:, :, 1:] * d[:, :, :-1]).mean() / d.var() == pytest.approx(true_corr, abs=0.08)
+    assert np.corrcoef(d.reshape(3, -1))[0, 1] == pytest.approx(0.5, abs=0.1)
 
 
 def test_frame_store_round_trip_and_holdout(tmp_path):

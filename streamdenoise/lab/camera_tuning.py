@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from streamdenoise.errors import SourceError, UsageError, UserError
+from streamdenoise.lab.camera_noise import estimate_noise_model
 from streamdenoise.lab.trainer import frame_sigmas, optimizer_step, run_clip
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
@@ -53,10 +54,6 @@ MODES = ("auto", "video", "stills")
 STILLS_THRESHOLD = 0.08
 # R2R recorruption strength (the paper's choice): inputs carry 1 + a² times the noise power.
 R2R_ALPHA = 0.5
-# Spatial noise correlation is measured out to this many pixels.
-CORRELATION_RADIUS = 4
-# Side of the flat blocks the noise is measured on.
-NOISE_BLOCK = 24
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -168,106 +165,6 @@ def looks_like_stills(store: FrameStore) -> bool:
         pairs = itertools.pairwise(thumbs)
         diffs += [np.abs(a.astype(np.float32) - b).mean() / 255 for a, b in pairs]
     return not diffs or float(np.median(diffs)) > STILLS_THRESHOLD
-
-
-# -- the camera's noise (stills) -------------------------------------------------------------
-@dataclass
-class NoiseModel:
-    """Zero-mean Gaussian noise: per-channel variance ``offset + slope · brightness`` (0–1
-    scale), colour covariance ``colour`` (correlation matrix) and one spatial correlation
-    ``spatial`` ((2R+1)², centre 1) shared by the channels."""
-
-    offset: np.ndarray
-    slope: np.ndarray
-    colour: np.ndarray
-    spatial: np.ndarray
-
-    def std(self, brightness: torch.Tensor) -> torch.Tensor:
-        """Per-pixel std (N, 3, H, W) for a (N, 3, H, W) brightness."""
-        off = torch.from_numpy(self.offset).float().view(1, 3, 1, 1)
-        slope = torch.from_numpy(self.slope).float().view(1, 3, 1, 1)
-        return (off + slope * brightness).clamp_min(1e-8).sqrt()
-
-    def sample(self, clean_ish: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Noise for frames (N, 3, H, W) whose local brightness ``clean_ish`` gives."""
-        n, _, h, w = clean_ish.shape
-        white = torch.randn((n, 3, h, w), generator=gen)
-        mix = torch.from_numpy(np.linalg.cholesky(self.colour + 1e-6 * np.eye(3))).float()
-        white = torch.einsum("ij,njhw->nihw", mix, white)
-        spectrum = torch.fft.rfft2(white) * torch.from_numpy(self._amplitude(h, w)).float()
-        coloured = torch.fft.irfft2(spectrum, s=(h, w))
-        local = torch.nn.functional.avg_pool2d(clean_ish, 5, 1, 2, count_include_pad=False)
-        return coloured * self.std(local)
-
-    def _amplitude(self, h: int, w: int) -> np.ndarray:
-        """√(power spectrum) of the spatial correlation on an h×w torus, unit variance."""
-        r = self.spatial.shape[0] // 2
-        grid = np.zeros((h, w), np.float64)
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                grid[dy % h, dx % w] = self.spatial[dy + r, dx + r]
-        power = np.clip(np.fft.rfft2(grid).real, 0, None)
-        power *= h * w / max(power.sum() * 2 - power[:, 0].sum(), 1e-12)
-        return np.sqrt(power)
-
-    def to_dict(self) -> dict:
-        return {k: np.round(v, 8).tolist() for k, v in asdict(self).items()}
-
-
-def estimate_noise_model(frames: list[np.ndarray], radius: int = CORRELATION_RADIUS) -> NoiseModel:
-    """Measure the noise on the flattest blocks of ``frames`` (uint8 RGB).
-
-    In each block a plane per channel stands in for the scene and the rest is taken as noise.
-    The flattest quarter of blocks is chosen by the gradients of a blurred copy (not by the
-    blocks' own variance, which would pick the blocks whose noise happened to be weakest).
-    """
-    b = NOISE_BLOCK
-    yy, xx = np.mgrid[0:b, 0:b].astype(np.float64)
-    basis = np.stack([np.ones(b * b), yy.ravel() / b, xx.ravel() / b], 1)
-    proj = basis @ np.linalg.pinv(basis)
-    residuals, means = [], []
-    for frame in frames:
-        img = frame.astype(np.float64) / 255
-        grey = cv2.GaussianBlur(
-            cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2
-        )
-        gy, gx = np.gradient(grey)
-        energy = np.hypot(gx, gy)
-        h, w = grey.shape
-        blocks = [(y, x) for y in range(0, h - b + 1, b) for x in range(0, w - b + 1, b)]
-        scores = [energy[y : y + b, x : x + b].mean() for y, x in blocks]
-        keep = np.argsort(scores)[: max(1, len(blocks) // 4)]
-        for i in keep:
-            y, x = blocks[i]
-            patch = img[y : y + b, x : x + b].reshape(-1, 3)
-            if patch.min() <= 1 / 255 or patch.max() >= 254 / 255:
-                continue  # clipped: the noise there is not what it is elsewhere
-            fit = proj @ patch
-            residuals.append((patch - fit).reshape(b, b, 3))
-            means.append(fit.mean(0))
-    if len(residuals) < 4:
-        raise UserError("too few flat, unclipped regions in the footage to measure its noise")
-    res = np.stack(residuals)  # (K, b, b, 3)
-    dof = 1 - 3 / (b * b)  # the plane fit took three degrees of freedom per block
-    var = (res**2).mean((1, 2)) / dof  # (K, 3)
-    mean = np.stack(means)
-    slope, offset = np.zeros(3), np.zeros(3)
-    for c in range(3):
-        a = np.stack([np.ones(len(mean)), mean[:, c]], 1)
-        (offset[c], slope[c]), *_ = np.linalg.lstsq(a, var[:, c], rcond=None)
-        if slope[c] < 0 or offset[c] < 0:  # no clear brightness trend: constant level
-            slope[c], offset[c] = 0.0, float(np.median(var[:, c]))
-    normed = res / np.sqrt(var[:, None, None, :] + 1e-12)
-    colour = np.einsum("kyxc,kyxd->cd", normed, normed) / normed[..., 0].size
-    spatial = np.zeros((2 * radius + 1, 2 * radius + 1))
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            a = normed[:, max(0, dy) : b + min(0, dy), max(0, dx) : b + min(0, dx)]
-            c = normed[:, max(0, -dy) : b + min(0, -dy), max(0, -dx) : b + min(0, -dx)]
-            spatial[dy + radius, dx + radius] = (a * c).mean()
-    spatial /= spatial[radius, radius]
-    d = np.sqrt(np.diag(colour))
-    return NoiseModel(offset, slope, colour / np.outer(d, d), spatial)
 
 
 # -- fine-tuning -------------------------------------------------------------------------------
@@ -428,9 +325,7 @@ class Objective:
         return self._mean_variance() if self.stills else identity_loss / 2
 
     def _mean_variance(self) -> float:
-        frames = [f for u in self.split.held for f in u]
-        b = np.mean([f.reshape(-1, 3).mean(0) / 255 for f in frames], 0)
-        return float(np.mean(self.noise.offset + self.noise.slope * b))
+        return self.noise.variance_of([f for u in self.split.held for f in u])
 
 
 def loss_of(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:

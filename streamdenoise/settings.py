@@ -415,6 +415,11 @@ _SETTINGS: tuple[Setting, ...] = (
             metavar="S"),
     Setting("holdout", number(float, 0, inclusive=False, maximum=0.5), "share of the footage "
             "held back for the guard", default=0.2, metavar="F"),
+    Setting("teacher", choice(("auto", "bm3d+nlm", "nlm", "none")), "stills: the reference "
+            "denoiser the network learns from, given the measured noise (bm3d+nlm needs the "
+            "bm3d package, non-commercial licence); none: recorrupted pairs instead",
+            default="auto", default_help="auto: bm3d+nlm if bm3d is installed, else nlm",
+            metavar="T"),
     Setting("finetune_lr", number(float, 0, inclusive=False), "peak learning rate",
             default=5e-4, metavar="LR", flag="--lr"),
     Setting("finetune_batch", number(int, 1), "clips per step", default=4, metavar="N",
@@ -453,7 +458,7 @@ TRAIN = (
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",
-    "mode", "keep_frames", "memory", "collect_seconds", "holdout", "finetune_lr",
+    "mode", "teacher", "keep_frames", "memory", "collect_seconds", "holdout", "finetune_lr",
     "finetune_batch", "finetune_patch", "seed", "checkpoint", "finetune_resume", "report", "fp32",
 )  # fmt: skip
 EXPORT = (

@@ -47,6 +47,7 @@ def _config(given: dict):
         lr=given["finetune_lr"],
         seed=given["seed"],
         holdout=given["holdout"],
+        teacher=given["teacher"],
         bf16=not given["fp32"],
     )
     check_config(cfg)
@@ -93,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: no checkpoint {ckpt} (and {frames_file}) to resume from")
         resume = torch.load(ckpt, map_location="cpu", weights_only=False)
         saved = resume["config"]
-        if saved["model"] != cfg.model or saved["mode"] != cfg.mode:
-            raise UsageError("--resume: the checkpoint was made with another --model or --mode")
+        if any(saved.get(k, cfg_v) != cfg_v for k, cfg_v in _fixed(cfg).items()):
+            raise UsageError(
+                "--resume: the checkpoint was made with another --model, --mode or --teacher"
+            )
         store = FrameStore.load(frames_file)
         console.print(f"resuming at step {resume['step']} on {store.frames} saved frames")
     else:
@@ -132,18 +135,10 @@ def run(args: argparse.Namespace) -> int:
 
         outcome = finetune(net, store, cfg, ckpt, resume, log=bar.console.print, progress=progress)
     report = outcome.report
-    est = report["estimated_psnr"]
-    gain = _signed(report["estimated_gain_db"])
     summary = (
         f"{report['mode']} footage, {report['frames_train']} frames trained, "
         f"{report['frames_heldback']} held back; noise RMS ≈ {report['noise_rms_8bit']:.1f} "
-        f"(8-bit; {_noise_text(store)}); "
-        + (
-            f"held-back loss ratio to {cfg.model}: {gain} dB"
-            if report["estimated_gain_from"] == "loss ratio"
-            else f"estimated PSNR noisy {_db(est['noisy'])}, {cfg.model} {_db(est['start'])}, "
-            f"fine-tuned {_db(est['finetuned'])} ({gain} dB)"
-        )
+        f"(8-bit; {_noise_text(store)}); {_verdict(report, cfg.model)}"
     )
     metadata = {
         "training_command": command,
@@ -177,6 +172,30 @@ def run(args: argparse.Namespace) -> int:
         path.unlink(missing_ok=True)
     print(f"wrote {out}: {summary}")
     return 0
+
+
+def _fixed(cfg) -> dict:
+    """The settings a resumed run must share with the checkpoint's."""
+    return {"model": cfg.model, "mode": cfg.mode, "teacher": cfg.teacher}
+
+
+def _verdict(report: dict, model: str) -> str:
+    """The guard's figures in a sentence."""
+    gain = _signed(report["estimated_gain_db"])
+    if report["estimated_gain_from"] == "loss ratio":
+        return f"held-back loss ratio to {model}: {gain} dB"
+    if report["estimated_gain_from"] == "reference ratio":
+        ref = report["reference_psnr"]
+        return (
+            f"held-back PSNR against the {report['teacher']} references: noisy "
+            f"{_db(ref['noisy'])}, {model} {_db(ref['start'])}, fine-tuned "
+            f"{_db(ref['finetuned'])} ({gain} dB)"
+        )
+    est = report["estimated_psnr"]
+    return (
+        f"estimated PSNR noisy {_db(est['noisy'])}, {model} {_db(est['start'])}, "
+        f"fine-tuned {_db(est['finetuned'])} ({gain} dB)"
+    )
 
 
 def _noise_text(store) -> str:

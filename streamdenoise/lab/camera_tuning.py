@@ -42,6 +42,7 @@ import torch
 
 from streamdenoise.errors import SourceError, UsageError, UserError
 from streamdenoise.lab.camera_noise import estimate_noise_model
+from streamdenoise.lab.camera_teacher import TEACHERS, make_teacher
 from streamdenoise.lab.trainer import frame_sigmas, optimizer_step, run_clip
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
@@ -54,6 +55,10 @@ MODES = ("auto", "video", "stills")
 STILLS_THRESHOLD = 0.08
 # R2R recorruption strength (the paper's choice): inputs carry 1 + a² times the noise power.
 R2R_ALPHA = 0.5
+# Stills with a teacher: the references may take at most this share of --minutes, and are
+# computed on crops of this side (the held-back ones first, the guard's central crops).
+TEACHER_SHARE = 0.5
+TEACHER_CROP = 256
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -181,6 +186,7 @@ class FinetuneConfig:
     lr: float = default("finetune_lr")
     seed: int = default("seed")
     holdout: float = default("holdout")
+    teacher: str = default("teacher")
     val_every_s: float = 60.0
     val_size: int = 256
     max_steps: int | None = None
@@ -225,9 +231,9 @@ def _orient(x: np.ndarray, code: int) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(…, H, W, 3) uint8 → (…, 3, H, W) float on [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / 255
+def _to_tensor(frames: np.ndarray, scale: float = 255.0) -> torch.Tensor:
+    """(…, H, W, 3) uint8 (or float, ``scale`` 1) → (…, 3, H, W) float on [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / scale
 
 
 def n2n_targets(clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,8 +255,11 @@ def n2n_targets(clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Objective:
-    """The self-supervised pairs for one footage kind, for training batches and for the
-    fixed validation set the guard scores."""
+    """The training pairs for one footage kind, and the fixed held-back set the guard scores.
+
+    Video: next-frame Noise2Noise. Stills: with a teacher, the noisy crops and the teacher's
+    references for them (:meth:`teach` computes those first); without, recorrupted pairs
+    from the measured noise."""
 
     def __init__(self, split: Split, stills: bool, cfg: FinetuneConfig, net: UNetDenoiser) -> None:
         self.split, self.stills, self.cfg = split, stills, cfg
@@ -260,7 +269,92 @@ class Objective:
         if min(h, w) < self.multiple:
             raise UserError(f"frames of {w}×{h} are too small to fine-tune on")
         self.noise = estimate_noise_model([f for u in split.train for f in u]) if stills else None
+        self.teacher_name, self.teacher = (
+            make_teacher(cfg.teacher, self.noise) if stills else ("none", None)
+        )
+        self.references: dict = {"held": [], "train": []}
+        self.val: list = []
+
+    def prepare(
+        self,
+        net: UNetDenoiser,
+        references: dict | None,
+        deadline: float,
+        log: Callable[[str], None],
+    ) -> None:
+        """Make the held-back set: the teacher's references first (or the saved ones), if
+        the teacher passes its check against ``net``."""
+        if self.teacher is not None:
+            if references is None:
+                references = {"check": self.check_teacher(net, log)}
+                if references["check"]["passed"]:
+                    references |= self.teach(deadline, log)
+            self.references = references
+            if not references["check"]["passed"]:
+                self.teacher_name, self.teacher = "none", None
         self.val = self._validation_set()
+
+    @torch.no_grad()
+    def check_teacher(self, net: UNetDenoiser, log: Callable[[str], None]) -> dict:
+        """Does the teacher beat the start model? Both denoise the same recorrupted central
+        crops of the held-back photos and are scored against the matching second views
+        (:meth:`pairs`): a teacher that is worse than the model it would teach is not used.
+        The teacher is told the recorrupted crops' higher noise level."""
+        _, teacher = make_teacher(self.teacher_name, self.noise.scaled(math.hypot(1, R2R_ALPHA)))
+        net.eval()
+        losses: dict[str, list[float]] = {"teacher": [], "start": []}
+        for i, unit in enumerate(self.split.held):
+            crop = self._central(unit[0], self.cfg.val_size)[None]
+            inputs, targets, mask = self.pairs([crop], seed=i)
+            noisy = (inputs.clamp(0, 1) * 255).round() / 255
+            ref = teacher((noisy[0, 0] * 255).byte().permute(1, 2, 0).numpy())
+            losses["teacher"].append(loss_of(_to_tensor(ref, 1.0)[None, None], targets, mask))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                out = run_clip(net, noisy, frame_sigmas(noisy))
+            losses["start"].append(loss_of(out, targets, mask))
+        check: dict = {k: float(np.mean(v)) for k, v in losses.items()}
+        check["passed"] = check["teacher"] < check["start"]
+        if not check["passed"]:
+            log(
+                f"the {self.teacher_name} references do not beat the start model on the "
+                "held-back photos: training on recorrupted pairs instead"
+            )
+        return check
+
+    def teach(self, deadline: float, log: Callable[[str], None]) -> dict[str, list]:
+        """The teacher's references: the guard's central crop of every held-back photo, then
+        random crops of the training photos, in turn, until each has been covered about once
+        or ``deadline`` (time.monotonic) has passed — but at least one."""
+        refs: dict[str, list] = {"held": [], "train": []}
+        for unit in self.split.held:
+            crop = self._central(unit[0], self.cfg.val_size)
+            refs["held"].append((crop, self.teacher(crop)))
+        rng = np.random.default_rng([self.cfg.seed, 7])
+        frames = [u[0] for u in self.split.train]
+        h, w = frames[0].shape[:2]
+        side = min(TEACHER_CROP, h, w) // self.multiple * self.multiple
+        wanted = len(frames) * max(1, round(h * w / side**2))
+        order = rng.permutation(len(frames))
+        begin = time.monotonic()
+        while len(refs["train"]) < wanted and (not refs["train"] or time.monotonic() < deadline):
+            frame = frames[order[len(refs["train"]) % len(frames)]]
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = frame[y : y + side, x : x + side]
+            refs["train"].append((crop, self.teacher(crop)))
+            if len(refs["train"]) % max(1, wanted // 10) == 0:
+                log(f"{self.teacher_name} references: {len(refs['train'])} of {wanted} crops")
+        log(
+            f"{self.teacher_name} references: {len(refs['train'])} training and "
+            f"{len(refs['held'])} held-back crops of {side} px in "
+            f"{(time.monotonic() - begin) / 60:.1f} min"
+        )
+        return refs
+
+    def _central(self, frame: np.ndarray, size: int) -> np.ndarray:
+        h, w = frame.shape[:2]
+        s = min(size, h, w) // self.multiple * self.multiple
+        y, x = (h - s) // 2, (w - s) // 2
+        return frame[y : y + s, x : x + s]
 
     def _crop(self, unit: np.ndarray, rng: np.random.Generator, size: int, t: int) -> np.ndarray:
         h, w = unit.shape[1:3]
@@ -284,6 +378,8 @@ class Objective:
 
     def batch(self, step: int):
         rng = np.random.default_rng([self.cfg.seed, step])
+        if self.teacher is not None:
+            return self._reference_batch(rng)
         t = self.clip + (0 if self.stills else 1)
         eligible = [u for u in self.split.train if len(u) >= t]
         crops = []
@@ -292,8 +388,32 @@ class Objective:
             crops.append(_orient(self._crop(unit, rng, self.cfg.patch, t), int(rng.integers(8))))
         return self.pairs(crops, seed=int(rng.integers(2**31)))
 
+    def _reference_batch(self, rng: np.random.Generator):
+        """Noisy crops and the same crops of the teacher's references, in one orientation."""
+        inputs, targets = [], []
+        for _ in range(self.cfg.batch):
+            noisy, ref = self.references["train"][int(rng.integers(len(self.references["train"])))]
+            side = noisy.shape[0]
+            p = min(self.cfg.patch, side) // self.multiple * self.multiple
+            y, x = int(rng.integers(0, side - p + 1)), int(rng.integers(0, noisy.shape[1] - p + 1))
+            code = int(rng.integers(8))
+            inputs.append(_to_tensor(_orient(noisy[y : y + p, x : x + p], code)))
+            targets.append(_to_tensor(_orient(ref[y : y + p, x : x + p], code), scale=1.0))
+        inputs_t, targets_t = torch.stack(inputs)[:, None], torch.stack(targets)[:, None]
+        return inputs_t, targets_t, torch.ones_like(targets_t[:, :, :1])
+
     def _validation_set(self):
-        """Central crops of the held-back units (whole clips for video), fixed noise draws."""
+        """Central crops of the held-back units (whole clips for video), fixed noise draws;
+        with a teacher, its references for them."""
+        if self.teacher is not None:
+            return [
+                (
+                    _to_tensor(noisy)[None, None],
+                    _to_tensor(ref, scale=1.0)[None, None],
+                    torch.ones((1, 1, 1, *noisy.shape[:2])),
+                )
+                for noisy, ref in self.references["held"]
+            ]
         t = self.clip + (0 if self.stills else 1)
         out = []
         for i, unit in enumerate(self.split.held):
@@ -315,8 +435,11 @@ class Objective:
         Known for stills (the measured noise model). For video it is the warped next frame's
         noise, which the warp's interpolation softens by an amount that depends on the
         noise's own correlation: it is left at 0, and the gain reported is the plain ratio of
-        the held-back losses."""
-        return float((1 + 1 / R2R_ALPHA**2) * self._mean_variance()) if self.stills else 0.0
+        the held-back losses. With a teacher the target is its reference, whose error is
+        unknown: 0 too."""
+        if not self.stills or self.teacher is not None:
+            return 0.0
+        return float((1 + 1 / R2R_ALPHA**2) * self._mean_variance())
 
     def noise_variance(self, identity_loss: float) -> float:
         """The footage's noise power per value, all of it (correlated parts too): from the
@@ -385,23 +508,28 @@ def finetune(
     split = split_frames(store, stills, cfg.holdout)
     torch.manual_seed(cfg.seed)
     objective = Objective(split, stills, cfg, net)
+    budget = cfg.minutes * 60
+    begin = time.monotonic() - (resume["elapsed"] if resume else 0.0)
+    objective.prepare(
+        net, resume.get("references") if resume else None, begin + TEACHER_SHARE * budget, log
+    )
+    # the learning-rate schedule spans the time left for training
+    teach_s = resume.get("teach_s", 0.0) if resume else time.monotonic() - begin
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     start_losses = score(net, objective, cfg.bf16)
     start_loss = float(np.mean(start_losses))
     best_loss, best_state, best_losses = start_loss, copy.deepcopy(net.state_dict()), start_losses
-    step, elapsed, history = 0, 0.0, []
+    step, history = 0, []
     if resume:
         net.load_state_dict(resume["net"])
         opt.load_state_dict(resume["opt"])
-        step, elapsed, history = resume["step"], resume["elapsed"], resume["history"]
+        step, history = resume["step"], resume["history"]
         best_loss, best_state, best_losses = (
             resume["best_loss"],
             resume["best"],
             resume["best_losses"],
         )
-    budget = cfg.minutes * 60
-    begin = time.monotonic() - elapsed
     last_val = time.monotonic()
     loss_ema = None
 
@@ -418,6 +546,8 @@ def finetune(
             "best_loss": best_loss,
             "best_losses": best_losses,
             "config": asdict(cfg),
+            "references": objective.references,
+            "teach_s": teach_s,
         }
         tmp = checkpoint.with_suffix(".tmp")
         torch.save(blob, tmp)
@@ -440,8 +570,9 @@ def finetune(
     net.train()
     try:
         while (now := time.monotonic()) - begin < budget and step < (cfg.max_steps or sys.maxsize):
+            frac = (now - begin - teach_s) / max(budget - teach_s, 1e-9)
             for group in opt.param_groups:
-                group["lr"] = _lr_at(cfg, (now - begin) / budget, step)
+                group["lr"] = _lr_at(cfg, frac, step)
             inputs, targets, mask = objective.batch(step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = run_clip(net, inputs, frame_sigmas(inputs))
@@ -463,9 +594,12 @@ def finetune(
     identity = float(np.mean(score(None, objective, cfg.bf16)))
     noise_power = objective.target_noise_power()
     worse = sum(b > s for b, s in zip(best_losses, start_losses, strict=True))
+    taught = objective.teacher is not None
+    r2r = stills and not taught
     report = {
         "mode": "stills" if stills else "video",
-        "method": "recorrupted-to-recorrupted" if stills else "noise2noise-next-frame",
+        "method": _method(stills, taught),
+        "teacher": objective.teacher_name,
         "steps": step,
         "minutes": round((time.monotonic() - begin) / 60, 2),
         "frames_train": sum(len(u) for u in split.train),
@@ -476,19 +610,33 @@ def finetune(
         "heldback_loss": {"noisy": identity, "start": start_loss, "finetuned": best_loss},
         "target_noise_power": noise_power,
         "estimated_psnr": {
-            "noisy": estimated_psnr(identity, noise_power) if stills else None,
-            "start": estimated_psnr(start_loss, noise_power) if stills else None,
-            "finetuned": estimated_psnr(best_loss, noise_power) if stills else None,
+            "noisy": estimated_psnr(identity, noise_power) if r2r else None,
+            "start": estimated_psnr(start_loss, noise_power) if r2r else None,
+            "finetuned": estimated_psnr(best_loss, noise_power) if r2r else None,
         },
+        # with a teacher: PSNR of each against the teacher's references (not the truth)
+        "reference_psnr": {
+            "noisy": estimated_psnr(identity, 0.0) if taught else None,
+            "start": estimated_psnr(start_loss, 0.0) if taught else None,
+            "finetuned": estimated_psnr(best_loss, 0.0) if taught else None,
+        },
+        "teacher_check": objective.references.get("check"),
         "estimated_gain_db": _gain_db(start_loss, best_loss, noise_power),
-        # stills: from the estimated PSNRs; video: the ratio of the held-back losses
-        "estimated_gain_from": "psnr" if stills else "loss ratio",
+        # R2R: from the estimated PSNRs; video: the ratio of the held-back losses; teacher:
+        # the ratio of the distances to the references
+        "estimated_gain_from": "psnr" if r2r else "reference ratio" if taught else "loss ratio",
         "crops_worse_than_start": worse,
         "history": history,
     }
     if objective.noise is not None:
         report["noise_model"] = objective.noise.to_dict()
     return Outcome(best_loss < start_loss, report, net)
+
+
+def _method(stills: bool, taught: bool) -> str:
+    if not stills:
+        return "noise2noise-next-frame"
+    return "teacher-distillation" if taught else "recorrupted-to-recorrupted"
 
 
 def _gain_db(start: float, new: float, noise_power: float) -> float | None:
@@ -518,3 +666,5 @@ def check_config(cfg: FinetuneConfig) -> None:
         raise UsageError("--holdout must be between 0 and 1")
     if cfg.patch % 16 or cfg.patch < 32:
         raise UsageError("--patch must be a multiple of 16, at least 32")
+    if cfg.teacher not in TEACHERS:
+        raise UsageError(f"--teacher must be one of {', '.join(TEACHERS)}")

@@ -15,6 +15,9 @@ Writes ``benchmarks/results/finetune/camera.{json,md}`` and the before/after pic
 
     .venv/bin/python benchmarks/finetune_camera.py [--models spatial,fixed,temporal]
         [--minutes 3] [--sequence val/videos/vid4-walk]
+
+A model written ``NAME:stills`` is fine-tuned with ``--mode stills`` (the frames taken as
+photos: the teacher, or recorrupted pairs if the teacher loses its check).
 """
 
 from __future__ import annotations
@@ -140,19 +143,21 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     ref = [camera(f, None)[: n.shape[0], : n.shape[1]] for f, n in zip(clean, noisy, strict=True)]
     noisy_psnr = float(np.mean([psnr(n, r) for n, r in zip(noisy, ref, strict=True)]))
     rows = []
-    for model in args.models.split(","):
-        weights = tmp / f"camera-{model}.pt"
-        report = tmp / f"camera-{model}-report.json"
+    for entry in args.models.split(","):
+        model, _, mode = entry.partition(":")
+        weights = tmp / f"camera-{model}-{mode or 'auto'}.pt"
+        report = weights.with_suffix(".json")
         command = [
             sys.executable, "-m", "streamdenoise", "finetune", str(clip), "--model", model,
             "--minutes", str(args.minutes), "-o", str(weights), "--report", str(report),
+            *(["--mode", mode] if mode else []),
         ]  # fmt: skip
         begin = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         minutes = (time.monotonic() - begin) / 60
         before = score(model, noisy, ref)
         row = {
-            "model": model,
+            "model": entry,
             "minutes_spent": round(minutes, 2),
             "noisy_psnr": round(noisy_psnr, 3),
             "shipped": {k: v for k, v in before.items() if k != "outputs"},
@@ -168,7 +173,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
             after = score(str(weights), noisy, ref)
             row["finetuned"] = {k: v for k, v in after.items() if k != "outputs"}
             row["gain_db"] = round(after["psnr"] - before["psnr"], 3)
-            if model == args.models.split(",")[0]:
+            if entry == args.models.split(",")[0]:
                 picture(noisy, before["outputs"], after["outputs"], ref, PICTURE)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -192,6 +197,17 @@ def picture(noisy, before, after, ref, out: Path, t: int = 20) -> None:
     cv2.imwrite(str(out), np.concatenate(tiles, 1)[:, :, ::-1])
 
 
+def method_text(row: dict) -> str:
+    guard = row.get("guard") or {}
+    method = guard.get("method", "–")
+    check = guard.get("teacher_check")
+    if check and not check["passed"]:
+        method += " (teacher lost its check)"
+    elif guard.get("teacher", "none") != "none":
+        method += f" ({guard['teacher']})"
+    return method
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
@@ -200,8 +216,9 @@ def markdown(result: dict) -> str:
         f"{CRF}). PSNR / SSIM against the camera's noise-free rendering. CPU: "
         f"{cpu_text(m)}; {result['minutes_budget']:g}-minute budget per model.",
         "",
-        "| model | noisy | shipped | fine-tuned | gain | guard (est. gain) | minutes | steps |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | noisy | shipped | fine-tuned | gain | guard (est. gain) | method | minutes "
+        "| steps |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         ft = r.get("finetuned")
@@ -214,8 +231,8 @@ def markdown(result: dict) -> str:
                 if ft
                 else "refused | –"
             )
-            + f" | {'n/a' if est is None else f'{est:+.2f} dB'} | {r['minutes_spent']:.1f} | "
-            f"{(r.get('guard') or {}).get('steps', '–')} |"
+            + f" | {'n/a' if est is None else f'{est:+.2f} dB'} | {method_text(r)} | "
+            f"{r['minutes_spent']:.1f} | {(r.get('guard') or {}).get('steps', '–')} |"
         )
     return "\n".join(lines)
 

@@ -108,7 +108,7 @@ def test_noise_model_measures_correlated_noise():
     frames, unit = [], []
     for _ in range(6):
         white = rng.standard_normal((h, w, 3)) @ mix.T
-        noise = cv2.GaussianBlur(white.astype(np.float32), (0, 0), 0.8)
+        noise = cv2.GaussianBlur(white.astype(np.float32), (0, 0), 0.6)
         noise /= noise.std((0, 1))
         unit.append(noise)
         frames.append((np.clip(base + noise * level(base), 0, 1) * 255 + 0.5).astype(np.uint8))
@@ -167,3 +167,67 @@ def test_eval_pairs_folder_with_a_lonely_file_is_one_line(tmp_path):
     done = run_cli("eval", "--data", str(folder), "--backends", "identity")
     assert done.returncode == 1 and "has no _noisy/_clean partner" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Six small photos of different scenes with blurred (spatially correlated) noise: stills
+    for the teacher mode."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(6):
+        scene = np.stack([xx / 128 * (0.3 + 0.1 * i), yy / 96 * 0.5 + 0.2, np.full(xx.shape, 0.4)])
+        scene = scene.transpose(1, 2, 0)
+        scene[20 + 8 * i : 50 + 8 * i, 30:70] = [0.8, 0.7 - 0.1 * (i % 3), 0.3]
+        noise = cv2.GaussianBlur(rng.standard_normal(scene.shape).astype(np.float32), (0, 0), 0.8)
+        noisy = np.clip(scene + 0.05 * noise / noise.std(), 0, 1)
+        cv2.imwrite(str(folder / f"{i}.png"), (noisy[:, :, ::-1] * 255 + 0.5).astype(np.uint8))
+    return folder
+
+
+STILLS = ("--mode", "stills", "--teacher", "nlm", "--patch", "32", "--batch", "2")
+
+
+def test_a_teacher_finetune_on_stills_writes_weights_with_its_figures(tmp_path, photos):
+    out = tmp_path / "cam.pt"
+    done = run_cli(
+        "finetune", str(photos), *STILLS, "--model", "spatial", "--minutes", "0.3",
+        "-o", str(out), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "against the nlm references" in done.stdout
+    _, blob = load_weights(out, expect_temporal=False)
+    val = blob["metadata"]["finetune"]["validation"]
+    assert val["method"] == "teacher-distillation" and val["teacher"] == "nlm"
+    assert val["teacher_check"]["passed"] and val["steps"] > 0
+    ref = val["reference_psnr"]
+    assert ref["finetuned"] > ref["start"] and val["estimated_psnr"]["start"] is None
+    assert blob["metadata"]["finetune"]["config"]["teacher"] == "nlm"
+    assert len(val["noise_model"]["level_8bit"]) == 3
+
+
+def test_the_guard_refuses_a_wrecked_student(tmp_path, photos):
+    out = tmp_path / "cam.pt"
+    done = run_cli(
+        "finetune", str(photos), *STILLS, "--model", "spatial", "--minutes", "0.2",
+        "--lr", "1", "-o", str(out), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1 and "not written" in done.stderr.splitlines()[-1]
+    assert not out.exists()
+
+
+def test_a_teacher_worse_than_the_start_model_is_not_used(photos):
+    """A teacher that returns flat grey loses its check against the shipped model; the run
+    then trains on recorrupted pairs."""
+    from streamdenoise.lab.camera_tuning import FinetuneConfig, Objective, split_frames
+    from streamdenoise.models import load_model
+
+    frames = np.stack([cv2.imread(str(p))[:, :, ::-1] for p in sorted(photos.glob("*.png"))])
+    net, _ = load_model("spatial")
+    cfg = FinetuneConfig(model="spatial", mode="stills", teacher="nlm", val_size=64)
+    objective = Objective(split_frames(FrameStore([frames]), True, 0.2), True, cfg, net)
+    said = []
+    grey = objective.check_teacher(net, said.append, lambda crop: np.full(crop.shape, 0.5))
+    assert not grey["passed"] and "do not beat the start model" in said[0]
+    assert objective.check_teacher(net, said.append)["passed"]  # the real one does

@@ -42,7 +42,7 @@ import torch
 
 from streamdenoise.errors import SourceError, UsageError, UserError
 from streamdenoise.lab.camera_noise import estimate_noise_model
-from streamdenoise.lab.camera_teacher import TEACHERS, make_teacher
+from streamdenoise.lab.camera_teacher import TEACHERS, Teacher, make_teacher
 from streamdenoise.lab.trainer import frame_sigmas, optimizer_step, run_clip
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
@@ -295,12 +295,16 @@ class Objective:
         self.val = self._validation_set()
 
     @torch.no_grad()
-    def check_teacher(self, net: UNetDenoiser, log: Callable[[str], None]) -> dict:
+    def check_teacher(
+        self, net: UNetDenoiser, log: Callable[[str], None], teacher: Teacher | None = None
+    ) -> dict:
         """Does the teacher beat the start model? Both denoise the same recorrupted central
         crops of the held-back photos and are scored against the matching second views
         (:meth:`pairs`): a teacher that is worse than the model it would teach is not used.
-        The teacher is told the recorrupted crops' higher noise level."""
-        _, teacher = make_teacher(self.teacher_name, self.noise.scaled(math.hypot(1, R2R_ALPHA)))
+        ``teacher`` (default: this run's) is told the recorrupted crops' higher noise level."""
+        if teacher is None:
+            noisier = self.noise.scaled(math.hypot(1, R2R_ALPHA))
+            teacher = make_teacher(self.teacher_name, noisier)[1]
         net.eval()
         losses: dict[str, list[float]] = {"teacher": [], "start": []}
         for i, unit in enumerate(self.split.held):

@@ -397,14 +397,14 @@ _SETTINGS: tuple[Setting, ...] = (
             kind="positional", metavar="SOURCE"),
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
-    Setting("finetune_model", text, "model to start from: temporal, spatial, fixed or a "
-            "weights file", default="temporal", metavar="NAME", flag="--model"),
+    Setting("finetune_model", text, "model to start from: temporal, fixed, spatial, fast or "
+            "a weights file", default="temporal", metavar="NAME", flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),
     Setting("dry_run", switch, "only estimate the noise level and the likely gain (a short "
             "probe); write nothing", default=False, kind="switch"),
     Setting("mode", choice(("auto", "video", "stills")), "video: next-frame Noise2Noise; "
-            "stills: one shot per scene, recorrupted pairs from the measured noise",
+            "stills: one shot per scene, learnt from --teacher given the measured noise",
             default="auto", default_help="auto: detected", metavar="MODE"),
     Setting("keep_frames", number(int, 2), "frames kept from the source", default=240,
             metavar="N", flag="--max-frames"),

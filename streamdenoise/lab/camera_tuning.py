@@ -9,20 +9,24 @@ guards the result come from the noisy frames alone:
   view of the same scene. The models are causal (frame t's output never sees frame t+1), so
   recurrent models are trained through their temporal path, state alignment included, with
   the same loss. Pixels the warp cannot explain (occlusions, things that moved) are masked out.
-- **stills** (one shot per scene): Recorrupted-to-Recorrupted (Pang et al. 2021). The
-  camera's noise is measured on flat regions of the footage — its level per channel, how it
-  grows with brightness, its colour correlation and its *spatial* correlation (demosaicking
-  and in-camera processing leave pixel noise far from white) — and fresh noise ``z`` with
-  those statistics makes a pair ``(y + a·z, y − z/a)`` whose two noise terms are
-  uncorrelated: a Noise2Noise pair from a single frame, at full resolution, so the network
-  learns on the very image scale and noise structure it will meet.
+- **stills** (one shot per scene): the camera's noise is measured on flat regions of the
+  footage — its level per channel, how it grows with brightness, its colour correlation and
+  its *spatial* correlation (demosaicking and in-camera processing leave pixel noise far from
+  white). A slow reference denoiser told that noise (:mod:`streamdenoise.lab.camera_teacher`)
+  denoises crops of the training photos once, and the network learns to follow it. Without
+  a teacher (``--teacher none``, or one that does not beat the start model on recorrupted
+  held-back crops): Recorrupted-to-Recorrupted (Pang et al. 2021), where fresh noise ``z``
+  with the measured statistics makes a pair ``(y + a·z, y − z/a)`` whose two noise terms
+  are uncorrelated: a Noise2Noise pair from a single frame.
 
 The **guard** is the same loss on frames held back from training, on fixed crops and fixed
 noise draws, computed for the starting model before training and for every candidate after.
-For either pair, E‖f(input) − target‖² = E‖f(input) − clean‖² + (target-noise power), and
-the second term does not depend on the model: differences of the loss between two models are
-differences of their true squared error on those frames. The best candidate is written only if
-it beats the starting model; otherwise nothing is written.
+For next-frame and recorrupted pairs, E‖f(input) − target‖² = E‖f(input) − clean‖² +
+(target-noise power), and the second term does not depend on the model: differences of the
+loss between two models are differences of their true squared error on those frames. With a
+teacher the target is its reference, so the guard measures how closely the network follows a
+teacher already checked to beat the start model. The best candidate is written only if it
+beats the starting model; otherwise nothing is written.
 """
 
 from __future__ import annotations

@@ -80,3 +80,27 @@ def test_compare_view_puts_noisy_left_and_denoised_right():
     assert view.shape == (4, 12, 3)
     assert (view[:, :6] == 0).all() and (view[:, 6:] == 255).all()
     assert side_by_side(Frame(clean, seq=0)) is clean  # nothing to compare with
+
+
+def test_frames_reach_x264_as_swscale_would_convert_them():
+    """The encoder's own RGB → YUV 4:2:0 conversion (faster than swscale's) gives the same
+    planes as FFmpeg's, within a few levels of chroma, on a real camera frame."""
+    from pathlib import Path
+
+    import av
+    import numpy as np
+
+    from streamdenoise.sinks.video_encoder import rgb_to_yuv420p
+
+    clip = Path(__file__).resolve().parents[2] / "shared/datasets/media/clips/01_dog.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found")
+    with av.open(str(clip)) as container:
+        image = next(container.decode(video=0)).to_ndarray(width=640, height=360, format="rgb24")
+    ffmpeg = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(640, 360, "yuv420p")
+    want = ffmpeg.to_ndarray().astype(int)
+    got = rgb_to_yuv420p(image).astype(int)
+    assert got.shape == want.shape == (540, 640)
+    luma, chroma = np.abs(got - want)[:360], np.abs(got - want)[360:]
+    assert luma.max() <= 1
+    assert chroma.max() <= 8 and chroma.mean() < 0.5

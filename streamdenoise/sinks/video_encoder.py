@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 from streamdenoise.frame import Frame
@@ -17,6 +18,18 @@ from streamdenoise.options import SinkOptions
 
 #: Encoder time base: fine enough to keep any source timestamp to within 11 µs.
 TIME_BASE = Fraction(1, 90_000)
+
+
+def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
+    """Even-sized H×W×3 RGB → planar YUV 4:2:0 (BT.601, limited range) as x264 takes it, each
+    chroma sample the mean of its 2×2 block, as swscale makes it (within a few levels) in
+    half its time (``benchmarks/results/conversion_cost.md``)."""
+    height, width = image.shape[:2]
+    planes = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)  # chroma: one pixel of each block
+    half = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    blocks = cv2.resize(half, (width, height), interpolation=cv2.INTER_NEAREST)
+    planes[height:] = cv2.cvtColor(blocks, cv2.COLOR_RGB2YUV_I420)[height:]
+    return planes
 
 
 class VideoEncoder:
@@ -104,8 +117,9 @@ class VideoEncoder:
     def encode(self, frame: Frame) -> None:
         """Encode one frame and mux whatever packets the encoder releases."""
         image = np.ascontiguousarray(frame.image)
-        video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        video_frame = video_frame.reformat(self.width, self.height, "yuv420p")
+        if image.shape[:2] != (self.height, self.width):
+            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
         video_frame.pts = self._pts(frame)
         video_frame.time_base = TIME_BASE
         self._mux(self.stream.encode(video_frame))

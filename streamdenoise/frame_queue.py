@@ -37,6 +37,7 @@ class FrameQueue:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closed = False
+        self._woken = False
 
     def __len__(self) -> int:
         with self._lock:
@@ -71,12 +72,15 @@ class FrameQueue:
             return True
 
     def get(self, timeout: float | None = None) -> Item | None:
-        """Next item, or None when ``timeout`` passes first."""
+        """Next item, or None when ``timeout`` passes or :meth:`wake` is called first."""
         with self._lock:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not self._items:
                 if self._closed:
                     raise QueueClosed
+                if self._woken:
+                    self._woken = False
+                    return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
@@ -84,6 +88,13 @@ class FrameQueue:
             item = self._items.popleft()
             self._not_full.notify()
             return item
+
+    def wake(self) -> None:
+        """Make a waiting (or the next) :meth:`get` of an empty queue return None now: the
+        consumer has something else to do (e.g. a frame it had in flight is done)."""
+        with self._lock:
+            self._woken = True
+            self._not_empty.notify_all()
 
     def close(self) -> None:
         """Wake every waiter with QueueClosed; items already queued are discarded."""

@@ -58,9 +58,6 @@ log = logging.getLogger(__name__)
 LOSSLESS_SINK_QUEUE = 2
 LIVE_SINK_QUEUE = 2
 POLL_S = 0.1  # how often blocked stages look at the stop flags
-#: How often the denoise worker, with frames in flight, looks whether the oldest is done
-#: while it waits for the next frame.
-IN_FLIGHT_POLL_S = 0.002
 
 
 @dataclass
@@ -442,7 +439,7 @@ class Pipeline:
                         break  # every output failed: nothing left to feed
                     continue
                 try:
-                    item = source_queue.get(timeout=IN_FLIGHT_POLL_S if in_flight else POLL_S)
+                    item = source_queue.get(timeout=POLL_S)  # a finished frame wakes it
                 except QueueClosed:
                     break
                 if item is None:
@@ -455,7 +452,9 @@ class Pipeline:
                 if in_flight and self._changes_stream(item):
                     while in_flight:  # the earlier frames finish with the state they began
                         self._finish(*in_flight.popleft(), source_queue)
-                in_flight.append((item, self._submit(item)))
+                future = self._submit(item)
+                future.add_done_callback(lambda _: source_queue.wake())
+                in_flight.append((item, future))
                 submitted += 1
                 if self.config.max_frames and submitted >= self.config.max_frames:
                     more = False

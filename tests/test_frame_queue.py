@@ -128,3 +128,17 @@ def test_invalid_arguments():
         FrameQueue(0, "latest")
     with pytest.raises(ValueError):
         FrameQueue(1, "newest")
+
+
+def test_wake_ends_a_wait_once_and_items_still_come_first():
+    queue = FrameQueue(2, "latest")
+    threading.Timer(0.1, queue.wake).start()
+    started = time.monotonic()
+    assert queue.get(timeout=5) is None
+    assert time.monotonic() - started < 2
+    queue.wake()  # before the wait: the next get returns at once, the one after waits again
+    assert queue.get(timeout=5) is None
+    assert queue.get(timeout=0.05) is None
+    queue.put(Frame(np.zeros((2, 2, 3), np.uint8), seq=0))
+    queue.wake()
+    assert isinstance(queue.get(timeout=5), Frame)  # an item is never hidden by a wake

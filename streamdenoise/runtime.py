@@ -125,11 +125,11 @@ def fastest_backend(device: str | None = None, precision: str | None = None) -> 
     return "openvino" if unavailable_reason("openvino") is None else "torch"
 
 
-#: Per-frame frames a CPU runtime keeps in flight in a pipeline: two on two or more cores.
-#: On 2 cores, fast int8 at 720p took 25 ms a frame as two one-thread streams and 25–36 ms as
-#: one two-thread call (the threads wait on each other at every layer; when one is
-#: preempted, the other idles); beside a 30 fps x264 encoder 28 against 31–43 ms
-#: (benchmarks/results/frames_in_flight_*.md).
+#: Frames of a per-frame model a CPU runtime keeps in flight in a pipeline. On 2 cores one
+#: two-thread call per frame is fragile (the threads meet at every layer; when one is
+#: preempted the other waits): `fast` int8 at 720p took 16.6–24.9 ms a frame that way and a
+#: steady 15.8 as two one-thread streams, 33.1 against 21.1 beside a 30 fps x264 encoder
+#: (benchmarks/results/frames_in_flight_zen5-*.md).
 PIPELINED_FRAMES = 2
 
 

@@ -385,6 +385,11 @@ _SETTINGS: tuple[Setting, ...] = (
             metavar="FORMAT"),
     Setting("calibration", path, "onnx-int8: folder of clean images (searched recursively), "
             "e.g. the training data", metavar="DIR"),
+    Setting("int8_output", switch, "onnx-int8: quantise the output convolution too (faster "
+            "for small models, a little less clean)", default=False, kind="switch"),
+    Setting("int8_ranges", choice(("minmax", "percentile")), "onnx-int8: activation ranges "
+            "from the calibration frames' extremes, or their 99.999th percentile (outliers "
+            "clipped, finer steps)", default="minmax", metavar="HOW"),
     Setting("export_out", path, "output folder for ONNX files",
             default_help="the user cache folder", metavar="DIR", flag="--out"),
     Setting("export_size", parse_size, "tensorrt: largest frame size the engine's profile "
@@ -462,8 +467,8 @@ FINETUNE = (
     "finetune_batch", "finetune_patch", "seed", "checkpoint", "finetune_resume", "report", "fp32",
 )  # fmt: skip
 EXPORT = (
-    "export_model", "format", "calibration", "export_out", "export_size", "export_precision",
-    "engine_cache",
+    "export_model", "format", "calibration", "int8_output", "int8_ranges", "export_out",
+    "export_size", "export_precision", "engine_cache",
 )  # fmt: skip
 
 

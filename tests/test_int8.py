@@ -88,7 +88,7 @@ def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph
 
     from streamdenoise.artifacts import int8_filename
     from streamdenoise.backends import create_backend
-    from streamdenoise.lab.quantize import FLOAT_LAYERS, quantize_onnx
+    from streamdenoise.lab.quantize import FLOAT_LAYERS, Int8Recipe, quantize_onnx
     from streamdenoise.models.nets import NetConfig, build_net
     from streamdenoise.models.onnx import export_onnx, net_hash, onnx_filename
     from streamdenoise.models.weights import save_weights
@@ -121,6 +121,16 @@ def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph
     assert int8.onnx_path == target
     for frame in frames:
         assert psnr(int8.process(frame), reference.process(frame)) >= 30.0
+
+    # the recipe for small per-frame models: the output convolution quantised too, recorded
+    recipe = Int8Recipe(output=True, ranges="percentile")
+    other = quantize_onnx(source, tmp_path / "recipe.onnx", textured_images(8), recipe)
+    proto = onnx.load(str(other))
+    dequantized = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    tail = next(n for n in proto.graph.node if n.name == "/tail/Conv")
+    assert tail.input[1] in dequantized
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["int8_recipe"]) == {"output": True, "ranges": "percentile"}
 
 
 def test_missing_int8_export_says_how_to_make_it(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if given["format"] == "onnx-int8":
         from streamdenoise.errors import UsageError
-        from streamdenoise.lab.quantize import calibration_images, quantize_onnx
+        from streamdenoise.lab.quantize import Int8Recipe, calibration_images, quantize_onnx
         from streamdenoise.models.onnx import find_or_export_onnx
 
         if given["calibration"] is None:
@@ -36,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
         images = calibration_images(given["calibration"])
         net = load_net(model)
         source = find_or_export_onnx(name, net, weights_path(model))
-        target = quantize_onnx(source, out_dir / artifacts.int8_filename(source.name), images)
+        target = quantize_onnx(
+            source,
+            out_dir / artifacts.int8_filename(source.name),
+            images,
+            Int8Recipe(output=given["int8_output"], ranges=given["int8_ranges"]),
+        )
         artifacts.record_export(
             target, weights_path(model), name, net_hash(net), net.config.to_dict()
         )

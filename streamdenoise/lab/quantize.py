@@ -9,7 +9,8 @@ frame — because 8-bit steps there show up directly in the picture — and the 
 small gate, whose weight scales the whole running average, and the in-graph motion search
 (one-hot shifts and matching costs that 8-bit steps would blur): quantising those too costs
 visibly more quality than the speed it buys (figures: benchmarks/results/quality/int8.md,
-benchmarks/results/bench_int8.md).
+benchmarks/results/bench_int8.md). The exception is a small per-frame model, whose output
+convolution is a large share of its time: :class:`Int8Recipe` can quantise it too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,30 @@ from streamdenoise.models.nets import NetConfig
 
 #: Name prefixes of the graph nodes that stay float (see the module docstring).
 FLOAT_LAYERS = ("/head/", "/sigma_bias/", "/tail/", "/gate/", "/align/")
+#: The output convolution (kept float unless :attr:`Int8Recipe.output`).
+OUTPUT_LAYER = "/tail/"
+#: Share of the calibration values inside the range with ``ranges="percentile"``.
+PERCENTILE = 99.999
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """What ``export --format onnx-int8`` quantises and how.
+
+    ``output``: the output convolution too. In a small per-frame model it is a large share
+    of the time (28 % of ``fast``'s int8 profile), and with percentile ranges it cost
+    ``fast`` 0.05 dB at σ = 25 (``benchmarks/results/quality/int8_recipes.md``).
+    ``ranges``: activation ranges from the extremes of the calibration values (``minmax``)
+    or from their :data:`PERCENTILE` th percentile, which clips rare outliers and so gives
+    the common values finer steps."""
+
+    output: bool = False
+    ranges: str = "minmax"
+
+    def describe(self) -> str:
+        return json.dumps({"output": self.output, "ranges": self.ranges})
+
+
 CALIBRATION_SIGMAS = (5, 15, 25, 40, 55)  # 8-bit scale, cycled over the frames
 CALIBRATION_SIZE = 256  # square crop per frame; a multiple of every model's `multiple`
 CALIBRATION_FRAMES = 60
@@ -75,7 +101,9 @@ def calibration_feeds(
         yield feed
 
 
-def quantize_onnx(source: Path, target: Path, images: list[np.ndarray]) -> Path:
+def quantize_onnx(
+    source: Path, target: Path, images: list[np.ndarray], recipe: Int8Recipe = Int8Recipe()
+) -> Path:
     """Write the int8 QDQ version of the float export ``source`` to ``target``."""
     import onnx
     from onnxruntime.quantization import (
@@ -102,7 +130,9 @@ def quantize_onnx(source: Path, target: Path, images: list[np.ndarray]) -> Path:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared)).graph
-        keep_float = [n.name for n in graph.node if n.name.startswith(FLOAT_LAYERS)]
+        floating = tuple(p for p in FLOAT_LAYERS if not (recipe.output and p == OUTPUT_LAYER))
+        keep_float = [n.name for n in graph.node if n.name.startswith(floating)]
+        percentile = recipe.ranges == "percentile"
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(
             str(prepared),
@@ -112,14 +142,21 @@ def quantize_onnx(source: Path, target: Path, images: list[np.ndarray]) -> Path:
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.Percentile
+            if percentile
+            else CalibrationMethod.MinMax,
             op_types_to_quantize=["Conv", "ConvTranspose"],
             nodes_to_exclude=keep_float,
-            extra_options={"ActivationSymmetric": False},
+            extra_options={"ActivationSymmetric": False}
+            | ({"CalibPercentile": PERCENTILE} if percentile else {}),
         )
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
-    metadata |= {"precision": "int8", "calibration_frames": str(len(images))}
+    metadata |= {
+        "precision": "int8",
+        "calibration_frames": str(len(images)),
+        "int8_recipe": recipe.describe(),
+    }
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -475,8 +475,8 @@ class AutoDenoiser(Denoiser):
             if fresh:
                 denoiser = self._create(rung.tier, rung.precision)
             denoiser.prepare(*size)
-            if fresh and last is not None:
-                denoiser.process(last)  # first-frame costs (allocations, kernel choice) now
+            if fresh and last is not None:  # first-frame costs (allocations, kernels) now,
+                denoiser.submit(last).result()  # on the path the pipeline will take
             denoiser.reset()
             with self._lock:
                 self._pool[rung] = denoiser

@@ -161,6 +161,7 @@ def _with_uint8_frames(model):
 class OpenVINODenoiser(NeuralDenoiser):
     name = "openvino"
     runs_export = True
+    runs_in_parallel = True
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -174,8 +175,6 @@ class OpenVINODenoiser(NeuralDenoiser):
         else:
             self.onnx_path = model_onnx(self)
         self.graph = OpenVINOGraph(self.onnx_path, self.precision, self.threads)
-
-    runs_in_parallel = True
 
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)

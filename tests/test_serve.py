@@ -396,6 +396,7 @@ class QueueClient:
 
     def __init__(self, name: str, images: list[np.ndarray], log: list[str]) -> None:
         self.name, self.strength, self.dstate, self.log = name, None, None, log
+        self.delivered: list[Frame] = []
         self.queue = FrameQueue(len(images) + 1, "lossless")
         for i, image in enumerate(images):
             self.queue.put(Frame(image=image, seq=i))
@@ -408,6 +409,7 @@ class QueueClient:
 
     def denoised(self, frame: Frame) -> None:
         self.log.append(self.name)
+        self.delivered.append(frame)
 
     def ended(self, item) -> None:
         pass
@@ -416,8 +418,10 @@ class QueueClient:
         self.log.append(f"{self.name} failed: {error}")
 
 
-def run_worker(service, clients: list[QueueClient], max_batch: int, frames: int) -> None:
-    worker = BatchWorker("test", service, max_batch)
+def run_worker(
+    service, clients: list[QueueClient], max_batch: int, frames: int, observe=None
+) -> BatchWorker:
+    worker = BatchWorker("test", service, max_batch, observe)
     for client in clients:
         worker.attach(client)
     worker.start()
@@ -425,6 +429,7 @@ def run_worker(service, clients: list[QueueClient], max_batch: int, frames: int)
         wait_for(lambda: len(clients[0].log) >= frames, 60, "every frame")
     finally:
         worker.stop()
+    return worker
 
 
 def test_a_flooding_camera_cannot_starve_the_others():
@@ -456,6 +461,43 @@ def test_a_bad_frame_costs_only_its_own_camera():
     assert log.count("a") == 3 and log.count("b") == 3 and log.count("junk") == 2
     (failure,) = [line for line in log if "failed" in line]
     assert failure.startswith("junk failed: expected H×W×3 uint8 frames")
+
+
+def test_a_per_frame_model_on_openvino_overlaps_cameras(tmp_path):
+    """A per-frame OpenVINO model on two threads keeps two cameras' frames in flight at once
+    (on its two-stream graph), each camera's frames in order, each frame as a denoiser of the
+    camera's own gives it one at a time."""
+    from streamdenoise.backends.openvino_backend import OpenVINODenoiser
+
+    clip = decode(make_clip(tmp_path / "in.mp4", frames=12, size=(160, 96)))
+    frames = [image.astype(np.uint8) for image in clip]
+    streams = {"a": frames, "b": frames[::-1], "c": frames[5:] + frames[:5]}
+    settings = {"model": "fast", "precision": "fp32", "threads": 2}
+    service = create_service("openvino", device="cpu", **settings)
+    assert service.frames_in_flight == 2
+    log: list[str] = []
+    clients = [QueueClient(name, images, log) for name, images in streams.items()]
+    calls: list[tuple[int, float]] = []
+    started = time.monotonic()
+    worker = run_worker(service, clients, 1, 36, observe=lambda n, s: calls.append((n, s)))
+    elapsed = time.monotonic() - started
+    assert worker.stats.frames == worker.stats.batches == len(calls) == 36
+    assert all(n == 1 for n, _ in calls) and 0 < worker.stats.busy_s <= elapsed
+    assert {key[-1] for key in service.denoiser.graph.requests} == {2}  # the parallel graph
+    spans = [
+        (c.name, f.marks["dequeued"], f.marks["denoised"]) for c in clients for f in c.delivered
+    ]
+    assert any(
+        one != other and start < end_other and start_other < end
+        for one, start, end in spans
+        for other, start_other, end_other in spans
+    ), "no two cameras' frames were in flight at once"
+    for client in clients:
+        assert [f.seq for f in client.delivered] == list(range(12))
+        alone = OpenVINODenoiser(**settings)
+        for frame, image in zip(client.delivered, streams[client.name], strict=True):
+            diff = np.abs(alone.process(image).astype(int) - frame.image.astype(int))
+            assert diff.max() <= 1, (client.name, frame.seq, diff.max())
 
 
 @pytest.mark.slow

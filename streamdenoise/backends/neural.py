@@ -243,12 +243,18 @@ class NeuralDenoiser(Denoiser):
         return outputs[0]
 
     def process_batch(
-        self, images: Sequence[np.ndarray], states: Sequence[StreamState]
+        self,
+        images: Sequence[np.ndarray],
+        states: Sequence[StreamState],
+        overlap: bool = False,
     ) -> tuple[list[np.ndarray], list[StreamState]]:
         """The stateless form of ``process``: ``images[i]`` (H×W×3 uint8 RGB) belongs to the
         stream whose state is ``states[i]``; returns the denoised frames and the states to
         pass with each stream's next frame. Frames of one padded size share one graph call;
-        the streams never see each other. Used from one thread at a time."""
+        the streams never see each other. Used from one thread at a time, or with
+        ``overlap`` from up to ``frames_in_flight`` threads at once (each call of other
+        streams): a single frame then runs on the parallel graph (:meth:`_infer_parallel`),
+        so that the calls do not fight over the cores."""
         if len(images) != len(states):
             raise ValueError("one state per frame")
         for image in images:
@@ -259,7 +265,8 @@ class NeuralDenoiser(Denoiser):
             if state.size != size:
                 state.reset()
                 state.size = size
-        return self._run_batch(images, states, to_uint8=True, shared=True)
+        parallel = overlap and self.frames_in_flight > 1 and len(images) == 1
+        return self._run_batch(images, states, to_uint8=True, shared=True, parallel=parallel)
 
     def _run_batch(
         self,
@@ -267,6 +274,7 @@ class NeuralDenoiser(Denoiser):
         states: Sequence[StreamState],
         to_uint8: bool,
         shared: bool,
+        parallel: bool = False,
     ) -> tuple[list[np.ndarray], list[StreamState]]:
         outputs: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -284,7 +292,10 @@ class NeuralDenoiser(Denoiser):
             inputs = list(run(lambda i: self._graph_inputs(images[i], states[i]), members))
             xs, sigmas, prevs = zip(*inputs, strict=True)
             prev = _stack(list(prevs)) if self.temporal else None
-            out = self._infer(_stack(list(xs)), np.concatenate(sigmas), prev)
+            if parallel:  # one frame of a per-frame model, beside other calls
+                out = self._infer_parallel(xs[0], sigmas[0])
+            else:
+                out = self._infer(_stack(list(xs)), np.concatenate(sigmas), prev)
             for k, i in enumerate(members):
                 if self.temporal:
                     one, keep = out[k : k + 1], shared and self.reuses_output_buffers

@@ -16,14 +16,16 @@ float frames: the host builds their state from the float frame after a reset or 
 A pipeline hands a per-frame model two frames at a time on two or more cores
 (:meth:`~streamdenoise.backends.neural.NeuralDenoiser.submit`): that graph is compiled with
 two streams, each frame on its own, so the cores never wait on each other inside a layer
-(:func:`streamdenoise.runtime.frames_in_flight`). Single calls (``process``) keep the
-one-stream LATENCY graph.
+(:func:`streamdenoise.runtime.frames_in_flight`). ``serve`` runs single-frame calls of
+different cameras on it the same way (``process_batch(..., overlap=True)``). Single calls
+(``process``) keep the one-stream LATENCY graph.
 """
 
 from __future__ import annotations
 
 import functools
 import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,8 @@ class OpenVINOGraph:
         self.threads = threads
         #: Idle infer requests per compiled shape: one, or one per stream of a parallel graph.
         self.requests: dict[tuple, queue.SimpleQueue] = {}
+        #: Threads calling a parallel graph at once compile each shape once between them.
+        self._compiling = threading.Lock()
 
     @staticmethod
     @functools.cache
@@ -93,8 +97,14 @@ class OpenVINOGraph:
         N×H×W×3 and the image comes out so (per-frame models only); ``streams``: calls that
         may run at once."""
         key = (batch, height, width, frames_u8, streams)
-        if key in self.requests:
-            return
+        with self._compiling:
+            if key not in self.requests:
+                self.requests[key] = self._compile(*key)
+
+    def _compile(
+        self, batch: int, height: int, width: int, frames_u8: bool, streams: int
+    ) -> queue.SimpleQueue:
+        """The idle infer requests of a newly compiled model (see :meth:`prepare`)."""
         model = self.model.clone()
         # channels are static in the export (3, or the model's state channels for prev)
         model.reshape(
@@ -111,7 +121,7 @@ class OpenVINOGraph:
         idle: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
             idle.put(compiled.create_infer_request())
-        self.requests[key] = idle
+        return idle
 
     def __call__(self, feeds: dict[str, np.ndarray], streams: int = 1) -> np.ndarray:
         """Run the graph; with ``streams`` > 1, safe to call from that many threads at once."""

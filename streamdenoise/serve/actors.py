@@ -301,7 +301,7 @@ class RemoteService(DenoiseService):
                 return replica
         return self.current  # all failed lately: try again where we were
 
-    def denoise(self, frames, states):
+    def denoise(self, frames, states, overlap=False):
         error: BaseException | None = None
         for attempt in range(2):  # the call, then once more on the next replica
             replica = self.current = self._pick()

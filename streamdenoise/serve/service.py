@@ -15,6 +15,13 @@ camera sends faster than the service runs are dropped from that camera's own que
 there. A failing batch is retried frame by frame so that one camera's bad frame costs only
 that frame; a service that is gone (:class:`ServiceUnavailable`: on a cluster, no replica
 answered) fails the whole batch at once, each frame counted by its camera.
+
+A service that can overlap calls (:attr:`DenoiseService.frames_in_flight` > 1: a per-frame
+model on OpenVINO's CPU plugin, see :func:`streamdenoise.runtime.frames_in_flight`) gets up
+to that many single-frame calls at once, each from a different camera and on a thread of its
+own: on a CPU, two one-thread streams of frames keep the cores busier than one two-thread
+call at a time. A camera with a frame in flight waits for it, so its frames stay in order and
+its state is never used by two calls at once.
 """
 
 from __future__ import annotations
@@ -50,9 +57,15 @@ class DenoiseService(ABC):
     def new_state(self, strength: float | None = None) -> Any:
         """The state of a stream that starts now (strength None: the service's own)."""
 
+    #: Calls that may run at once, each of other streams (called with ``overlap``).
+    frames_in_flight: int = 1
+
     @abstractmethod
-    def denoise(self, frames: Sequence[np.ndarray], states: Sequence[Any]) -> tuple[list, list]:
-        """Denoise frame i with state i; the returned states go with each stream's next frame."""
+    def denoise(
+        self, frames: Sequence[np.ndarray], states: Sequence[Any], overlap: bool = False
+    ) -> tuple[list, list]:
+        """Denoise frame i with state i; the returned states go with each stream's next frame.
+        ``overlap``: other calls may run beside this one (see :attr:`frames_in_flight`)."""
 
     def release(self, state: Any) -> None:  # noqa: B027 - only stateful filters hold anything
         """A stream ended: free what its state holds."""
@@ -80,8 +93,12 @@ class SharedNeuralService(DenoiseService):
 
         return StreamState(strength=strength)
 
-    def denoise(self, frames, states):
-        return self.denoiser.process_batch(frames, states)
+    @property
+    def frames_in_flight(self) -> int:  # type: ignore[override]
+        return self.denoiser.frames_in_flight
+
+    def denoise(self, frames, states, overlap=False):
+        return self.denoiser.process_batch(frames, states, overlap)
 
     def spread(self, threads: int) -> None:
         if threads > 1 and self._pool is None:
@@ -117,7 +134,12 @@ class SharedAutoService(DenoiseService):
 
         return StreamState(strength=strength)
 
-    def denoise(self, frames, states):
+    @property
+    def frames_in_flight(self) -> int:  # type: ignore[override]
+        """The tier's, once chosen (the first call runs alone)."""
+        return 1 if self.shared is None else self.shared.frames_in_flight
+
+    def denoise(self, frames, states, overlap=False):
         if self.shared is None:
             self.auto.configure(self.rate(), adaptive=True)
             height, width = frames[0].shape[:2]
@@ -131,7 +153,7 @@ class SharedAutoService(DenoiseService):
                 width,
                 height,
             )
-        return self.shared.denoise(frames, states)
+        return self.shared.denoise(frames, states, overlap)
 
     def spread(self, threads: int) -> None:
         self._threads = threads
@@ -163,7 +185,7 @@ class PerStreamService(DenoiseService):
     def new_state(self, strength: float | None = None) -> _FilterState:
         return _FilterState(strength)
 
-    def denoise(self, frames, states):
+    def denoise(self, frames, states, overlap=False):
         outputs = []
         for frame, state in zip(frames, states, strict=True):
             if state.denoiser is None:
@@ -223,18 +245,21 @@ class Client(Protocol):
 
 
 class DenoiserStats:
-    """What the metrics read about one worker (updated by its thread only)."""
+    """What the metrics read about one worker (updated under its lock)."""
 
     def __init__(self) -> None:
         self.batches = 0
         self.frames = 0
         self.failures = 0
         self.last_batch = 0
+        #: Wall time during which at least one call ran (calls that overlap count once, so
+        #: its share of the elapsed time never passes 100 %), added as the last one ends.
         self.busy_s = 0.0
 
 
 class BatchWorker:
-    """Feeds one service from many cameras, fairly, on its own thread."""
+    """Feeds one service from many cameras, fairly, on its own thread (and, where the
+    service overlaps calls, on up to ``frames_in_flight`` threads of its own)."""
 
     def __init__(
         self,
@@ -249,8 +274,13 @@ class BatchWorker:
         self.stats = DenoiserStats()
         self._observe = observe
         self._clients: list[Client] = []
-        self._lock = threading.Lock()  # the client list
-        self._batch_lock = threading.Lock()  # held while a batch runs
+        self._lock = threading.Lock()  # the client list, the calls in flight, the stats
+        self._batch_lock = threading.Lock()  # held while frames are taken or a batch runs here
+        self._settled = threading.Condition(self._lock)  # a call in flight ended
+        self._in_flight: set[Client] = set()  # clients whose frame is in a call on the pool
+        self._calls = 0  # calls running now (on this thread or the pool)
+        self._busy_since = 0.0
+        self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._turn = 0
@@ -269,6 +299,8 @@ class BatchWorker:
         with self._batch_lock, self._lock:
             if client in self._clients:
                 self._clients.remove(client)
+            while client in self._in_flight:
+                self._settled.wait()
         if client.dstate is not None:
             self.service.release(client.dstate)
             client.dstate = None
@@ -292,6 +324,7 @@ class BatchWorker:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop taking frames; the calls in flight finish and are delivered first."""
         self._stop.set()
         self._wake.set()
         self.thread.join(timeout=30)
@@ -302,17 +335,55 @@ class BatchWorker:
         while not self._stop.is_set():
             self._wake.wait(POLL_S)
             self._wake.clear()
-            while not self._stop.is_set():
-                with self._batch_lock:
-                    batch = self._collect()
-                    if not batch:
-                        break
-                    self._run_batch(batch)
+            while not self._stop.is_set() and self._round():
+                pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _window(self) -> int:
+        """Calls to keep in flight: the service's figure for single-frame batches (the CPU
+        default), where at least two cameras can fill them; else one at a time."""
+        if self.max_batch != 1:
+            return 1
+        with self._lock:
+            return min(self.service.frames_in_flight, len(self._clients))
+
+    def _round(self) -> bool:
+        """Take and start one batch; False when no camera had a frame."""
+        window = self._window()
+        with self._lock:  # a free slot first: the pool never queues a call
+            while self._calls >= window and not self._stop.is_set():
+                self._settled.wait(POLL_S)
+        with self._batch_lock:
+            batch = self._collect()
+            if not batch:
+                return False
+            if window == 1:
+                self._run_batch(batch)
+                return True
+            with self._lock:
+                self._in_flight.update(client for client, _ in batch)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(window, f"denoise {self.name}")
+        self._pool.submit(self._run_in_flight, batch)
+        return True
+
+    def _run_in_flight(self, batch: list[tuple[Client, Frame]]) -> None:
+        try:
+            self._run_batch(batch, overlap=True)
+        except Exception:  # a camera's callback failed: the worker carries on
+            log.exception("denoiser %s: delivering a batch failed", self.name)
+        finally:
+            with self._lock:
+                self._in_flight.difference_update(client for client, _ in batch)
+                self._settled.notify_all()
+            self._wake.set()  # these cameras' next frames
 
     def _collect(self) -> list[tuple[Client, Frame]]:
-        """At most one frame per client, starting one client further along each round."""
+        """At most one frame per client, starting one client further along each round; a
+        client with a frame still in flight waits."""
         with self._lock:
-            clients = list(self._clients)
+            clients = [c for c in self._clients if c not in self._in_flight]
         if not clients:
             return []
         start = self._turn % len(clients)
@@ -330,8 +401,34 @@ class BatchWorker:
                 batch.append((client, item))
         return batch
 
-    def _run_batch(self, batch: list[tuple[Client, Frame]]) -> None:
-        started = time.monotonic()
+    def _began(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if self._calls == 0:
+                self._busy_since = now
+            self._calls += 1
+        return now
+
+    def _ended(self, started: float, frames: int, failed: bool) -> float:
+        """Count one call that ran from ``started`` until now; returns now."""
+        now = time.monotonic()
+        with self._lock:
+            self._calls -= 1
+            if self._calls == 0:
+                self.stats.busy_s += now - self._busy_since
+            if failed:
+                self.stats.failures += frames
+            else:
+                self.stats.batches += 1
+                self.stats.frames += frames
+                self.stats.last_batch = frames
+            self._settled.notify_all()
+        if self._observe and not failed:
+            self._observe(frames, now - started)
+        return now
+
+    def _run_batch(self, batch: list[tuple[Client, Frame]], overlap: bool = False) -> None:
+        started = self._began()
         for client, frame in batch:
             frame.marks["dequeued"] = started
             frame.original = frame.image  # the dashboard's noisy view; not a copy
@@ -341,24 +438,21 @@ class BatchWorker:
                 client.dstate = self.service.new_state(client.strength)
         try:
             images, states = self.service.denoise(
-                [frame.image for _, frame in batch], [client.dstate for client, _ in batch]
+                [frame.image for _, frame in batch],
+                [client.dstate for client, _ in batch],
+                overlap,
             )
         except Exception as err:
             if len(batch) == 1 or isinstance(err, ServiceUnavailable):
-                self.stats.failures += len(batch)
+                self._ended(started, len(batch), failed=True)
                 for client, frame in batch:
                     client.denoise_failed(frame, err)
             else:  # find the frame that failed; the others go through one by one
+                self._ended(started, 0, failed=True)
                 for item in batch:
                     self._run_batch([item])
             return
-        done = time.monotonic()
-        self.stats.batches += 1
-        self.stats.frames += len(batch)
-        self.stats.last_batch = len(batch)
-        self.stats.busy_s += done - started
-        if self._observe:
-            self._observe(len(batch), done - started)
+        done = self._ended(started, len(batch), failed=False)
         for (client, frame), image, state in zip(batch, images, states, strict=True):
             client.dstate = state
             frame.image = image

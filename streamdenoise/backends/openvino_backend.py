@@ -121,6 +121,19 @@ class OpenVINOGraph:
         idle: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
             idle.put(compiled.create_infer_request())
+        # One call now, on one thread: the bindings set up their numpy glue on the first call,
+        # and two threads doing that at once can deadlock on the GIL (calls of a parallel
+        # graph, or of two graphs, each on a thread of its own).
+        request = idle.get()
+        zeros = {
+            port.get_any_name(): np.zeros(
+                list(port.get_shape()), port.get_element_type().to_dtype()
+            )
+            for port in compiled.inputs
+        }
+        request.infer(zeros, share_inputs=True)
+        request.get_output_tensor(0).data.copy()
+        idle.put(request)
         return idle
 
     def __call__(self, feeds: dict[str, np.ndarray], streams: int = 1) -> np.ndarray:

@@ -41,6 +41,10 @@ INT8 = "int8"
 class OpenVINOGraph:
     """Compiled models and infer requests for one exported graph, keyed by input shape."""
 
+    #: One compile at a time in the process: threads calling a parallel graph at once compile
+    #: each shape once between them, and its first call runs alone (see :meth:`_compile`).
+    _compiling = threading.Lock()
+
     def __init__(self, onnx_path: Path, precision: str, threads: int | None = None) -> None:
         import openvino as ov
 
@@ -54,8 +58,6 @@ class OpenVINOGraph:
         self.threads = threads
         #: Idle infer requests per compiled shape: one, or one per stream of a parallel graph.
         self.requests: dict[tuple, queue.SimpleQueue] = {}
-        #: Threads calling a parallel graph at once compile each shape once between them.
-        self._compiling = threading.Lock()
 
     @staticmethod
     @functools.cache
@@ -121,9 +123,9 @@ class OpenVINOGraph:
         idle: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(streams):
             idle.put(compiled.create_infer_request())
-        # One call now, on one thread: the bindings set up their numpy glue on the first call,
-        # and two threads doing that at once can deadlock on the GIL (calls of a parallel
-        # graph, or of two graphs, each on a thread of its own).
+        # One call now, alone: the bindings set up their numpy glue on the first call, and two
+        # threads doing that at once can deadlock on the GIL (calls of a parallel graph, or of
+        # two graphs, each on a thread of its own).
         request = idle.get()
         zeros = {
             port.get_any_name(): np.zeros(

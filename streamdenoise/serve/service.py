@@ -364,7 +364,7 @@ class BatchWorker:
             with self._lock:
                 self._in_flight.update(client for client, _ in batch)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(window, f"denoise {self.name}")
+            self._pool = ThreadPoolExecutor(self.service.frames_in_flight, f"denoise {self.name}")
         self._pool.submit(self._run_in_flight, batch)
         return True
 

@@ -40,7 +40,7 @@ import numpy as np
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import UserError
 from streamdenoise.frame import EndOfStream, Frame
-from streamdenoise.redact import redact_obj
+from streamdenoise.redact import redact, redact_obj
 
 if TYPE_CHECKING:  # torch comes with them: a process that only schedules frames never loads it
     from streamdenoise.backends.neural import NeuralDenoiser, StreamState
@@ -371,8 +371,9 @@ class BatchWorker:
     def _run_in_flight(self, batch: list[tuple[Client, Frame]]) -> None:
         try:
             self._run_batch(batch, overlap=True)
-        except Exception:  # a camera's callback failed: the worker carries on
-            log.exception("denoiser %s: delivering a batch failed", self.name)
+        except Exception as err:  # a camera's callback failed: the worker carries on
+            # one redacted line: the error may name a camera's or a restream's URL
+            log.error("denoiser %s: delivering a batch failed: %s", self.name, redact(str(err)))
         finally:
             with self._lock:
                 self._in_flight.difference_update(client for client, _ in batch)

@@ -376,6 +376,8 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("video_share", number(float, 0, maximum=1), "share of the training clips cut from "
             "real videos; the rest come from images", default=0.5, metavar="F"),
     Setting("fp32", switch, "disable bf16 autocast", default=False, kind="switch"),
+    Setting("loss", choice(("charbonnier", "mse")), "charbonnier: robust, keeps edges; mse: "
+            "what PSNR measures (for a last fine-tune)", default="charbonnier", metavar="NAME"),
     # -- export --------------------------------------------------------------------------------
     Setting("export_model", text, "model to export", default_help="temporal", metavar="NAME",
             flag="--model"),
@@ -459,7 +461,7 @@ EVAL = (
 )  # fmt: skip
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
-    "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32",
+    "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32", "loss",
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",

@@ -114,6 +114,19 @@ def test_quantised_graph_keeps_the_image_layers_float_and_tracks_the_float_graph
     assert {"/head/Conv", "/sigma_bias/Conv", "/tail/Conv"} <= set(float_convs)
     for name, node in convs.items():
         assert (node.input[1] in dequantized) == (name not in float_convs), name
+    # a ReLU after a quantised conv is folded into its output's rounding; upsampling outputs
+    # (added to a skip connection) stay float
+    producer = {out: n for n in proto.graph.node for out in n.output}
+    quantised = {n.output[0] for name, n in convs.items() if name not in float_convs}
+    for node in proto.graph.node:
+        parent = producer.get(node.input[0]) if node.input else None
+        if node.op_type == "Relu":
+            upstream = (
+                producer.get(parent.input[0]) if parent.op_type == "DequantizeLinear" else None
+            )
+            assert node.input[0] not in quantised and upstream is None, node.name
+        if node.op_type == "QuantizeLinear" and parent is not None:
+            assert parent.op_type != "ConvTranspose", node.name
 
     frames = noisy_sequence(textured_images(4, size=96, seed=5))
     reference = create_backend("openvino", model=str(weights), precision="fp32")
@@ -207,3 +220,40 @@ def test_export_cli_int8_needs_a_calibration_folder(tmp_path, capsys):
     missing = tmp_path / "nowhere"
     code = main(["export", "--format", "onnx-int8", "--calibration", str(missing)])
     assert code == 1 and "calibration folder not found" in capsys.readouterr().err
+
+
+def test_rounding_bias_correction_takes_the_int8_weights_mean_shift_off_the_bias(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from streamdenoise.lab.quantize import _int8_weights, correct_rounding_bias
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32)
+    weight[:, :, 0, 0] += 1.0  # one large weight per channel: coarse steps for the rest
+    bias = rng.normal(0, 0.1, 8).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="/conv/Conv", pads=[1, 1, 1, 1])],
+        "one-conv",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8, 16, 16])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    feeds = [{"x": rng.random((1, 4, 16, 16), dtype=np.float32)} for _ in range(4)]
+
+    def mean_output(model: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return np.mean([session.run(None, feed)[0].mean(axis=(0, 2, 3)) for feed in feeds], axis=0)
+
+    float_mean = mean_output(onnx.load(str(path)))
+    correct_rounding_bias(path, feeds, ["/conv/Conv"])
+    corrected = onnx.load(str(path))
+    new_bias = numpy_helper.to_array(corrected.graph.initializer[1])
+    assert np.abs(new_bias - bias).max() > 1e-4  # rounding these weights does shift the mean
+    corrected.graph.initializer[0].CopyFrom(numpy_helper.from_array(_int8_weights(weight, 0), "w"))
+    assert np.allclose(mean_output(corrected), float_mean, atol=1e-5)

@@ -135,3 +135,12 @@ def test_sampler_draws_every_orientation_and_the_asked_share_of_video_clips():
     assert orientations == {(a, b) for a in (-1, 1) for b in (-5, 5)} | {
         (b, a) for a in (-1, 1) for b in (-5, 5)
     }
+
+
+def test_training_loss_is_charbonnier_or_mean_squared_error():
+    from streamdenoise.lab.trainer import training_loss
+
+    clean = torch.zeros(2, 3, 4, 4)
+    out = clean + 0.1
+    assert training_loss(out, clean, "mse").item() == pytest.approx(0.01)
+    assert training_loss(out, clean, "charbonnier").item() == pytest.approx(0.1, rel=1e-3)

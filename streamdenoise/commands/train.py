@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         resume=str(given["resume"]) if given["resume"] else None,
         init=str(given["init"]) if given["init"] else None,
         bf16=not given["fp32"],
-        **table.pick(given, "minutes", "frames", "patch", "lr", "seed", "video_share"),
+        **table.pick(given, "minutes", "frames", "patch", "lr", "seed", "video_share", "loss"),
     )
     command = "streamdenoise " + shlex.join(sys.argv[1:])
     columns = (

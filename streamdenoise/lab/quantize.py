@@ -3,12 +3,22 @@
 The float export is rewritten in QDQ form (QuantizeLinear/DequantizeLinear pairs around each
 quantised convolution; OpenVINO turns them into int8 kernels, VNNI on x86): weights int8 per
 output channel, activations uint8 per tensor with ranges calibrated (min/max) on real frames
-with synthetic noise. The layers that touch the image itself stay float — the stem (its input
-is the recurrent state), the σ bias and the output convolutions whose result is added to the
-frame — because 8-bit steps there show up directly in the picture — and the accumulator's
-small gate, whose weight scales the whole running average, and the in-graph motion search
-(one-hot shifts and matching costs that 8-bit steps would blur): quantising those too costs
-visibly more quality than the speed it buys (figures: benchmarks/results/quality/int8.md,
+with synthetic noise. Three details keep the rounding cheap in quality:
+
+- a ReLU that follows a quantised convolution is folded into the rounding of its output,
+  whose range then starts at 0 (rounded before the ReLU, half the steps went to values the
+  ReLU drops);
+- the upsampling convolutions' outputs, which are added to a skip connection and span
+  negative values too, stay float;
+- each quantised convolution's bias is corrected for the mean shift that rounding its
+  weights gives every output channel (:func:`correct_rounding_bias`).
+
+The layers that touch the image itself stay float — the stem (its input is the recurrent
+state), the σ bias and the output convolutions whose result is added to the frame — because
+8-bit steps there show up directly in the picture — and the accumulator's small gate, whose
+weight scales the whole running average, and the in-graph motion search (one-hot shifts and
+matching costs that 8-bit steps would blur): quantising those too costs visibly more quality
+than the speed it buys (figures: benchmarks/results/quality/int8.md,
 benchmarks/results/bench_int8.md). The exception is a small per-frame model, whose output
 convolution is a large share of its time: :class:`Int8Recipe` can quantise it too.
 """
@@ -22,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from streamdenoise.errors import UserError
 from streamdenoise.models.nets import NetConfig
@@ -132,6 +143,11 @@ def quantize_onnx(
         graph = onnx.load(str(prepared)).graph
         floating = tuple(p for p in FLOAT_LAYERS if not (recipe.output and p == OUTPUT_LAYER))
         keep_float = [n.name for n in graph.node if n.name.startswith(floating)]
+        correct_rounding_bias(
+            prepared,
+            list(calibration_feeds(images, state_channels)),
+            [n.name for n in graph.node if n.name not in keep_float],
+        )
         percentile = recipe.ranges == "percentile"
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(
@@ -145,9 +161,17 @@ def quantize_onnx(
             calibrate_method=CalibrationMethod.Percentile
             if percentile
             else CalibrationMethod.MinMax,
-            op_types_to_quantize=["Conv", "ConvTranspose"],
+            # a ReLU right after a quantised convolution is folded into the rounding of the
+            # convolution's output (its range starts at 0): twice the steps for the values
+            # that pass it, and one rounding less
+            op_types_to_quantize=["Conv", "ConvTranspose", "Relu"],
             nodes_to_exclude=keep_float,
-            extra_options={"ActivationSymmetric": False}
+            # an upsampling's output is added to a skip connection in float: its range spans
+            # negative values too, and rounding it on that coarse grid cost `fast` 0.06 dB
+            extra_options={
+                "ActivationSymmetric": False,
+                "OpTypesToExcludeOutputQuantization": ["ConvTranspose"],
+            }
             | ({"CalibPercentile": PERCENTILE} if percentile else {}),
         )
         proto = onnx.load(str(quantized))
@@ -162,3 +186,63 @@ def quantize_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(target))
     return target
+
+
+def _int8_weights(weight: np.ndarray, axis: int) -> np.ndarray:
+    """``weight`` rounded as onnxruntime's per-channel symmetric ``QInt8`` stores it."""
+    dims = tuple(d for d in range(weight.ndim) if d != axis)
+    scale = np.maximum(np.abs(weight).max(axis=dims, keepdims=True), 1e-12) / 127
+    return np.clip(np.round(weight / scale), -127, 127) * scale
+
+
+def correct_rounding_bias(path: Path, feeds: list[dict[str, np.ndarray]], names: list[str]) -> None:
+    """Take off each quantised convolution's bias the mean shift that rounding its weights to
+    int8 gives each output channel, measured on ``feeds`` with float inputs (empirical bias
+    correction: Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias
+    Correction", ICCV 2019). Rewrites the float ONNX file ``path`` in place."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+    from torch.nn import functional as F
+
+    model = onnx.load(str(path))
+    weights = {init.name: init for init in model.graph.initializer}
+    wanted = set(names)
+    convs = [
+        node
+        for node in model.graph.node
+        if node.name in wanted and node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 2
+    ]
+    probe = onnx.load(str(path))
+    inputs = list(dict.fromkeys(node.input[0] for node in convs))
+    for name in inputs:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    shifts = {node.name: 0.0 for node in convs}
+    deltas = {}
+    for node in convs:
+        weight = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
+        axis = 1 if node.op_type == "ConvTranspose" else 0
+        deltas[node.name] = torch.from_numpy(_int8_weights(weight, axis) - weight)
+    for feed in feeds:
+        values = dict(zip(inputs, session.run(inputs, feed), strict=True))
+        for node in convs:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            if pads[:2] != pads[2:]:
+                raise ValueError(f"{node.name}: asymmetric padding")
+            conv = F.conv_transpose2d if node.op_type == "ConvTranspose" else F.conv2d
+            shift = conv(
+                torch.from_numpy(values[node.input[0]]),
+                deltas[node.name],
+                stride=tuple(attrs.get("strides", (1, 1))),
+                padding=tuple(pads[:2]),
+                dilation=tuple(attrs.get("dilations", (1, 1))),
+                groups=attrs.get("group", 1),
+            )
+            shifts[node.name] = shifts[node.name] + shift.mean(dim=(0, 2, 3)).numpy()
+    for node in convs:
+        bias = weights[node.input[2]]
+        corrected = numpy_helper.to_array(bias) - shifts[node.name] / len(feeds)
+        bias.CopyFrom(numpy_helper.from_array(corrected.astype(np.float32), bias.name))
+    onnx.save(model, str(path))

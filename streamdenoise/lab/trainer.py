@@ -48,6 +48,8 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (smoke tests); the time budget still applies
     bf16: bool = not default("fp32")
     video_share: float = default("video_share")  # clips cut from real videos (rest: images)
+    #: "charbonnier" (robust, keeps edges) or "mse" (what PSNR measures: a last fine-tune)
+    loss: str = default("loss")
     net: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -284,10 +286,12 @@ def train(
         noisy = synthesize(clean, seed)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out = run_clip(net, noisy, frame_sigmas(noisy))
-        loss = ((out.float() - clean).pow(2) + 1e-6).sqrt().mean()
+        loss = training_loss(out.float(), clean, cfg.loss)
         optimizer_step(opt, net, loss)
         step += 1
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        # shown as an error in 8-bit units: the mean absolute one, or the RMS one for mse
+        error = math.sqrt(loss.item()) if cfg.loss == "mse" else loss.item()
+        loss_ema = error if loss_ema is None else 0.98 * loss_ema + 0.02 * error
         if progress:
             progress((time.monotonic() - start) / budget, step, loss_ema * 255, val_psnr)
         if time.monotonic() - last_val > cfg.val_every_s:
@@ -323,6 +327,15 @@ def train(
             },
         )
     return metrics
+
+
+def training_loss(out: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
+    """Charbonnier (a smooth L1: robust to the odd hard pixel, keeps edges; what the models
+    are trained with) or the mean squared error, which is what PSNR scores: a short last
+    fine-tune with it moves a model to the mean of what it is unsure of."""
+    if kind == "mse":
+        return (out - clean).pow(2).mean()
+    return ((out - clean).pow(2) + 1e-6).sqrt().mean()  # Charbonnier
 
 
 def init_note(path: Path) -> dict:

@@ -25,6 +25,7 @@ convolution is a large share of its time: :class:`Int8Recipe` can quantise it to
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from streamdenoise.errors import UserError
 from streamdenoise.models.nets import NetConfig
@@ -202,6 +202,7 @@ def correct_rounding_bias(path: Path, feeds: list[dict[str, np.ndarray]], names:
     Correction", ICCV 2019). Rewrites the float ONNX file ``path`` in place."""
     import onnx
     import onnxruntime as ort
+    import torch
     from onnx import helper, numpy_helper
     from torch.nn import functional as F
 
@@ -213,33 +214,33 @@ def correct_rounding_bias(path: Path, feeds: list[dict[str, np.ndarray]], names:
         for node in model.graph.node
         if node.name in wanted and node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 2
     ]
-    probe = onnx.load(str(path))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
     inputs = list(dict.fromkeys(node.input[0] for node in convs))
     for name in inputs:
         probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     shifts = {node.name: 0.0 for node in convs}
-    deltas = {}
+    shift_of = {}  # per node: the output shift that rounding its weights causes, given an input
     for node in convs:
         weight = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
-        axis = 1 if node.op_type == "ConvTranspose" else 0
-        deltas[node.name] = torch.from_numpy(_int8_weights(weight, axis) - weight)
+        transposed = node.op_type == "ConvTranspose"
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if pads[:2] != pads[2:]:
+            raise ValueError(f"{node.name}: asymmetric padding")
+        shift_of[node.name] = functools.partial(
+            F.conv_transpose2d if transposed else F.conv2d,
+            weight=torch.from_numpy(_int8_weights(weight, 1 if transposed else 0) - weight),
+            stride=tuple(attrs.get("strides", (1, 1))),
+            padding=tuple(pads[:2]),
+            dilation=tuple(attrs.get("dilations", (1, 1))),
+            groups=attrs.get("group", 1),
+        )
     for feed in feeds:
         values = dict(zip(inputs, session.run(inputs, feed), strict=True))
         for node in convs:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if pads[:2] != pads[2:]:
-                raise ValueError(f"{node.name}: asymmetric padding")
-            conv = F.conv_transpose2d if node.op_type == "ConvTranspose" else F.conv2d
-            shift = conv(
-                torch.from_numpy(values[node.input[0]]),
-                deltas[node.name],
-                stride=tuple(attrs.get("strides", (1, 1))),
-                padding=tuple(pads[:2]),
-                dilation=tuple(attrs.get("dilations", (1, 1))),
-                groups=attrs.get("group", 1),
-            )
+            shift = shift_of[node.name](torch.from_numpy(values[node.input[0]]))
             shifts[node.name] = shifts[node.name] + shift.mean(dim=(0, 2, 3)).numpy()
     for node in convs:
         bias = weights[node.input[2]]

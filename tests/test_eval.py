@@ -130,3 +130,22 @@ def test_table_marks_a_baseline_that_is_not_above_its_noisy_input():
     assert "| broken | 27.26 / 0.500 ↓ |" in table
     assert "| good | 31.00 / 0.500 |" in table
     assert "| identity | 28.18 / 0.500 |" in table
+
+
+def test_eval_under_a_kernel_cap_says_so_and_is_not_merged_with_an_uncapped_run(
+    tmp_path, monkeypatch, capsys
+):
+    data = write_sequences(tmp_path / "seqs", count=1)
+    plain, capped = tmp_path / "plain.json", tmp_path / "capped.json"
+    args = ["eval", "--data", str(data), "--sigma", "10", "--backends", "identity"]
+    assert main([*args, "--json", str(plain)]) == 0
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    out_md = tmp_path / "capped.md"
+    assert main([*args, "--json", str(capped), "--markdown", str(out_md)]) == 0
+    report = json.loads(capped.read_text())
+    assert report["isa_cap"] == "AVX2"
+    assert report["commands"][0].startswith("ONEDNN_MAX_CPU_ISA=AVX2 streamdenoise ")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in out_md.read_text()
+    capsys.readouterr()
+    assert main([*args, "--merge", str(plain)]) == 2
+    assert "ONEDNN_MAX_CPU_ISA" in capsys.readouterr().err

@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 TARGET_USAGE = 0.75
 #: An int8 rung exists only where int8 takes at most this share of the float time.
 INT8_GAIN = 0.9
-#: Quality lost to int8 when the weights file does not record it: the shipped temporal model
-#: lost 0.4 dB (Vid4 walk, σ = 25; see streamdenoise.lab.quantize).
+#: Quality lost to int8 when the weights file does not record it: the largest loss among the
+#: shipped exports, ``temporal``'s 0.37 dB (val/videos, σ = 25; the per-frame models lose
+#: 0.10–0.13; benchmarks/results/quality/cpu_tier.md).
 INT8_PENALTY_DB = 0.4
 #: Frame rate assumed for the first choice when the source declares none (adaptation then
 #: measures the real rate).

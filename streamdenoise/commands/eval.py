@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from streamdenoise import settings as table
@@ -27,6 +28,8 @@ def merge_reports(report: dict, earlier: dict) -> None:
     so slow baselines can be measured once and the models re-measured alone."""
     if (earlier.get("noise"), earlier.get("protocol")) != (report["noise"], report["protocol"]):
         raise UsageError("--merge: the earlier report used another --noise or --protocol")
+    if earlier.get("isa_cap") != report.get("isa_cap"):
+        raise UsageError("--merge: the earlier report ran with another ONEDNN_MAX_CPU_ISA")
 
     def key(row: dict) -> tuple:
         return row["dataset"], row["backend"], row["sigma"]
@@ -72,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
         still=given["still"],
     )
     report["datasets"] = [str(d) for d in datasets]
-    report["commands"] = ["streamdenoise " + " ".join(sys.argv[1:])]
+    # int8 kernels round differently per instruction set: a capped run says so
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    report["commands"] = [
+        (f"ONEDNN_MAX_CPU_ISA={cap} " if cap else "") + "streamdenoise " + " ".join(sys.argv[1:])
+    ]
+    if cap:
+        report["isa_cap"] = cap
     for path in given["merge"] or []:
         merge_reports(report, json.loads(path.read_text()))
     summary = markdown(report)

@@ -352,6 +352,11 @@ def markdown(report: dict) -> str:
         "on this machine. ↓ = not above the noisy input at that level.",
         "",
     ]
+    if report.get("isa_cap"):
+        lines[0] += (
+            f" CPU kernels capped with ONEDNN_MAX_CPU_ISA={report['isa_cap']}: what a CPU with"
+            " only that instruction set runs."
+        )
     if report["protocol"] == "float":
         lines[0] += (
             " † = 8-bit-only filter: it got the clipped, rounded input (the quantized protocol's"

@@ -51,7 +51,7 @@ class Int8Recipe:
 
     ``output``: the output convolution too. In a small per-frame model it is a large share
     of the time (28 % of ``fast``'s int8 profile), and with percentile ranges it cost
-    ``fast`` 0.05 dB at σ = 25 (``benchmarks/results/quality/int8_recipes.md``).
+    ``fast`` 0.05 dB at σ = 25 (``benchmarks/results/quality/int8_recipes_fast.md``).
     ``ranges``: activation ranges from the extremes of the calibration values (``minmax``)
     or from their :data:`PERCENTILE` th percentile, which clips rare outliers and so gives
     the common values finer steps."""

@@ -378,6 +378,9 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("fp32", switch, "disable bf16 autocast", default=False, kind="switch"),
     Setting("loss", choice(("charbonnier", "mse")), "charbonnier: robust, keeps edges; mse: "
             "what PSNR measures (for a last fine-tune)", default="charbonnier", metavar="NAME"),
+    Setting("unclipped_noise", number(float, 0, maximum=1), "share of the AWGN training clips "
+            "whose noise is left unclipped and unrounded (the float protocol of published "
+            "benchmarks); the rest are 8-bit, as cameras deliver", default=0.0, metavar="F"),
     # -- export --------------------------------------------------------------------------------
     Setting("export_model", text, "model to export", default_help="temporal", metavar="NAME",
             flag="--model"),
@@ -462,6 +465,7 @@ EVAL = (
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32", "loss",
+    "unclipped_noise",
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",

@@ -44,6 +44,22 @@ def test_mixed_noise_covers_the_range_and_is_deterministic():
     assert a.min() >= 0 and a.max() <= 1
 
 
+def test_a_share_of_awgn_clips_keeps_unclipped_float_noise():
+    clean = torch.full((64, 2, 3, 16, 16), 0.95)  # near white: σ = 50 noise clips often
+    plain = synthesize(clean, seed=5)
+    mixed = synthesize(clean, seed=5, p_unclipped=0.5)
+    assert torch.equal(plain, synthesize(clean, seed=5, p_unclipped=0.0))
+    assert torch.equal(mixed, synthesize(clean, seed=5, p_unclipped=0.5))
+    on_8_bits = ((mixed * 255 - (mixed * 255).round()).abs() < 1e-4).flatten(1).all(1)
+    float_clips = ~on_8_bits
+    # about half of the AWGN clips (65 % of all), and only AWGN ones: those equal the
+    # quantised version once clipped and rounded, and reach past white
+    assert 8 <= int(float_clips.sum()) <= 36
+    assert torch.equal(((mixed[float_clips].clamp(0, 1) * 255).round() / 255), plain[float_clips])
+    assert float(mixed[float_clips].max()) > 1
+    assert torch.equal(mixed[on_8_bits], plain[on_8_bits])
+
+
 def test_realistic_noise_is_signal_dependent():
     # Poisson–Gaussian: darker linear signal → less noise before gamma; after gamma the
     # shadows are amplified, so the check is only that levels differ and stay sane.

@@ -13,6 +13,18 @@ from streamdenoise import settings as table
 from streamdenoise.errors import UsageError
 from streamdenoise.models import WEIGHTS_DIR
 
+#: Settings that go into TrainConfig under their own names.
+CONFIG_SETTINGS = (
+    "minutes",
+    "frames",
+    "patch",
+    "lr",
+    "seed",
+    "video_share",
+    "loss",
+    "unclipped_noise",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     table.add_arguments(parser, table.TRAIN)
@@ -34,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         resume=str(given["resume"]) if given["resume"] else None,
         init=str(given["init"]) if given["init"] else None,
         bf16=not given["fp32"],
-        **table.pick(given, "minutes", "frames", "patch", "lr", "seed", "video_share", "loss"),
+        **table.pick(given, *CONFIG_SETTINGS),
     )
     command = "streamdenoise " + shlex.join(sys.argv[1:])
     columns = (

@@ -50,6 +50,8 @@ class TrainConfig:
     video_share: float = default("video_share")  # clips cut from real videos (rest: images)
     #: "charbonnier" (robust, keeps edges) or "mse" (what PSNR measures: a last fine-tune)
     loss: str = default("loss")
+    #: share of the AWGN clips with unclipped float noise (see models.noise.synthesize)
+    unclipped_noise: float = default("unclipped_noise")
     net: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -283,7 +285,7 @@ def train(
             group["lr"] = _lr_at(cfg, step, (now - start) / budget)
         seed = cfg.seed * 1_000_003 + step
         clean = sampler.batch(seed, batch, frames, cfg.patch)
-        noisy = synthesize(clean, seed)
+        noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out = run_clip(net, noisy, frame_sigmas(noisy))
         loss = training_loss(out.float(), clean, cfg.loss)

@@ -197,12 +197,15 @@ def synthesize(
     kind: str = "mixed",
     sigma: float | None = None,
     p_realistic: float = 0.35,
+    p_unclipped: float = 0.0,
 ) -> torch.Tensor:
     """Noisy 8-bit version of clean clips (N, T, 3, H, W), deterministic under ``seed``.
 
     ``kind``: "awgn" (σ fixed if given, else uniform in [0, 55]/255 per clip), "realistic"
     (Poisson–Gaussian + chroma + JPEG/H.264), or "mixed" (each clip realistic with
-    probability ``p_realistic``).
+    probability ``p_realistic``). Each AWGN clip keeps its noise unclipped and unrounded
+    with probability ``p_unclipped``: the protocol of published benchmarks, which a camera
+    never delivers but a denoiser compared on those tables meets.
     """
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -225,4 +228,7 @@ def synthesize(
         level = 0.1 + 0.9 * torch.rand(len(idx), generator=gen)
         real = add_realistic(clean[idx], gen, level)
         noisy[idx] = compress_clips(quantize(real), rng)
-    return quantize(noisy)
+    if p_unclipped <= 0:
+        return quantize(noisy)
+    unclipped = ~realistic & (torch.rand(n, generator=gen) < p_unclipped)
+    return torch.where(unclipped.view(n, 1, 1, 1, 1), noisy, quantize(noisy))

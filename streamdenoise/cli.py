@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import signal
 import sys
 import threading
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     try:  # building the parser imports the commands: Ctrl+C can land there too
         parser = build_parser()
         args = parser.parse_args(argv)
+        # what weights files and reports record as the command that made them
+        words = map(str, sys.argv[1:] if argv is None else argv)
+        args.command_line = redact("streamdenoise " + shlex.join(words))
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2

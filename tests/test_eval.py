@@ -144,7 +144,7 @@ def test_eval_under_a_kernel_cap_says_so_and_is_not_merged_with_an_uncapped_run(
     assert main([*args, "--json", str(capped), "--markdown", str(out_md)]) == 0
     report = json.loads(capped.read_text())
     assert report["isa_cap"] == "AVX2"
-    assert report["commands"][0].startswith("ONEDNN_MAX_CPU_ISA=AVX2 streamdenoise ")
+    assert report["commands"][0].startswith("ONEDNN_MAX_CPU_ISA=AVX2 streamdenoise eval --data")
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in out_md.read_text()
     capsys.readouterr()
     assert main([*args, "--merge", str(plain)]) == 2

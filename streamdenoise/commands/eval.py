@@ -77,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
     report["datasets"] = [str(d) for d in datasets]
     # int8 kernels round differently per instruction set: a capped run says so
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    report["commands"] = [
-        (f"ONEDNN_MAX_CPU_ISA={cap} " if cap else "") + "streamdenoise " + " ".join(sys.argv[1:])
-    ]
+    report["commands"] = [(f"ONEDNN_MAX_CPU_ISA={cap} " if cap else "") + args.command_line]
     if cap:
         report["isa_cap"] = cap
     for path in given["merge"] or []:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -86,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(given)
     out, ckpt, frames_file = _paths(given)
     net, start_blob = load_model(cfg.model)
-    command = redact("streamdenoise " + shlex.join(sys.argv[1:]))
+    command = args.command_line  # redacted by the CLI
     console = Console(stderr=True)
     resume = None
     if given["finetune_resume"]:

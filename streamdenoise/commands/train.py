@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         bf16=not given["fp32"],
         **table.pick(given, *CONFIG_SETTINGS),
     )
-    command = "streamdenoise " + shlex.join(sys.argv[1:])
+    command = args.command_line
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -130,9 +130,12 @@ def quantize_onnx(
     config = json.loads(metadata.get("config", "{}"))
     state_channels = NetConfig.from_dict(config).state_channels if config.get("temporal") else 0
 
+    # made once: the bias correction and the range calibration see the same frames
+    feeds = list(calibration_feeds(images, state_channels))
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.feeds = calibration_feeds(images, state_channels)
+            self.feeds = iter(feeds)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.feeds, None)
@@ -144,9 +147,7 @@ def quantize_onnx(
         floating = tuple(p for p in FLOAT_LAYERS if not (recipe.output and p == OUTPUT_LAYER))
         keep_float = [n.name for n in graph.node if n.name.startswith(floating)]
         correct_rounding_bias(
-            prepared,
-            list(calibration_feeds(images, state_channels)),
-            [n.name for n in graph.node if n.name not in keep_float],
+            prepared, feeds, [n.name for n in graph.node if n.name not in keep_float]
         )
         percentile = recipe.ranges == "percentile"
         quantized = Path(tmp) / "int8.onnx"

@@ -1,12 +1,20 @@
-"""Unit tests for the live-source timing rules: one increasing timeline, bounded backoff."""
+"""Unit tests for the live-source rules: one increasing timeline, bounded backoff, and open
+errors classified from FFmpeg's words."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 
+import av
 import pytest
 
-from streamdenoise.sources.network import TIME_BASE, PtsRebaser, backoff_delay
+from streamdenoise.sources.network import (
+    TIME_BASE,
+    PtsRebaser,
+    backoff_delay,
+    describe_open_error,
+)
 
 
 def seconds(ticks: int) -> float:
@@ -44,3 +52,24 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
         delays = [backoff_delay(attempt, 0.5, 8.0) for _ in range(50)]
         assert all(base / 2 <= d <= base for d in delays)
     assert len({round(backoff_delay(3, 0.5, 8.0), 6) for _ in range(20)}) > 1  # jittered
+
+
+@pytest.mark.parametrize(
+    ("error", "elapsed_s", "cause"),
+    [
+        # The URL is part of str(err): a port or path holding "404"/"401" is not a status.
+        (av.error.TimeoutError(errno.ETIMEDOUT, "Connection timed out",
+                               "rtsp://u:p@127.0.0.1:40417/cam401"), 2.0, "timed out"),
+        (av.error.ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused",
+                                         "rtsp://127.0.0.1:14040/404"), 0.01, "refused"),
+        (av.error.HTTPNotFoundError(-1, "Server returned 404 Not Found", "rtsp://h/cam"),
+         0.1, "not found (404)"),
+        (OSError(errno.EIO, "Server returned 401 Unauthorized (authorization failed)"),
+         0.1, "unauthorized (401)"),
+        (OSError(errno.EIO, "Server returned 403 Forbidden (access denied)"), 0.1,
+         "forbidden (403)"),
+    ],
+)  # fmt: skip
+def test_open_errors_are_read_from_ffmpegs_words_not_the_url(error, elapsed_s, cause):
+    message = describe_open_error(error, elapsed_s=elapsed_s, timeout_s=2.0)
+    assert cause in message and "rtsp" not in message

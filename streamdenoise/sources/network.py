@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -98,11 +99,16 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
 def describe_open_error(err: BaseException, elapsed_s: float, timeout_s: float) -> str:
     """Turn FFmpeg's error into the cause a user can act on (never includes the URL)."""
     code = getattr(err, "errno", None)
-    if isinstance(err, av.error.HTTPUnauthorizedError) or "401" in str(err):
+    # FFmpeg's own words only: str(err) also holds the URL, whose port or path may contain
+    # "404" or "401" (a silent host on port 40417 once read as "not found").
+    reason = getattr(err, "strerror", None) or str(err)
+    status = re.search(r"\b(401|403|404)\b", reason)
+    status_code = status.group(1) if status else None
+    if isinstance(err, av.error.HTTPUnauthorizedError) or status_code == "401":
         return "unauthorized (401): wrong user name or password"
-    if isinstance(err, av.error.HTTPForbiddenError):
+    if isinstance(err, av.error.HTTPForbiddenError) or status_code == "403":
         return "forbidden (403): this account may not open that stream"
-    if isinstance(err, av.error.HTTPNotFoundError) or "404" in str(err):
+    if isinstance(err, av.error.HTTPNotFoundError) or status_code == "404":
         return "not found (404): wrong path or stream name"
     if code == errno.ECONNREFUSED:
         return "connection refused: nothing is listening on that host and port"
@@ -112,9 +118,8 @@ def describe_open_error(err: BaseException, elapsed_s: float, timeout_s: float) 
         return f"timed out after {timeout_s:g} s: the host accepted no stream (silent or busy)"
     if code == errno.ETIMEDOUT:
         return f"timed out after {timeout_s:g} s"
-    if "resolve" in str(err).lower() or "name or service" in str(err).lower():
+    if "resolve" in reason.lower() or "name or service" in reason.lower():
         return "unknown host name"
-    reason = getattr(err, "strerror", None) or str(err)
     return f"cannot open: {redact(reason)}"
 
 

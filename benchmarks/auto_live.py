@@ -4,7 +4,7 @@ and with each tier pinned: does the stream keep its frame rate, and which tier r
 Each case is the real command line (a subprocess)::
 
     streamdenoise run clip.mp4 --realtime --loop --policy latest --duration S -o out.mp4 \\
-        [--model NAME] --stats-json stats.json -q
+        [--model NAME] [--preset NAME] --stats-json stats.json -q
 
 on a clip made from ``shared/datasets/media/clips/01_dog.mp4`` (resized, AWGN σ = 15, x264 at
 an IP camera's bitrate: 4 Mbit/s at 720p, scaled by pixel count; ``--source crf18`` for the
@@ -52,11 +52,15 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--preset", default=None, help="libx264 preset of the recording (else the default)"
+    )
     parser.add_argument("--label", default="", help="suffix of the result files' names")
     return parser.parse_args()
 
 
-def run_case(clip: Path, model: str, seconds: float, output: str, work: Path, env: dict) -> dict:
+def run_case(clip: Path, model: str, args: argparse.Namespace, work: Path, env: dict) -> dict:
+    seconds, output = args.seconds, args.output
     stats = work / f"{model}.json"
     target = "null" if output == "null" else str(work / f"{model}.mp4")  # -y: one per size
     command = [
@@ -66,6 +70,8 @@ def run_case(clip: Path, model: str, seconds: float, output: str, work: Path, en
     ]  # fmt: skip
     if model != "auto":
         command += ["--model", model]
+    if args.preset and output != "null":
+        command += ["--preset", args.preset]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work)
     wall = time.monotonic() - started
@@ -140,7 +146,9 @@ def main() -> int:
     results: dict = {
         "protocol": (
             f"`streamdenoise run clip.mp4 --realtime --loop --policy latest --duration "
-            f"{args.seconds:g} -o {'out.mp4' if args.output == 'mp4' else 'null'}` per model "
+            f"{args.seconds:g} -o {'out.mp4' if args.output == 'mp4' else 'null'}"
+            + (f" --preset {args.preset}" if args.preset and args.output == "mp4" else "")
+            + "` per model "
             "(`--model NAME` for the pinned rows); clip: 01_dog.mp4 resized, AWGN σ=15, "
             + (
                 "x264 at a camera's bitrate (4 Mbit/s at 720p, scaled by pixel count)"
@@ -159,9 +167,7 @@ def main() -> int:
         width, height = (int(v) for v in text.lower().split("x"))
         bitrate = camera_bitrate((width, height)) if args.source == "camera" else None
         clip = make_noisy_clip(source, work / f"clip_{text}.mp4", (width, height), 300, bitrate)
-        results["sizes"][text] = [
-            run_case(clip, model, args.seconds, args.output, work, env) for model in models
-        ]
+        results["sizes"][text] = [run_case(clip, model, args, work, env) for model in models]
         print(json.dumps(results["sizes"][text], indent=1)[:2000])
     args.out.mkdir(parents=True, exist_ok=True)
     name = "auto_live" + (f"_{args.label}" if args.label else "")

@@ -177,8 +177,10 @@ def _with_uint8_frames(model):
         return opset13.clamp(scaled, 0.0, 255.0).output(0)
 
     image = ppp.output(0)
-    image.postprocess().convert_layout([0, 2, 3, 1]).custom(to_8bit).convert_element_type(
-        ov.Type.u8
+    # rounded to uint8 first, then transposed: the plugin's float transpose of a whole frame
+    # is a reference (non-vectorised) kernel, four times the bytes of the uint8 one
+    image.postprocess().custom(to_8bit).convert_element_type(ov.Type.u8).convert_layout(
+        [0, 2, 3, 1]
     )
     return ppp.build()
 

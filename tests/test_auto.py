@@ -29,11 +29,20 @@ from streamdenoise.sources.demo import DemoClip
 SMALL, MID, BIG = (8, 16, 32, 64), (16, 32, 64, 128), (32, 64, 128, 256)
 
 
-def write_tier(folder: Path, name: str, channels, quality: float | None, seed: int = 0) -> Path:
+def write_tier(
+    folder: Path,
+    name: str,
+    channels,
+    quality: float | None,
+    seed: int = 0,
+    int8: float | None = None,
+) -> Path:
     """A real weights file of a spatial tier (random weights: speed tests need no training)."""
     torch.manual_seed(seed)
     net = build_net(NetConfig(temporal=False, channels=channels))
     final = {} if quality is None else {QUALITY_METRIC: quality}
+    if int8 is not None:
+        final[f"{QUALITY_METRIC}_int8"] = int8
     path = folder / f"{name}.pt"
     save_weights(path, name, net, {"final_validation": final})
     return path
@@ -81,6 +90,17 @@ def test_a_new_weights_file_is_a_new_tier(tmp_path):
     # without recorded quality the ladder goes by cost alone
     write_tier(tmp_path, "mid", MID, None)
     assert [t.name for t in ladder(discover_tiers(tmp_path)[0])] == ["small", "mid", "big"]
+
+
+def test_an_int8_rung_ranks_by_its_recorded_score(tmp_path):
+    from streamdenoise.auto.denoiser import INT8_PENALTY_DB
+
+    measured = load_tier(write_tier(tmp_path, "measured", MID, 29.0, int8=28.9))
+    unmeasured = load_tier(write_tier(tmp_path, "unmeasured", MID, 29.0, seed=1))
+    assert measured.describe()["quality_psnr_db_int8"] == 28.9
+    assert unmeasured.quality_int8 is None
+    assert AutoDenoiser._int8_penalty(measured, ranked=True) == pytest.approx(0.1)
+    assert AutoDenoiser._int8_penalty(unmeasured, ranked=True) == INT8_PENALTY_DB
 
 
 # -- calibration cache -----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from streamdenoise.auto.adapt import AdaptRules, Decision, OveruseDetector
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.errors import BackendUnavailable, UsageError, UserError
-from streamdenoise.models.tiers import QUALITY_METRIC, Tier, discover_tiers, ladder
+from streamdenoise.models.tiers import Tier, discover_tiers, ladder
 
 log = logging.getLogger(__name__)
 
@@ -417,11 +417,9 @@ class AutoDenoiser(Denoiser):
     def _int8_penalty(tier: Tier, ranked: bool) -> float:
         if not ranked:
             return 0.5  # just below its float twin, above the tier beneath
-        from streamdenoise.models.weights import read_weights_file
-
-        final = read_weights_file(tier.path)["metadata"].get("final_validation") or {}
-        int8 = final.get(f"{QUALITY_METRIC}_int8")
-        return tier.quality - float(int8) if int8 is not None else INT8_PENALTY_DB
+        if tier.quality_int8 is None:
+            return INT8_PENALTY_DB
+        return tier.quality - tier.quality_int8
 
     def _create(self, tier: Tier, precision: str | None) -> NeuralDenoiser:
         from streamdenoise.backends import create_backend

@@ -158,11 +158,18 @@ def models_table(found: dict[str, dict]):
         table.add_row(
             name,
             f"{info['gmac_per_720p_frame']:.2f}",
-            "-" if info["quality_psnr_db"] is None else f"{info['quality_psnr_db']:.2f}",
+            _quality(info),
             str(info["ladder_rank"] or "off (pin by name)"),
             runs or "not calibrated yet",
         )
     return table
+
+
+def _quality(info: dict) -> str:
+    if info["quality_psnr_db"] is None:
+        return "-"
+    int8 = info.get("quality_psnr_db_int8")
+    return f"{info['quality_psnr_db']:.2f}" + (f" (int8 {int8:.2f})" if int8 is not None else "")
 
 
 def run(args: argparse.Namespace) -> int:

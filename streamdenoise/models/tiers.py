@@ -40,6 +40,9 @@ class Tier:
     gmac_720p: float
     #: Validation PSNR in dB recorded by training (:data:`QUALITY_METRIC`), None if absent.
     quality: float | None
+    #: The same figure for the tier's int8 export where it was measured
+    #: (``benchmarks/int8_validation.py --write``), else None.
+    quality_int8: float | None
     #: First 12 hex digits of the weights file's SHA-256: a retrained tier is a new tier.
     digest: str
 
@@ -58,6 +61,7 @@ class Tier:
             "name": self.name,
             "gmac_per_720p_frame": round(self.gmac_720p, 2),
             "quality_psnr_db": self.quality,
+            "quality_psnr_db_int8": self.quality_int8,
             "temporal": self.temporal,
             "weights_sha256": self.digest,
         }
@@ -90,13 +94,15 @@ def load_tier(path: Path) -> Tier:
     path = Path(path)
     blob = read_weights_file(path)
     config = NetConfig.from_dict(blob["config"])
-    quality = (blob["metadata"].get("final_validation") or {}).get(QUALITY_METRIC)
+    final = blob["metadata"].get("final_validation") or {}
+    quality, int8 = final.get(QUALITY_METRIC), final.get(f"{QUALITY_METRIC}_int8")
     return Tier(
         name=path.stem,
         path=path,
         config=config,
         gmac_720p=count_config_macs(config) / 1e9,
         quality=float(quality) if quality is not None else None,
+        quality_int8=float(int8) if int8 is not None else None,
         digest=file_digest(path),
     )
 

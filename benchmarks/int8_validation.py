@@ -1,0 +1,129 @@
+"""Each tier's int8 export scored on the figure training records, so ``--model auto`` ranks
+int8 rungs by what they measure rather than by a fixed penalty.
+
+Training validates on centre 256² crops of the Vid4 sequences at 8-bit AWGN σ = 25
+(``metadata.final_validation.val_psnr_vid4_crops_sigma25``). This runs the same crops and
+noise through OpenVINO, in fp32 and int8, frame by frame through ``process()`` (blind noise
+estimate, motion compensation, state: what the product runs), and with ``--write`` records
+the int8 figure as ``val_psnr_vid4_crops_sigma25_int8`` in each weights file (the metadata
+only: the network and its exports are unchanged). The fast-motion crops are reported too.
+
+    python benchmarks/int8_validation.py --models tiny,fast,spatial,temporal --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamdenoise.backends import create_backend
+from streamdenoise.lab.data import VAL_MOTION_DIRS, val_clips
+from streamdenoise.lab.speed import machine_record, write_report
+from streamdenoise.lab.trainer import psnr
+from streamdenoise.models import weights_path
+from streamdenoise.models.noise import synthesize
+from streamdenoise.models.tiers import QUALITY_METRIC
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The seeds training validates with (streamdenoise.lab.trainer.train).
+SEEDS = {"videos": 12345, "videos-motion": 12346}
+
+
+def crops(data: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    sets = {"videos": val_clips(data), "videos-motion": val_clips(data, dirs=VAL_MOTION_DIRS)}
+    return {
+        name: (clean, synthesize(clean, seed=SEEDS[name], kind="awgn", sigma=25 / 255))
+        for name, clean in sets.items()
+    }
+
+
+def score(model: str, precision: str, clean: torch.Tensor, noisy: torch.Tensor) -> float:
+    """Mean PSNR over the clips, each denoised causally from a reset state."""
+    denoiser = create_backend("openvino", model=model, precision=precision, device="cpu")
+    frames = (noisy * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    scores = []
+    try:
+        for clip, target in zip(frames, clean, strict=True):
+            denoiser.reset()
+            out = np.stack([denoiser.process(np.ascontiguousarray(f)) for f in clip])
+            image = torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255
+            scores.append(psnr(image, target))
+    finally:
+        denoiser.close()
+    return sum(scores) / len(scores)
+
+
+def record(model: str, value: float, command: str) -> None:
+    """Write the int8 figure into the weights file's metadata (atomically)."""
+    path = weights_path(model)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["metadata"].setdefault("final_validation", {})[f"{QUALITY_METRIC}_int8"] = value
+    blob["metadata"]["int8_validation"] = {
+        "command": command,
+        "runtime": "openvino",
+        "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def to_markdown(doc: dict) -> str:
+    lines = [
+        "# int8 on the validation crops training scores (OpenVINO, σ = 25, 8-bit AWGN)",
+        "",
+        f"`{doc['command']}`; CPU: {doc['machine']['cpu'].get('model')}; "
+        f"ONEDNN_MAX_CPU_ISA={doc['isa_cap'] or 'unset'}. Centre 256² crops, 12 frames per "
+        "sequence, through `process()`. `recorded` is the figure the weights file carries "
+        "(training's, torch bf16).",
+        "",
+        "| model | recorded | fp32 | int8 | int8 − fp32 | motion fp32 | motion int8 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['recorded']:.2f} | {r['videos_fp32']:.2f} | "
+            f"{r['videos_int8']:.2f} | {r['videos_int8'] - r['videos_fp32']:+.2f} | "
+            f"{r['videos-motion_fp32']:.2f} | {r['videos-motion_int8']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="fast,spatial,temporal")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--write", action="store_true", help="record int8 in the weights files")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality")
+    args = parser.parse_args()
+    command = "python " + " ".join(sys.argv)
+    sets = crops(args.data)
+    rows = []
+    for model in args.models.split(","):
+        blob = torch.load(weights_path(model), map_location="cpu", weights_only=True)
+        row = {"model": model, "recorded": blob["metadata"]["final_validation"][QUALITY_METRIC]}
+        for name, (clean, noisy) in sets.items():
+            for precision in ("fp32", "int8"):
+                row[f"{name}_{precision}"] = round(score(model, precision, clean, noisy), 3)
+        rows.append(row)
+        print(row, flush=True)
+    doc = {
+        "command": command,
+        "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "machine": machine_record(),
+        "rows": rows,
+    }
+    write_report(args.out / "int8_validation", doc, to_markdown(doc))
+    if args.write:
+        for row in rows:
+            record(row["model"], row["videos_int8"], command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -111,6 +111,21 @@ def test_a_grown_network_starts_exactly_where_its_source_left_off(tmp_path):
     assert len(note["sha256_12"]) == 12
 
 
+def test_a_thinner_network_is_seeded_by_cutting_a_wider_one(tmp_path):
+    """``tiny`` from ``fast``: layers of the same shape are copied, wider ones keep their
+    leading channels, the 3×3 output conv its centre tap as ``tiny``'s 1×1 one."""
+    torch.manual_seed(0)
+    source = build_net(default_net_config("fast")).eval()
+    save_weights(tmp_path / "fast.pt", "fast", source, {"training_command": "x"})
+    thin = build_net(default_net_config("tiny")).eval()
+    init_from(thin, tmp_path / "fast.pt")
+    assert thin.tail.kernel_size == (1, 1)
+    assert torch.equal(thin.tail.weight[:, :, 0, 0], source.tail.weight[:, :, 1, 1])
+    assert torch.equal(thin.encs[1][0].weight, source.encs[1][0].weight)  # same shape
+    assert torch.equal(thin.encs[0][0].weight, source.encs[0][0].weight[:16, :16])
+    assert torch.equal(thin.ups[0].weight, source.ups[0].weight[:16])  # 24 → 16 inputs
+
+
 def test_each_model_name_trains_its_own_architecture():
     assert not default_net_config("spatial").temporal
     temporal, fixed = default_net_config("temporal"), default_net_config("fixed")

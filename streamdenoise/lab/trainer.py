@@ -96,6 +96,21 @@ FAST_CONFIG = NetConfig(
 )
 
 
+# The rung below ``fast`` for large frames on small CPUs (1080p on two AVX2 cores): one conv
+# at 1/4 resolution and two at 1/8 and 1/16, and an output conv that sees its own pixel only
+# (the largest single layer of ``fast``). The 1/2-resolution level keeps 16 channels: its
+# skip carries the 12 noisy values of each 2×2×3 patch to the output, and fewer channels
+# than that starve it (8 channels stayed at 23.7 dB on the Vid4 crops).
+TINY_CONFIG = NetConfig(
+    temporal=False,
+    channels=(16, 16, 32, 64),
+    enc_convs=(1, 1, 2, 2),
+    dec_convs=(0, 0, 0, 0),
+    stem_kernel=2,
+    extra={"tail_kernel": 1},
+)
+
+
 def default_net_config(model: str) -> NetConfig:
     """The architecture each shipped model name stands for: the same net; the recurrent
     ones differ in how the state is motion-compensated (see streamdenoise.models.motion)."""
@@ -107,6 +122,8 @@ def default_net_config(model: str) -> NetConfig:
         return SMALL_SPATIAL_CONFIG
     if model == "fast":
         return FAST_CONFIG
+    if model == "tiny":
+        return TINY_CONFIG
     return NetConfig(temporal=True, motion="shift" if model == "fixed" else "flow")
 
 
@@ -175,7 +192,7 @@ BODY_PREFIXES = ("enc0.", "encs.", "decs.")
 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one (convs the
-    temporal body lacks are dropped).
+    temporal body lacks are dropped), a wider model a thinner one (see :func:`_fitted`).
 
     The temporal head sees [average, noisy, prev output] where the spatial one sees [noisy]:
     the weights for the new inputs start at zero, and after a reset the average is the frame
@@ -192,16 +209,29 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
     # layers the target has no counterpart of (a source with a deeper level) are left out
     state = {key: value for key, value in state.items() if key in own}
     for key, value in state.items():
-        if own[key].shape != value.shape:  # new inputs / outputs: start at zero
-            grown = torch.zeros_like(own[key])
-            grown[tuple(slice(0, n) for n in value.shape)] = value
-            state[key] = grown
+        if own[key].shape != value.shape:
+            state[key] = _fitted(value, own[key].shape)
     for key in own.keys() - state.keys():  # layers the source has no counterpart of
         state[key] = own[key]
         if key.startswith(BODY_PREFIXES) and key.endswith(".weight"):
             state[key] = torch.nn.init.dirac_(torch.empty_like(own[key]))
             state[key.removesuffix(".weight") + ".bias"] = torch.zeros_like(own[key][:, 0, 0, 0])
     net.load_state_dict(state)
+
+
+def _fitted(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``value`` in a tensor of ``shape``: what the target has more of (new inputs or outputs)
+    starts at zero, what it has less of is cut — channels from the end, a conv's kernel to
+    its centre (3×3 → 1×1 keeps the centre tap)."""
+    fitted = torch.zeros(shape, dtype=value.dtype)
+    source, target = [], []
+    for dim, (have, want) in enumerate(zip(value.shape, shape, strict=True)):
+        n = min(have, want)
+        cut = (have - n) // 2 if dim >= 2 else 0  # kernel dims: keep the centre
+        source.append(slice(cut, cut + n))
+        target.append(slice(0, n))
+    fitted[tuple(target)] = value[tuple(source)]
+    return fitted
 
 
 def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:

@@ -149,7 +149,11 @@ class UNetDenoiser(nn.Module):
         if config.motion not in ("shift", "flow", "graph"):
             raise ValueError(f"unknown motion {config.motion!r}")
         self.align = CostVolumeAligner() if config.temporal and config.motion == "graph" else None
-        self.tail = nn.Conv2d(c[0], 3 * r * r, 3, padding=1)
+        # the output conv sees 3×3 neighbours, or (``extra.tail_kernel`` = 1) only its own
+        # pixel: a large share of a thin network's cost, and the levels below it already see
+        # wide
+        tail_kernel = config.extra.get("tail_kernel", 3)
+        self.tail = nn.Conv2d(c[0], 3 * r * r, tail_kernel, padding=tail_kernel // 2)
         # The accumulator's weight comes from a gate of its own, ahead of the U-Net (whose
         # input the average is): a stride-2 conv on prev − noisy with σ as a bias, one 3×3
         # conv, and one that predicts the weight of each of the 2×2 pixels it stands for.

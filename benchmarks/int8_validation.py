@@ -28,7 +28,7 @@ from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.lab.trainer import psnr
 from streamdenoise.models import weights_path
 from streamdenoise.models.noise import synthesize
-from streamdenoise.models.tiers import QUALITY_METRIC
+from streamdenoise.models.tiers import QUALITY_METRIC, load_tier
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The seeds training validates with (streamdenoise.lab.trainer.train).
@@ -106,8 +106,7 @@ def main() -> int:
     sets = crops(args.data)
     rows = []
     for model in args.models.split(","):
-        blob = torch.load(weights_path(model), map_location="cpu", weights_only=True)
-        row = {"model": model, "recorded": blob["metadata"]["final_validation"][QUALITY_METRIC]}
+        row = {"model": model, "recorded": load_tier(weights_path(model)).quality}
         for name, (clean, noisy) in sets.items():
             for precision in ("fp32", "int8"):
                 row[f"{name}_{precision}"] = round(score(model, precision, clean, noisy), 3)

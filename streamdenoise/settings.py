@@ -358,7 +358,7 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("minutes", number(float, 0, inclusive=False), "wall-clock training budget",
             default=35.0, metavar="M"),
     Setting("resume", path, "continue from a checkpoint file", metavar="CKPT"),
-    Setting("out", path, "weights file to write", default_help="the packaged one",
+    Setting("out", path, "weights file to write", default_help="MODEL.pt in this folder",
             metavar="FILE"),
     Setting("checkpoint_dir", path, "folder for checkpoints", default=Path("checkpoints"),
             metavar="DIR"),
@@ -407,7 +407,7 @@ _SETTINGS: tuple[Setting, ...] = (
             kind="positional", metavar="SOURCE"),
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
-    Setting("finetune_model", text, "model to start from: temporal, fixed, spatial, fast or "
+    Setting("finetune_model", text, "model to start from: temporal, fixed, spatial, fast, tiny or "
             "a weights file", default="temporal", metavar="NAME", flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),

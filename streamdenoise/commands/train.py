@@ -9,7 +9,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streamdenoise import settings as table
 from streamdenoise.errors import UsageError
-from streamdenoise.models import WEIGHTS_DIR
 
 #: Settings that go into TrainConfig under their own names.
 CONFIG_SETTINGS = (
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         data=str(given["data_root"] or table.data_dir()),
         batch=given["train_batch"],
         checkpoint=str(given["checkpoint_dir"]),
-        out=str(given["out"] or WEIGHTS_DIR / f"{model}.pt"),
+        out=str(given["out"] or f"{model}.pt"),
         resume=str(given["resume"]) if given["resume"] else None,
         init=str(given["init"]) if given["init"] else None,
         bf16=not given["fp32"],

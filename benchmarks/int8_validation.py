@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamdenoise.artifacts import carry_exports, file_sha256
 from streamdenoise.backends import create_backend
 from streamdenoise.lab.data import VAL_MOTION_DIRS, val_clips
 from streamdenoise.lab.speed import machine_record, write_report
@@ -60,8 +61,10 @@ def score(model: str, precision: str, clean: torch.Tensor, noisy: torch.Tensor) 
 
 
 def record(model: str, value: float, command: str) -> None:
-    """Write the int8 figure into the weights file's metadata (atomically)."""
+    """Write the int8 figure into the weights file's metadata (atomically); its exports stay
+    listed under the file's new digest."""
     path = weights_path(model)
+    old_digest = file_sha256(path)
     blob = torch.load(path, map_location="cpu", weights_only=True)
     blob["metadata"].setdefault("final_validation", {})[f"{QUALITY_METRIC}_int8"] = value
     blob["metadata"]["int8_validation"] = {
@@ -72,6 +75,7 @@ def record(model: str, value: float, command: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(blob, tmp)
     tmp.replace(path)
+    carry_exports(old_digest, path)
 
 
 def to_markdown(doc: dict) -> str:

@@ -118,6 +118,20 @@ def record_export(
     entry = manifest.setdefault(file_sha256(weights), {})
     entry.update(model=model, hash=net_hash, config=config)
     entry["int8" if onnx_path.name.endswith(INT8_SUFFIX) else "onnx"] = onnx_path.name
+    write_manifest(folder, manifest)
+
+
+def carry_exports(old_digest: str, weights: Path) -> None:
+    """Re-key the exports of a weights file whose metadata alone was rewritten (same network,
+    so the same exports) under its new digest, in every folder that lists them."""
+    for folder in search_path():
+        manifest = read_manifest(folder)
+        if old_digest in manifest:
+            manifest[file_sha256(weights)] = manifest.pop(old_digest)
+            write_manifest(folder, manifest)
+
+
+def write_manifest(folder: Path, manifest: dict[str, dict[str, Any]]) -> None:
     tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

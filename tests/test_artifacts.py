@@ -49,6 +49,28 @@ def test_other_weights_are_exported_once_into_the_user_cache(tmp_path, monkeypat
     assert create_backend("onnxruntime", model=str(weights)).net is not None  # retrained
 
 
+def test_exports_follow_weights_whose_metadata_was_rewritten(tmp_path, monkeypatch):
+    """Recording a figure in a weights file changes its digest, not its network: the export
+    made from it must still be found (and an unrelated entry stay as it was)."""
+    import torch
+
+    monkeypatch.setenv("STREAMDENOISE_CACHE_DIR", str(tmp_path))
+    weights = tmp_path / "mine.pt"
+    save_weights(weights, "mine", build_net(NetConfig(temporal=False)).eval(), {"note": "test"})
+    export = create_backend("onnxruntime", model=str(weights)).onnx_path
+    other = {"model": "other", "hash": "0", "config": {}, "onnx": "other.onnx"}
+    manifest = artifacts.read_manifest(export.parent)
+    artifacts.write_manifest(export.parent, {**manifest, "f" * 64: other})
+    old_digest = artifacts.file_sha256(weights)
+    blob = torch.load(weights, weights_only=True)
+    blob["metadata"]["note"] = "scored"
+    torch.save(blob, weights)
+    assert artifacts.find_export(weights) is None
+    artifacts.carry_exports(old_digest, weights)
+    assert artifacts.find_export(weights).path == export
+    assert artifacts.read_manifest(export.parent)["f" * 64] == other
+
+
 def test_cache_folder_can_be_chosen(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMDENOISE_CACHE_DIR", str(tmp_path))
     assert artifacts.tensorrt_cache() == tmp_path / "tensorrt"

@@ -112,6 +112,9 @@ def test_eval_cli_writes_json_and_markdown(tmp_path):
     assert [r["sigma"] for r in report["results"]] == [10.0, 30.0]
     assert report["results"][0]["psnr"] > report["results"][1]["psnr"]
     assert "σ=10" in out_md.read_text()
+    # the fps column and int8 rows depend on the machine: the report names it
+    assert report["machine"]["cpu"]["cores"] >= 1
+    assert "Machine of the latest run:" in out_md.read_text()
 
 
 def test_eval_rejects_bad_sigma(tmp_path, capsys):

@@ -42,6 +42,7 @@ def merge_reports(report: dict, earlier: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from streamdenoise.lab.quality import BackendSpec, evaluate, markdown, parse_sigmas
+    from streamdenoise.lab.speed import machine_record
 
     given = table.from_args(args, table.EVAL)
     sigmas = parse_sigmas(given["sigma"])
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         still=given["still"],
     )
     report["datasets"] = [str(d) for d in datasets]
+    report["machine"] = machine_record()  # of this run; merged rows keep only their commands
     # int8 kernels round differently per instruction set: a capped run says so
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     report["commands"] = [(f"ONEDNN_MAX_CPU_ISA={cap} " if cap else "") + args.command_line]

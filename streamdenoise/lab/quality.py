@@ -352,6 +352,15 @@ def markdown(report: dict) -> str:
         "on this machine. ↓ = not above the noisy input at that level.",
         "",
     ]
+    machine = report.get("machine")
+    if machine:
+        cpu = machine["cpu"]
+        lines[0] += (
+            f" Machine of the latest run: {cpu['model']}, {cpu['cores']} logical cores"
+            f" ({', '.join(cpu['flags'])})"
+        )
+        load = machine.get("load_avg_1m")
+        lines[0] += f", load average {load} at its start." if load is not None else "."
     if report.get("isa_cap"):
         lines[0] += (
             f" CPU kernels capped with ONEDNN_MAX_CPU_ISA={report['isa_cap']}: what a CPU with"

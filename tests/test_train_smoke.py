@@ -161,3 +161,23 @@ def test_training_loss_is_charbonnier_or_mean_squared_error():
     out = clean + 0.1
     assert training_loss(out, clean, "mse").item() == pytest.approx(0.01)
     assert training_loss(out, clean, "charbonnier").item() == pytest.approx(0.1, rel=1e-3)
+
+
+def test_train_command_writes_into_the_current_folder_by_default(tmp_path, monkeypatch):
+    """Without --out the weights land in ./MODEL.pt, never over the packaged tier of that
+    name (a stray run there would become what `--model auto` ships)."""
+    from streamdenoise.cli import main
+    from streamdenoise.models import weights_path
+
+    data = tiny_dataset(tmp_path / "data")
+    shipped = weights_path("tiny")
+    packaged = shipped.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--model", "tiny", "--data", str(data), "--minutes", "0.003"]
+    try:
+        assert main([*args, "--batch", "2", "--patch", "32", "--checkpoint-dir", "ckpt"]) == 0
+        assert load_weights(tmp_path / "tiny.pt")[1]["metadata"]["training_command"]
+        assert shipped.read_bytes() == packaged
+    finally:  # a regression must not leave the checkout with other weights
+        if shipped.read_bytes() != packaged:
+            shipped.write_bytes(packaged)

@@ -160,11 +160,16 @@ def load_sequence(folder: Path, max_frames: int | None = None) -> np.ndarray:
 def val_clips(
     data_dir: Path, frames: int = 12, size: int = 256, dirs: tuple[str, ...] = VAL_VIDEO_DIRS
 ) -> torch.Tensor:
-    """Centre crops of validation sequences (Vid4 by default), (N, T, 3, size, size) in [0, 1]."""
+    """Centre crops of validation sequences (Vid4 by default), (N, T, 3, S, S) in [0, 1]: S is
+    ``size``, or the largest multiple of 16 (what the networks take) that the smallest
+    sequence holds."""
+    seqs = [load_sequence(_require(data_dir, d), frames) for d in dirs]
+    side = min(size, *(min(seq.shape[1:3]) for seq in seqs)) // 16 * 16
+    if side < 16:
+        raise UserError(f"validation frames under {data_dir} are smaller than 16×16 pixels")
     clips = []
-    for d in dirs:
-        seq = load_sequence(_require(data_dir, d), frames)
+    for seq in seqs:
         h, w = seq.shape[1:3]
-        y, x = (h - size) // 2, (w - size) // 2
-        clips.append(seq[:, y : y + size, x : x + size])
+        y, x = (h - side) // 2, (w - side) // 2
+        clips.append(seq[:, y : y + side, x : x + side])
     return torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255

@@ -290,3 +290,28 @@ def test_temporal_model_gains_on_real_motion():
     frames = [read_rgb(f)[WALK_CROP] for f in files]
     gains = gains_over_spatial("temporal", frames)
     assert np.mean(gains[3:]) >= WALK_MIN_GAIN, np.round(gains, 2)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_shipped_tier_matches_torch_in_every_cpu_runtime(backend, model):
+    """Each shipped tier's export, run by each CPU runtime in fp32, gives torch's frames
+    (within one 8-bit step), state carried over four frames of an odd size."""
+    from streamdenoise.backends import create_backend, unavailable_reason
+    from streamdenoise.sources.demo import DemoClip
+
+    if unavailable_reason(backend):
+        pytest.skip(unavailable_reason(backend))
+    clip = DemoClip(320, 192)
+    noisy = [clip.noisy(i, clip.clean(i))[:187, :301] for i in range(4)]
+    reference = create_backend("torch", model=model, precision="fp32", device="cpu")
+    candidate = create_backend(backend, model=model, precision="fp32", device="cpu")
+    try:
+        for t, frame in enumerate(noisy):
+            want, got = reference.process(frame), candidate.process(frame)
+            assert got.shape == frame.shape and got.dtype == np.uint8
+            diff = np.abs(got.astype(int) - want.astype(int))
+            assert diff.max() <= 1 and diff.mean() < 0.01, (t, diff.max(), diff.mean())
+    finally:
+        reference.close()
+        candidate.close()

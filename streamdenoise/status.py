@@ -149,3 +149,34 @@ def print_stats(stats: dict, console: Console | None = None) -> None:
     console.print(sinks_table(stats))
     if stats.get("auto"):
         console.print(tiers_table(stats))
+    hint = encoder_hint(stats)
+    if hint:
+        console.print(hint, markup=False)
+
+
+#: Drops and encoder share above which the end of a run suggests a faster x264 preset.
+HINT_DROP_SHARE = 0.02
+HINT_ENCODER_SHARE = 0.35
+
+
+def encoder_hint(stats: dict) -> str | None:
+    """One line when frames were dropped while a file's x264 encoder took a large share of
+    each frame interval: on a small CPU the recording competes with the denoiser, and
+    ``--preset ultrafast`` costs about half of ``veryfast`` (docs/troubleshooting.md)."""
+    frames_in, fps_in = stats.get("frames_in") or 0, stats.get("fps_in") or 0
+    if not frames_in or not fps_in or stats.get("drops", 0) <= HINT_DROP_SHARE * frames_in:
+        return None
+    interval_ms = 1000 / fps_in
+    for name, sink in (stats.get("sinks") or {}).items():
+        preset = sink.get("x264_preset")
+        write_ms = (sink.get("latency_ms", {}).get("sink_write") or {}).get("mean")
+        if preset in (None, "ultrafast") or write_ms is None:
+            continue
+        if write_ms >= HINT_ENCODER_SHARE * interval_ms:
+            share = stats["drops"] / frames_in
+            return redact(
+                f"hint: {share:.0%} of the frames were dropped while {name} took "
+                f"{write_ms:.0f} ms of each {interval_ms:.0f} ms frame to encode (x264 "
+                f"{preset}); --preset ultrafast costs about half, for a larger file"
+            )
+    return None

@@ -90,6 +90,24 @@ def test_status_line_and_final_table_render_a_report():
     assert "e2e" in text and "rtsp://***@h/x" in text and "pw" not in text
 
 
+def test_a_recording_that_cannot_keep_up_gets_one_hint():
+    from streamdenoise.status import encoder_hint
+
+    def stats(drops: int, preset: str, write_ms: float) -> dict:
+        sink = {"x264_preset": preset, "latency_ms": {"sink_write": {"mean": write_ms}}}
+        return {"frames_in": 600, "drops": drops, "fps_in": 30.0, "sinks": {"out.mp4": sink}}
+
+    hint = encoder_hint(stats(90, "veryfast", 18.0))
+    assert hint == (
+        "hint: 15% of the frames were dropped while out.mp4 took 18 ms of each 33 ms frame to "
+        "encode (x264 veryfast); --preset ultrafast costs about half, for a larger file"
+    )
+    assert encoder_hint(stats(90, "ultrafast", 18.0)) is None  # already the cheapest
+    assert encoder_hint(stats(6, "veryfast", 18.0)) is None  # 1 % dropped: keeping up
+    assert encoder_hint(stats(90, "veryfast", 5.0)) is None  # the encoder is not the cost
+    assert encoder_hint({"frames_in": 0, "drops": 0, "fps_in": 0.0, "sinks": {}}) is None
+
+
 def test_several_percentiles_at_once_match_numpy():
     from streamdenoise.metrics import percentiles
 

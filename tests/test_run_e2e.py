@@ -54,6 +54,8 @@ def test_file_to_mp4_keeps_frames_size_and_timestamps(clip, tmp_path):
     assert report["backend"]["backend"] == "test-blur"
     assert report["source"]["state"] == "ended" and report["source"]["reconnects"] == 0
     assert report["sinks"][str(out)]["frames_written"] == 30
+    assert report["sinks"][str(out)]["x264_preset"] == "veryfast"
+    assert "hint:" not in result.stdout  # nothing dropped: no advice
     assert report["error"] is None and report["interrupted"] is False
 
 

@@ -137,7 +137,11 @@ class FileSink(Sink):
 
     def stats(self) -> dict:
         encoded = self._encoder.frames_encoded if self._encoder else 0
-        stats = {"frames_written": self.frames_written, "frames_encoded": encoded}
+        stats = {
+            "frames_written": self.frames_written,
+            "frames_encoded": encoded,
+            "x264_preset": self.options.preset,
+        }
         if self._audio is not None:
             stats["audio"] = self._audio.stats()
         return stats

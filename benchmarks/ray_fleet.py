@@ -45,7 +45,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a cluster on 127.0.0.1 
 
 from rtsp_control import free_port  # noqa: E402
 
-from streamdenoise.lab.speed import machine_record, write_report  # noqa: E402
+from streamdenoise.lab.speed import cpu_description, machine_record, write_report  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 GPU_RESULTS = RESULTS / "gpu"
@@ -483,8 +483,7 @@ def to_markdown(doc: dict) -> str:
     lines = [
         "# serve on a Ray cluster, simulated on one machine",
         "",
-        f"Machine: {m['cpu']['model']}, {m['cpu']['cores']} logical cores "
-        f"({', '.join(m['cpu']['flags'])}); Ray {doc['ray_version']}; commit "
+        f"Machine: {cpu_description(m)}; Ray {doc['ray_version']}; commit "
         f"{m['git_commit']}. Load average {load['start']} at the start, {load['end']} at the "
         "end"
         + (

@@ -124,10 +124,11 @@ def record_export(
 def carry_exports(old_digest: str, weights: Path) -> None:
     """Re-key the exports of a weights file whose metadata alone was rewritten (same network,
     so the same exports) under its new digest, in every folder that lists them."""
+    new_digest = file_sha256(weights)
     for folder in search_path():
         manifest = read_manifest(folder)
         if old_digest in manifest:
-            manifest[file_sha256(weights)] = manifest.pop(old_digest)
+            manifest[new_digest] = manifest.pop(old_digest)
             write_manifest(folder, manifest)
 
 

@@ -25,6 +25,7 @@ from streamdenoise.backends.identity import IdentityDenoiser
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.lab.data import IMAGE_EXTS, image_files, read_rgb
 from streamdenoise.lab.image_metrics import flicker, psnr, ssim
+from streamdenoise.lab.speed import cpu_description
 from streamdenoise.models import MODEL_NAMES
 from streamdenoise.models.noise import realistic_eval_noise
 
@@ -354,11 +355,7 @@ def markdown(report: dict) -> str:
     ]
     machine = report.get("machine")
     if machine:
-        cpu = machine["cpu"]
-        lines[0] += (
-            f" Machine of the latest run: {cpu['model']}, {cpu['cores']} logical cores"
-            f" ({', '.join(cpu['flags'])})"
-        )
+        lines[0] += f" Machine of the latest run: {cpu_description(machine)}"
         load = machine.get("load_avg_1m")
         lines[0] += f", load average {load} at its start." if load is not None else "."
     if report.get("isa_cap"):

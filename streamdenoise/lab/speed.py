@@ -475,6 +475,12 @@ def machine_record() -> dict:
     }
 
 
+def cpu_description(machine: dict) -> str:
+    """``model, N logical cores (flags)`` of a :func:`machine_record`, for report headers."""
+    cpu = machine["cpu"]
+    return f"{cpu['model']}, {cpu['cores']} logical cores ({', '.join(cpu['flags'])})"
+
+
 def _git_dirty() -> bool | None:
     try:
         out = subprocess.run(

@@ -121,6 +121,17 @@ def close_like_a_window_manager(display, window) -> None:
     display.sync()
 
 
+def sized_screenshot(x, window, shape: tuple[int, int, int], wait_s: float = 20) -> np.ndarray:
+    """A screenshot once the window has the frame's size (it may be mapped at the toolkit's
+    default size first), or the last one taken when ``wait_s`` runs out."""
+    deadline = time.monotonic() + wait_s
+    shot = screenshot(x, window)
+    while shot.shape != shape and time.monotonic() < deadline:
+        time.sleep(0.2)
+        shot = screenshot(x, window)
+    return shot
+
+
 @contextlib.contextmanager
 def window_run(xvfb: str, tmp_path: Path, *extra: str):
     """A run showing the still clip in a window (plus a file output); yields (X connection,
@@ -152,7 +163,7 @@ def test_window_shows_the_frames_and_q_ends_the_run(xvfb, tmp_path):
         # the first frames may take a while to be painted on a busy machine: look again
         deadline = time.monotonic() + 20
         while True:
-            shot = screenshot(x, window)
+            shot = sized_screenshot(x, window, (SIZE[1], 2 * SIZE[0], 3))
             assert shot.shape == (SIZE[1], 2 * SIZE[0], 3)  # --compare: twice as wide
             noisy, denoised = shot[:, : SIZE[0]], shot[:, SIZE[0] :]
             if np.abs(noisy.astype(int) - expected).max() <= 2 or time.monotonic() > deadline:
@@ -166,7 +177,7 @@ def test_window_shows_the_frames_and_q_ends_the_run(xvfb, tmp_path):
 
 def test_closing_the_window_ends_the_run(xvfb, tmp_path):
     with window_run(xvfb, tmp_path) as (x, window):
-        assert screenshot(x, window).shape == (SIZE[1], SIZE[0], 3)
+        assert sized_screenshot(x, window, (SIZE[1], SIZE[0], 3)).shape == (SIZE[1], SIZE[0], 3)
         close_like_a_window_manager(x, window)
 
 

@@ -264,7 +264,7 @@ class Pipeline:
             self._backend = self._create_backend()
             self._open_source()
             if self._auto is not None:
-                self._start_auto()
+                self._start_auto(sinks)
         except BaseException:
             for sink in sinks:  # e.g. a preview server that already bound its port
                 with contextlib.suppress(Exception):
@@ -293,10 +293,14 @@ class Pipeline:
             self._auto = backend
         return backend
 
-    def _start_auto(self) -> None:
+    def _start_auto(self, sinks: list[Sink]) -> None:
         """Tell ``--model auto`` the source's rate and whether frames may drop; where the
         source knows its frame size, calibrate and choose now, before any frame waits."""
-        self._auto.configure(self._source.fps, adaptive=self._policy() == "latest")
+        self._auto.configure(
+            self._source.fps,
+            adaptive=self._policy() == "latest",
+            encoders=[sink.x264_preset for sink in sinks if sink.x264_preset],
+        )
         size = self._source.frame_size
         if size is not None:
             self._auto.prepare(*size)

@@ -17,6 +17,7 @@ from helpers import HEAVY_BACKEND, make_clip, run_cli
 
 from streamdenoise import hardware
 from streamdenoise.auto import AutoDenoiser
+from streamdenoise.auto import calibration as cal
 from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
 from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
 from streamdenoise.backends import BACKENDS, create_backend
@@ -176,8 +177,24 @@ def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
     write_tier(folder, "mid", MID, 29.0, seed=7)  # retrained: only this tier again
     assert measured() == ["mid/fp32"]
     assert measured(size=(160, 96)) == ["mid/fp32", "small/fp32"]
-    kinds = sorted(e["key"]["kind"] for e in cache.entries())
-    assert kinds == ["codec", "codec", "tier", "tier", "tier", "tier"]
+    # per size: decoding, and encoding at the one output's default preset
+    kinds = sorted((e["key"]["kind"], e["key"].get("work")) for e in cache.entries())
+    assert kinds == [("codec", "decode")] * 2 + [("codec", "encode veryfast")] * 2 + [
+        ("tier", None)
+    ] * 4
+
+
+def test_codec_reserve_counts_the_outputs_that_encode(tmp_path):
+    """Decoding once, plus each encoding output at its own preset; each part measured once."""
+    cache = CalibrationCache(tmp_path / "cache")
+    machine = cal.machine_key()
+    frames = cal.calibration_frames(160, 96, cal.CODEC_FRAMES, clean=True)
+    decode = cal.codec_ms(cache, machine, frames, [])
+    one = cal.codec_ms(cache, machine, frames, ["ultrafast"])
+    two = cal.codec_ms(cache, machine, frames, ["ultrafast", "ultrafast"])
+    assert 0 < decode < one < two and two - one == pytest.approx(one - decode)
+    works = sorted(e["key"]["work"] for e in cache.entries())
+    assert works == ["decode", "encode ultrafast"]
 
 
 @pytest.mark.parametrize("configured", [True, False])
@@ -372,11 +389,16 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     assert sum(s["frames"] for s in report["auto"]["spans"]) == report["frames_out"]
     assert "model auto: tiers that ran" in result.stdout and "ladder:" in result.stdout
 
-    args = (*args[:-1], tmp_path / "again.mp4")
+    assert report["auto"]["calibration"]["x264_encoders"] == ["veryfast"]
+
+    # the tiers are cached; the reserve follows this run's outputs (the null output encodes
+    # nothing, the file encodes at its own preset)
+    args = (*args[:-1], tmp_path / "again.mp4", "--preset", "ultrafast", "-o", "null")
     again = run_cli(*args, "--stats-json", stats, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "measuring" not in again.stderr
-    assert json.loads(stats.read_text())["auto"]["calibration"]["measured_now"] == []
+    calibration = json.loads(stats.read_text())["auto"]["calibration"]
+    assert calibration["measured_now"] == [] and calibration["x264_encoders"] == ["ultrafast"]
 
     found = run_cli("devices", "--json", timeout=120)
     assert found.returncode == 0, found.stderr

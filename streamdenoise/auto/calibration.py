@@ -15,8 +15,9 @@ A key that differs in any part is a miss, so a new CPU, runtime upgrade or retra
 measured again; storing a result replaces the entry it supersedes (same machine, tier,
 runtime, device, precision and size), so the file never grows stale entries.
 
-The cost of decoding and encoding a frame of that size (libx264, one thread) is measured and
-cached the same way: on a CPU the denoiser shares the cores with them.
+The cost of decoding a frame of that size, and of encoding it with libx264 (one thread) at
+each preset the run's outputs use, is measured and cached the same way: on a CPU the denoiser
+shares the cores with them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ RUNTIME_PACKAGES = {
     "tensorrt": "tensorrt",
 }
 #: Fields of a key that name *what* was measured; the rest say where and with what.
-SLOT_FIELDS = ("kind", "tier", "precision", "size")
+SLOT_FIELDS = ("kind", "tier", "precision", "size", "work")
 
 
 def cache_dir() -> Path:
@@ -229,7 +230,8 @@ def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
     }
 
 
-def codec_key(machine: dict, size: tuple[int, int]) -> dict:
+def codec_key(machine: dict, size: tuple[int, int], work: str) -> dict:
+    """Key of one codec cost: ``work`` is "decode" or "encode PRESET"."""
     import av
 
     return {
@@ -238,18 +240,20 @@ def codec_key(machine: dict, size: tuple[int, int]) -> dict:
         "runtime": {"runtime": "libx264+h264", "version": f"av {av.__version__}"},
         "content": "clean",
         "size": f"{size[0]}x{size[1]}",
+        "work": work,
     }
 
 
-def measure_codec_ms(frames: list[np.ndarray]) -> float:
-    """Core-milliseconds to encode (libx264 veryfast, CRF 20, one thread: file outputs'
-    defaults) and decode one frame of ``frames`` (clean ones: the encoder gets denoised
-    frames, and a camera's stream is compressed to a usual bitrate): the fastest of
-    :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser` gives."""
-    return min(_codec_round_ms(frames) for _ in range(CODEC_ROUNDS))
+def measure_codec_ms(frames: list[np.ndarray], preset: str | None) -> float:
+    """Core-milliseconds per frame of ``frames`` (clean ones: the encoder gets denoised
+    frames, and a camera's stream is compressed to a usual bitrate) to encode with libx264 at
+    ``preset`` (CRF 20, one thread), or, with ``preset`` None, to decode one thread's H.264 of
+    them: the fastest of :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser`
+    gives."""
+    return min(_codec_round_ms(frames, preset) for _ in range(CODEC_ROUNDS))
 
 
-def _codec_round_ms(frames: list[np.ndarray]) -> float:
+def _codec_round_ms(frames: list[np.ndarray], preset: str | None) -> float:
     import av
 
     height, width = (n - n % 2 for n in frames[0].shape[:2])  # 4:2:0 wants even sizes
@@ -258,13 +262,16 @@ def _codec_round_ms(frames: list[np.ndarray]) -> float:
     with av.open(buffer, "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=Fraction(30))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "20", "threads": "1"}
+        stream.codec_context.options = {"preset": preset or "veryfast", "crf": "20", "threads": "1"}
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
             frame.pts = index
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    if preset is not None:
+        return (time.perf_counter() - started) * 1000 / len(frames)
     buffer.seek(0)
+    started = time.perf_counter()
     with contextlib.closing(av.open(buffer, format="h264")) as container:
         container.streams.video[0].thread_count = 1
         for frame in container.decode(video=0):
@@ -273,14 +280,23 @@ def _codec_round_ms(frames: list[np.ndarray]) -> float:
 
 
 def codec_ms(
-    cache: CalibrationCache, machine: dict, frames: list[np.ndarray], refresh: bool = False
+    cache: CalibrationCache,
+    machine: dict,
+    frames: list[np.ndarray],
+    encoders: list[str],
+    refresh: bool = False,
 ) -> float:
-    """The decode + encode cost per frame of this size: cached, else measured now."""
+    """The CPU cost per frame of this size of decoding the source and encoding it once per
+    x264 preset in ``encoders`` (one entry per encoding output): each part cached, else
+    measured now."""
     height, width = frames[0].shape[:2]
-    key = codec_key(machine, (width, height))
-    found = None if refresh else cache.lookup(key)
-    if found is not None:
-        return float(found["ms_per_frame"])
-    ms = measure_codec_ms(frames[:CODEC_FRAMES])
-    cache.store(key, {"ms_per_frame": round(ms, 3)})
-    return ms
+    cost: dict[str | None, float] = {}
+    for preset in dict.fromkeys([None, *encoders]):
+        work = "decode" if preset is None else f"encode {preset}"
+        key = codec_key(machine, (width, height), work)
+        found = None if refresh else cache.lookup(key)
+        if found is None:
+            found = {"ms_per_frame": round(measure_codec_ms(frames[:CODEC_FRAMES], preset), 3)}
+            cache.store(key, found)
+        cost[preset] = float(found["ms_per_frame"])
+    return cost[None] + sum(cost[preset] for preset in encoders)

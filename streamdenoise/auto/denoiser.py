@@ -12,7 +12,8 @@ them at a time:
    ranks :data:`INT8_PENALTY_DB` below its float twin unless the weights file records its own
    int8 score; where int8 is no faster (an AVX2 CPU without VNNI) it never runs.
 3. **Choose** the best rung whose calibrated time fits :data:`TARGET_USAGE` of the frame
-   interval, after reserving the CPU that decoding and encoding the stream need.
+   interval, after reserving the CPU that decoding the source and encoding each output
+   (at its own x264 preset) need.
 4. **Adapt** (:mod:`streamdenoise.auto.adapt`): step one rung down or up on the detector's
    word. The next denoiser is built, prepared for the frame size and warmed up on a
    background thread while the current one keeps streaming; the swap happens between two
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ from streamdenoise.backends.base import Denoiser
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.errors import BackendUnavailable, UsageError, UserError
 from streamdenoise.models.tiers import Tier, discover_tiers, ladder
+from streamdenoise.settings import default
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ INT8_PENALTY_DB = 0.4
 #: Frame rate assumed for the first choice when the source declares none (adaptation then
 #: measures the real rate).
 ASSUMED_FPS = 30.0
+#: What a run encodes each frame with when the caller does not say: one file output.
+DEFAULT_ENCODER = default("preset")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class AutoDenoiser(Denoiser):
         #: then (e.g. frame by frame from the Python API) the strongest tier runs.
         self.fps: float | None = None
         self.adaptive = False
+        self.encoders: list[str] = [DEFAULT_ENCODER]
         self.rungs: list[Rung] = []
         self.cost_ms: dict[Rung, float] = {}
         self.calibration: dict = {}
@@ -167,11 +173,15 @@ class AutoDenoiser(Denoiser):
             return runtimes.default_device(self._runtime_name, self._precision)
         return device
 
-    def configure(self, fps: float | None, adaptive: bool) -> None:
-        """The source's frame rate and whether this run may drop frames (call before
-        prepare)."""
+    def configure(
+        self, fps: float | None, adaptive: bool, encoders: Sequence[str] = (DEFAULT_ENCODER,)
+    ) -> None:
+        """The source's frame rate, whether this run may drop frames, and the libx264 preset
+        of each output that encodes every frame (their CPU is left to them; default: one file
+        output at the default preset). Call before prepare."""
         self.fps = fps if fps and fps > 0 else None
         self.adaptive = adaptive
+        self.encoders = list(encoders)
 
     def prepare(self, width: int, height: int) -> None:
         if self._size == (width, height):
@@ -292,7 +302,7 @@ class AutoDenoiser(Denoiser):
             codec = 0.0
         else:
             clean = cal.calibration_frames(width, height, cal.CODEC_FRAMES, clean=True)
-            codec = cal.codec_ms(self.cache, machine, clean, self.recalibrate)
+            codec = cal.codec_ms(self.cache, machine, clean, self.encoders, self.recalibrate)
         reserve = codec / cal.usable_cores()
         interval = 1000 / (self.fps or ASSUMED_FPS)
         limit = interval * TARGET_USAGE - reserve
@@ -305,6 +315,7 @@ class AutoDenoiser(Denoiser):
             "frame_interval_ms": round(interval, 2),
             "fps_assumed": self.fps is None,
             "codec_ms_per_frame": round(codec, 2),
+            "x264_encoders": list(self.encoders),
             "choice_limit_ms": round(limit, 2),
             "measured_now": sorted(self._measured_now),
             "seconds": round(time.monotonic() - started, 2),

@@ -25,6 +25,9 @@ class Sink(ABC):
     #: audio track and this sink's own buffer of it as ``audio_input`` before ``open``.
     accepts_audio: bool = False
     audio_input: tuple[AudioTrack, AudioBuffer] | None = None
+    #: The libx264 preset this sink encodes every frame with, None where it runs no x264:
+    #: ``--model auto`` leaves the CPU that encoding takes to the encoders.
+    x264_preset: str | None = None
 
     @abstractmethod
     def open(self, first: Frame, fps: float | None) -> None: ...

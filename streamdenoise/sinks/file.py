@@ -45,6 +45,7 @@ class FileSink(Sink):
     def __init__(self, path: str | Path, options: SinkOptions) -> None:
         self.path = Path(path)
         self.options = options
+        self.x264_preset = options.preset
         self._container = None
         self._file: _CheckedFile | None = None
         self._encoder: VideoEncoder | None = None
@@ -140,7 +141,7 @@ class FileSink(Sink):
         stats = {
             "frames_written": self.frames_written,
             "frames_encoded": encoded,
-            "x264_preset": self.options.preset,
+            "x264_preset": self.x264_preset,
         }
         if self._audio is not None:
             stats["audio"] = self._audio.stats()

@@ -27,7 +27,7 @@ from streamdenoise.options import SinkOptions
 from streamdenoise.redact import redact
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sinks.file import check_frame_size
-from streamdenoise.sinks.video_encoder import VideoEncoder
+from streamdenoise.sinks.video_encoder import LIVE_PRESET, VideoEncoder
 from streamdenoise.sources.network import backoff_delay
 from streamdenoise.urls import with_query_defaults
 
@@ -53,6 +53,7 @@ FORMATS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
 class RestreamSink(Sink):
     lossless = False
     accepts_audio = True
+    x264_preset = LIVE_PRESET
 
     def __init__(self, url: str, options: SinkOptions) -> None:
         self.scheme = urlsplit(url).scheme.lower()

@@ -18,6 +18,8 @@ from streamdenoise.options import SinkOptions
 
 #: Encoder time base: fine enough to keep any source timestamp to within 11 µs.
 TIME_BASE = Fraction(1, 90_000)
+#: The preset of a live output (restreams): the cheapest, so a viewer waits on nothing.
+LIVE_PRESET = "ultrafast"
 
 
 def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ class VideoEncoder:
         codec = self.stream.codec_context
         codec.time_base = TIME_BASE
         codec.gop_size = options.gop or max(round(self.fps * 2), 1)
-        x264 = {"preset": "ultrafast" if zerolatency else options.preset}
+        x264 = {"preset": LIVE_PRESET if zerolatency else options.preset}
         if zerolatency:
             x264["tune"] = "zerolatency"
         if zerolatency or not b_frames:

@@ -152,3 +152,12 @@ def test_eval_under_a_kernel_cap_says_so_and_is_not_merged_with_an_uncapped_run(
     capsys.readouterr()
     assert main([*args, "--merge", str(plain)]) == 2
     assert "ONEDNN_MAX_CPU_ISA" in capsys.readouterr().err
+    # checked before anything is measured: nothing is written, nothing printed but the line
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    mixed = tmp_path / "mixed.json"
+    realistic = [*args, "--noise", "realistic", "--json", str(mixed)]
+    assert main([*realistic, "--merge", str(plain)]) == 2
+    err = capsys.readouterr().err
+    assert "another --noise" in err and "PSNR" not in err and not mixed.exists()
+    assert main([*args, "--merge", str(tmp_path / "missing.json")]) == 2
+    assert "--merge: cannot read" in capsys.readouterr().err

@@ -23,13 +23,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     table.add_arguments(parser, table.EVAL)
 
 
+def earlier_report(path, noise: str, protocol: str, isa_cap: str | None) -> dict:
+    """A ``--merge`` report, read and checked before anything is measured: rows of another
+    noise, protocol or kernel cap cannot share a table."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--merge: cannot read {path}: {err}") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("results"), list):
+        raise UsageError(f"--merge: {path} is not an eval report")
+    if (earlier.get("noise"), earlier.get("protocol")) != (noise, protocol):
+        raise UsageError(f"--merge: {path} used another --noise or --protocol")
+    if earlier.get("isa_cap") != isa_cap:
+        raise UsageError(f"--merge: {path} ran with another ONEDNN_MAX_CPU_ISA")
+    return earlier
+
+
 def merge_reports(report: dict, earlier: dict) -> None:
     """Add ``earlier``'s rows that this run did not recompute (same dataset/backend/σ/noise),
     so slow baselines can be measured once and the models re-measured alone."""
-    if (earlier.get("noise"), earlier.get("protocol")) != (report["noise"], report["protocol"]):
-        raise UsageError("--merge: the earlier report used another --noise or --protocol")
-    if earlier.get("isa_cap") != report.get("isa_cap"):
-        raise UsageError("--merge: the earlier report ran with another ONEDNN_MAX_CPU_ISA")
 
     def key(row: dict) -> tuple:
         return row["dataset"], row["backend"], row["sigma"]
@@ -64,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         raise UsageError("--backends is empty")
     datasets = given["data"] or [table.data_dir() / "val" / "videos"]
+    # int8 kernels round differently per instruction set: a capped run says so
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    merged = [
+        earlier_report(path, given["noise"], given["protocol"], cap)
+        for path in given["merge"] or []
+    ]
     report = evaluate(
         datasets,
         sigmas,
@@ -77,13 +95,11 @@ def run(args: argparse.Namespace) -> int:
     )
     report["datasets"] = [str(d) for d in datasets]
     report["machine"] = machine_record()  # of this run; merged rows keep only their commands
-    # int8 kernels round differently per instruction set: a capped run says so
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     report["commands"] = [(f"ONEDNN_MAX_CPU_ISA={cap} " if cap else "") + args.command_line]
     if cap:
         report["isa_cap"] = cap
-    for path in given["merge"] or []:
-        merge_reports(report, json.loads(path.read_text()))
+    for earlier in merged:
+        merge_reports(report, earlier)
     summary = markdown(report)
     write_reports((given["json"], json.dumps(report, indent=1)), (given["markdown"], summary))
     print(summary)

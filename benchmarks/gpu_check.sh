@@ -5,7 +5,8 @@
 # (per frame, and batched on GPU-resident inputs) and the end-to-end pipeline bench.
 # With wheels in .whl/ (e.g. PyAV for a machine without it) they are installed first.
 # STAGES picks stages (default: all): gpu-tests bench-model bench-batch bench-pipeline
-# compile fast-tests slow-tests demo. MODELS picks the models benched and demoed (default: temporal);
+# compile fast-tests slow-tests demo. MODELS picks the models benched and demoed (default:
+# temporal-gpu, the recurrent tier with its motion search in the graph: nothing host-bound);
 # bench-model also measures FFmpeg's nlmeans on the host CPU in the same run (the speed ratio
 # against it).
 set -u -o pipefail
@@ -34,7 +35,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
 }
 step gpu-tests 120 python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
     tests/test_backend_parity.py --junitxml="$OUT/pytest_gpu.xml"
-MODELS=${MODELS:-temporal}
+MODELS=${MODELS:-temporal-gpu}
 for MODEL in $MODELS; do
     # README command (1)'s job on the default device (CUDA fp16 when torch sees the GPU)
     step demo 60 $SD run demo --model "$MODEL" -o /tmp/demo_denoised.mp4 \

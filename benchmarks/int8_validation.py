@@ -15,6 +15,7 @@ only: the network and its exports are unchanged). The fast-motion crops are repo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -78,11 +79,28 @@ def record(model: str, value: float, command: str) -> None:
     carry_exports(old_digest, path)
 
 
+def earlier_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier report for models this run did not measure (same kernel cap):
+    one table of every tier, measured tier by tier as they are trained."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if earlier.get("isa_cap") != os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        return []
+    measured = {row["model"] for row in rows}
+    kept = [row for row in earlier.get("rows", []) if row["model"] not in measured]
+    for row in kept:
+        row.setdefault("command", earlier.get("command"))
+    return kept
+
+
 def to_markdown(doc: dict) -> str:
     lines = [
         "# int8 on the validation crops training scores (OpenVINO, σ = 25, 8-bit AWGN)",
         "",
-        f"`{doc['command']}`; CPU: {doc['machine']['cpu'].get('model')}; "
+        f"`{doc['command']}` (rows of other commands: their `command` in the JSON); CPU: "
+        f"{doc['machine']['cpu'].get('model')}; "
         f"ONEDNN_MAX_CPU_ISA={doc['isa_cap'] or 'unset'}. Centre 256² crops, 12 frames per "
         "sequence, through `process()`. `recorded` is the figure the weights file carries "
         "(training's, torch bf16).",
@@ -111,6 +129,7 @@ def main() -> int:
     rows = []
     for model in args.models.split(","):
         row = {"model": model, "recorded": load_tier(weights_path(model)).quality}
+        row["command"] = command
         for name, (clean, noisy) in sets.items():
             for precision in ("fp32", "int8"):
                 row[f"{name}_{precision}"] = round(score(model, precision, clean, noisy), 3)
@@ -120,7 +139,7 @@ def main() -> int:
         "command": command,
         "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "machine": machine_record(),
-        "rows": rows,
+        "rows": earlier_rows(args.out / "int8_validation.json", rows) + rows,
     }
     write_report(args.out / "int8_validation", doc, to_markdown(doc))
     if args.write:

@@ -4,13 +4,17 @@ nodes, from the plugin's own performance counters, for one frame size.
     python benchmarks/openvino_profile.py --model temporal --size 1280x720 --precision f32
 
 Convolutions are the work; reorders, concats and element-wise operations on full-resolution
-tensors are overhead that a CPU tier has to design away. Writes JSON + markdown.
+tensors are overhead that a CPU tier has to design away. Time is also summed per part of the
+network (the module a node comes from: ``align`` is the in-graph motion search, ``gate`` the
+accumulator's gate), as far as the plugin's fused nodes keep their names. Writes JSON +
+markdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +26,9 @@ from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.models import load_model
 from streamdenoise.models.macs import count_config_macs
 from streamdenoise.models.onnx import export_onnx
+
+#: A module's name in an exported node's path: ``align``, ``encs.1``, ``head_1``.
+MODULE = re.compile(r"[a-z]+(?:[._]\d+)*")
 
 
 def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dict:
@@ -42,6 +49,7 @@ def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dic
     for _ in range(3):
         request.infer(feed)
     by_type: collections.Counter = collections.Counter()
+    by_part: collections.Counter = collections.Counter()
     nodes: collections.Counter = collections.Counter()
     start = time.perf_counter()
     for _ in range(runs):
@@ -49,6 +57,7 @@ def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dic
         for info in request.profiling_info:
             ms = info.real_time.total_seconds() * 1000 / runs
             by_type[info.node_type] += ms
+            by_part[network_part(info.node_name)] += ms
             nodes[(info.node_name, info.node_type, info.exec_type)] += ms
     wall = (time.perf_counter() - start) / runs * 1000
     return {
@@ -58,11 +67,23 @@ def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dic
         "gmac": round(count_config_macs(net.config, *size) / 1e9, 2),
         "ms_per_infer": round(wall, 2),
         "ms_by_type": {k: round(v, 2) for k, v in by_type.most_common()},
+        "ms_by_part": {k: round(v, 2) for k, v in by_part.most_common()},
         "slowest_nodes": [
             {"node": n, "type": t, "kernel": k, "ms": round(v, 2)}
             for (n, t, k), v in nodes.most_common(15)
         ],
     }
+
+
+def network_part(node: str) -> str:
+    """The module an exported node comes from: the first module path in its name
+    (``/align/Conv_3`` → ``align``, ``/encs.1/…`` → ``encs``, a reorder the plugin put before
+    ``/head_1/Conv`` → ``head``); nodes of the top-level forward and those the plugin made up
+    (``Power_6548``) are "other"."""
+    for segment in re.findall(r"/([^/]+)(?=/)", node):
+        if MODULE.fullmatch(segment):
+            return re.split(r"[._]", segment)[0]
+    return "other"
 
 
 def to_markdown(doc: dict) -> str:
@@ -76,6 +97,8 @@ def to_markdown(doc: dict) -> str:
         "|---|---:|",
     ]
     lines += [f"| {k} | {v:.1f} |" for k, v in doc["ms_by_type"].items() if v >= 0.1]
+    lines += ["", "| part of the network | ms per frame |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in doc["ms_by_part"].items() if v >= 0.1]
     lines += ["", "| slowest node | type | kernel | ms |", "|---|---|---|---:|"]
     lines += [
         f"| `{n['node']}` | {n['type']} | {n['kernel']} | {n['ms']:.1f} |"

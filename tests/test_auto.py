@@ -37,10 +37,13 @@ def write_tier(
     quality: float | None,
     seed: int = 0,
     int8: float | None = None,
+    motion: str | None = None,
 ) -> Path:
-    """A real weights file of a spatial tier (random weights: speed tests need no training)."""
+    """A real weights file of a tier (random weights: speed tests need no training); per
+    frame, or recurrent with ``motion`` compensated that way."""
     torch.manual_seed(seed)
-    net = build_net(NetConfig(temporal=False, channels=channels))
+    temporal = {"temporal": True, "motion": motion} if motion else {"temporal": False}
+    net = build_net(NetConfig(channels=channels, **temporal))
     final = {} if quality is None else {QUALITY_METRIC: quality}
     if int8 is not None:
         final[f"{QUALITY_METRIC}_int8"] = int8
@@ -65,13 +68,15 @@ def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
     tiers, broken = discover_tiers()
     assert broken == {}
     by_name = {t.name: t for t in tiers}
-    assert {"spatial", "temporal", "fixed"} <= set(by_name)
+    assert {"spatial", "temporal", "temporal-gpu", "fixed"} <= set(by_name)
     # the cost comes from the config alone and agrees with a real forward pass
-    assert by_name["temporal"].gmac_720p * 1e9 == count_macs("temporal")
-    assert [t.gmac_720p for t in tiers] == sorted(t.gmac_720p for t in tiers)
+    for name in ("temporal", "temporal-gpu"):
+        assert by_name[name].gmac_720p * 1e9 == count_macs(name)
+    # by cost, the tiers that measure motion on the host after those that do not
+    assert tiers == sorted(tiers, key=lambda t: (t.host_motion, t.gmac_720p, t.quality))
     names = [t.name for t in ladder(tiers)]
+    assert names[-3:] == ["spatial", "temporal-gpu", "temporal"]
     # fixed costs what temporal costs and scores lower: only used when asked for by name
-    assert names[:2] == ["spatial", "temporal"] or names[-2:] == ["spatial", "temporal"]
     assert "fixed" not in names
 
 
@@ -91,6 +96,19 @@ def test_a_new_weights_file_is_a_new_tier(tmp_path):
     # without recorded quality the ladder goes by cost alone
     write_tier(tmp_path, "mid", MID, None)
     assert [t.name for t in ladder(discover_tiers(tmp_path)[0])] == ["small", "mid", "big"]
+
+
+def test_host_side_motion_ranks_a_tier_above_every_in_graph_one(tmp_path):
+    """Optical flow on the host is work outside a tier's GMAC: a flow-aligned tier climbs
+    after an in-graph one of more GMAC, and neither pushes the other off the ladder."""
+    write_tier(tmp_path, "per-frame", MID, 29.0)
+    write_tier(tmp_path, "in-graph", MID, 29.5, motion="graph")
+    write_tier(tmp_path, "host-flow", MID, 29.8, motion="flow")
+    tiers, _ = discover_tiers(tmp_path)
+    by_name = {t.name: t for t in tiers}
+    assert by_name["in-graph"].gmac_720p > by_name["host-flow"].gmac_720p
+    assert [t.host_motion for t in tiers] == [False, False, True]
+    assert [t.name for t in ladder(tiers)] == ["per-frame", "in-graph", "host-flow"]
 
 
 def test_an_int8_rung_ranks_by_its_recorded_score(tmp_path):
@@ -179,9 +197,10 @@ def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
     assert measured(size=(160, 96)) == ["mid/fp32", "small/fp32"]
     # per size: decoding, and encoding at the one output's default preset
     kinds = sorted((e["key"]["kind"], e["key"].get("work")) for e in cache.entries())
-    assert kinds == [("codec", "decode")] * 2 + [("codec", "encode veryfast")] * 2 + [
-        ("tier", None)
-    ] * 4
+    assert (
+        kinds
+        == [("codec", "decode")] * 2 + [("codec", "encode veryfast")] * 2 + [("tier", None)] * 4
+    )
 
 
 def test_codec_reserve_counts_the_outputs_that_encode(tmp_path):

@@ -396,7 +396,8 @@ class AutoDenoiser(Denoiser):
         """Rungs in quality order, keeping only those cheaper than every better one.
 
         Tiers above the last one measured get a float rung whose cost is extrapolated by
-        GMAC from the dearest measured float rung (adaptation may still climb there).
+        GMAC from the dearest measured float rung, never below it (a tier ranked dearer with
+        fewer GMAC measures motion on the host); adaptation may still climb there.
         """
         candidates: list[tuple[float, Rung]] = []
         ranked = all(t.quality is not None for t in self.tiers)
@@ -408,7 +409,7 @@ class AutoDenoiser(Denoiser):
                 last = (tier, measured[rung])
                 self.cost_ms[rung] = measured[rung]
             elif last is not None:
-                self.cost_ms[rung] = last[1] * tier.gmac_720p / last[0].gmac_720p
+                self.cost_ms[rung] = last[1] * max(1.0, tier.gmac_720p / last[0].gmac_720p)
             else:
                 continue  # the tier cannot run here
             candidates.append((quality, rung))

@@ -124,6 +124,9 @@ def default_net_config(model: str) -> NetConfig:
         return FAST_CONFIG
     if model == "tiny":
         return TINY_CONFIG
+    if model == "temporal-gpu":
+        # motion searched inside the graph, on the device that runs the network
+        return NetConfig(temporal=True, motion="graph", extra={"align": "fine"})
     return NetConfig(temporal=True, motion="shift" if model == "fixed" else "flow")
 
 

@@ -8,11 +8,12 @@ from streamdenoise.errors import UsageError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-# Shipped models: "temporal" (recurrent; the default, for any video), "fixed" (recurrent with
-# a running average of the noisy frames: for fixed cameras, where most of the picture stands
-# still), "spatial" (per frame), "fast" (per frame, the CPU tier: about 2 GMAC per 720p frame)
-# and "tiny" (per frame, about 1 GMAC: 1080p on small CPUs).
-MODEL_NAMES = ("temporal", "spatial", "fixed", "fast", "tiny")
+# Shipped models: "temporal" (recurrent; the default, for any video), "temporal-gpu" (the
+# same network with its motion search inside the graph: no host work, for GPUs), "fixed"
+# (recurrent with a running average of the noisy frames: for fixed cameras, where most of the
+# picture stands still), "spatial" (per frame), "fast" (per frame, the CPU tier: about 2 GMAC
+# per 720p frame) and "tiny" (per frame, about 1 GMAC: 1080p on small CPUs).
+MODEL_NAMES = ("temporal", "temporal-gpu", "spatial", "fixed", "fast", "tiny")
 # Every architecture `streamdenoise train` knows: the shipped models, the recurrent CPU tier
 # in training ("small", motion search inside the graph) and "small-spatial", the per-frame
 # network of the same cost that "fast" was grown from (see docs/models.md, "Tiers").

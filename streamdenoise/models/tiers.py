@@ -6,11 +6,15 @@ PSNR its training recorded. Nothing here names a model: a new weights file dropp
 ``streamdenoise/models/weights/`` is a new tier.
 
 The *ladder* is what ``--model auto`` climbs: the tiers ordered by cost, keeping only those
-that buy quality with it (the Pareto front of cost vs. validation PSNR). A tier that costs as
-much as another (within :data:`SAME_COST`) but scores lower, or that costs more than a cheaper
-one that scores higher, is never the right step — e.g. ``fixed``, a model for fixed cameras
-with today's cost and a lower general-purpose score, stays off the ladder and is used only
-when asked for by name. Tiers whose files record no validation PSNR are ranked by cost.
+that buy quality with it (the Pareto front of cost vs. validation PSNR). A tier that measures
+motion on the host (dense optical flow, a global shift) has work its GMAC does not count —
+on a GPU it is most of the time per frame — so it ranks above every tier that does all its
+work in the graph, whatever their GMAC; calibration then measures what each really costs.
+A tier that costs as much as another (within :data:`SAME_COST`) but scores lower, or that
+costs more than a cheaper one that scores higher, is never the right step — e.g. ``fixed``,
+a model for fixed cameras with ``temporal``'s cost and a lower general-purpose score, stays off
+the ladder and is used only when asked for by name. Tiers whose files record no validation
+PSNR are ranked by cost.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ class Tier:
     @property
     def temporal(self) -> bool:
         return self.config.temporal
+
+    @property
+    def host_motion(self) -> bool:
+        """Whether the backend measures motion on the host for it (work outside its GMAC)."""
+        return self.temporal and self.config.motion != "graph"
 
     @property
     def model_arg(self) -> str:
@@ -120,15 +129,17 @@ def discover_tiers(folder: Path = WEIGHTS_DIR) -> tuple[list[Tier], dict[str, st
     return sorted(tiers, key=_rank), broken
 
 
-def _rank(tier: Tier) -> tuple[float, float, str]:
-    return tier.gmac_720p, tier.quality if tier.quality is not None else 0.0, tier.name
+def _rank(tier: Tier) -> tuple[bool, float, float, str]:
+    quality = tier.quality if tier.quality is not None else 0.0
+    return tier.host_motion, tier.gmac_720p, quality, tier.name
 
 
 def ladder(tiers: list[Tier]) -> list[Tier]:
     """The tiers worth stepping between, cheapest first (see the module docstring)."""
     rungs: list[Tier] = []
     for tier in sorted(tiers, key=_rank):
-        if rungs and tier.gmac_720p <= rungs[-1].gmac_720p * (1 + SAME_COST):
+        same_kind = rungs and rungs[-1].host_motion == tier.host_motion
+        if same_kind and tier.gmac_720p <= rungs[-1].gmac_720p * (1 + SAME_COST):
             if _better(tier, rungs[-1]):  # same cost: keep the better one
                 rungs[-1] = tier
             continue

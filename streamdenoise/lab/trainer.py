@@ -126,7 +126,9 @@ def default_net_config(model: str) -> NetConfig:
         return TINY_CONFIG
     # temporal: motion searched inside the graph, on whatever device runs the network;
     # fixed: a global shift measured on the host (about 1 ms)
-    return NetConfig(temporal=True, motion="shift" if model == "fixed" else "graph")
+    if model == "fixed":
+        return NetConfig(temporal=True, motion="shift")
+    return NetConfig(temporal=True, motion="graph", extra={"align": "fine"})
 
 
 def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

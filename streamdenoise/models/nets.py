@@ -148,7 +148,9 @@ class UNetDenoiser(nn.Module):
             self.decs.append(nn.Sequential(*_convs(c[i - 1], config.dec_convs[i - 1])))
         if config.motion not in ("shift", "flow", "graph"):
             raise ValueError(f"unknown motion {config.motion!r}")
-        self.align = CostVolumeAligner() if config.temporal and config.motion == "graph" else None
+        self.align = None
+        if config.temporal and config.motion == "graph":
+            self.align = CostVolumeAligner(config.extra.get("align", "coarse"))
         # the output conv sees 3×3 neighbours, or (``extra.tail_kernel`` = 1) only its own
         # pixel: a large share of a thin network's cost, and the levels below it already see
         # wide

@@ -5,11 +5,13 @@ the current frame first. Doing that inside the graph keeps it on the device the 
 on (no host round trip on a GPU) and lets every runtime that runs the network run it too.
 
 Coarse to fine, on grey images: at 1/8 resolution (where averaging has removed most of the
-noise) every displacement within a few coarse pixels is scored by the squared
-difference between the current frame and the shifted previous output, summed over a 3×3
-window; a softmax over the scores gives a sub-pixel flow (its expectation). The same is done
-again at 1/4 and 1/2 resolution around that estimate, and the state is resampled bilinearly along
-the result. Only conv, pooling, softmax, resize and GridSample (ONNX opset 16+) are used.
+noise) every displacement within a few coarse pixels is scored by the squared difference
+between the current frame and the shifted previous output, summed over a small window; a
+softmax over the scores gives a sub-pixel flow (its expectation). The same is done again at
+finer levels around that estimate (1/4 and 1/2 in the first, ``coarse`` pyramid; down to
+full resolution, with wider windows, in the ``fine`` one), and the state is resampled
+bilinearly along the result. Only conv, pooling, softmax, resize and GridSample (ONNX opset
+16+) are used. How well each pyramid lines frames up: ``benchmarks/motion_search.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ STAGES = ((8, 4, 3), (4, 2, 3), (2, 1, 3))
 #: Pyramids by name. "fine": wider matching windows (a 3×3 window of noisy pixels picks
 #: noise as often as motion) and a last ±1 px step at full resolution; on validation pairs
 #: at σ = 25 it left 24 % less warp error than the first design (DIS optical flow: 57 %
-#: less).
+#: less; benchmarks/results/motion_search.md).
 PYRAMIDS = {"coarse": STAGES, "fine": ((8, 4, 5), (4, 2, 7), (2, 1, 9), (1, 1, 9))}
 SHARPNESS_START = 50.0
 # Added to the mean matching cost before normalising by it: flat areas (sky, walls) have no

@@ -203,6 +203,9 @@ def test_devices_lists_backends_cpu_and_versions():
     assert "av" in found["versions"] and isinstance(found["cameras"], list)
     # the shipped default model and its cost per 720p frame (budget: 6 GMAC)
     assert 0 < found["models"]["temporal"]["gmac_per_720p_frame"] <= 6
+    # optical flow on the host is outside the GMAC; the in-graph search is inside it
+    assert found["models"]["temporal"]["host_motion"] is True
+    assert found["models"]["temporal-gpu"]["host_motion"] is False
     # what `run` would use: the trained tiers on the fastest runtime here, never an error
     assert found["default_run"]["model"] == "auto" and "error" not in found["default_run"]
     assert found["default_run"]["backend"] in ("torch", "openvino")

@@ -143,7 +143,12 @@ def models_table(found: dict[str, dict]):
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="model tiers (--model auto climbs the ladder)", title_justify="left")
+    table = Table(
+        title="model tiers (--model auto climbs the ladder)",
+        title_justify="left",
+        caption="+ host: motion is measured on the host CPU, outside the GMAC",
+        caption_justify="left",
+    )
     for column in ("model", "GMAC/720p", "val PSNR dB", "ladder", "measured here"):
         table.add_column(column)
     for name, info in found.items():
@@ -157,7 +162,7 @@ def models_table(found: dict[str, dict]):
         )
         table.add_row(
             name,
-            f"{info['gmac_per_720p_frame']:.2f}",
+            f"{info['gmac_per_720p_frame']:.2f}" + (" + host" if info["host_motion"] else ""),
             _quality(info),
             str(info["ladder_rank"] or "off (pin by name)"),
             runs or "not calibrated yet",

@@ -69,6 +69,7 @@ class Tier:
         return {
             "name": self.name,
             "gmac_per_720p_frame": round(self.gmac_720p, 2),
+            "host_motion": self.host_motion,
             "quality_psnr_db": self.quality,
             "quality_psnr_db_int8": self.quality_int8,
             "temporal": self.temporal,

@@ -212,6 +212,9 @@ def test_codec_reserve_counts_the_outputs_that_encode(tmp_path):
     one = cal.codec_ms(cache, machine, frames, ["ultrafast"])
     two = cal.codec_ms(cache, machine, frames, ["ultrafast", "ultrafast"])
     assert 0 < decode < one < two and two - one == pytest.approx(one - decode)
+    # two cameras sharing a denoiser, one output each: a frame pays for one encoder
+    shared = cal.codec_ms(cache, machine, frames, ["ultrafast", "ultrafast"], sources=2)
+    assert shared == pytest.approx(one)
     works = sorted(e["key"]["work"] for e in cache.entries())
     assert works == ["decode", "encode ultrafast"]
 

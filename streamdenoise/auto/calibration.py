@@ -284,11 +284,13 @@ def codec_ms(
     machine: dict,
     frames: list[np.ndarray],
     encoders: list[str],
+    sources: int = 1,
     refresh: bool = False,
 ) -> float:
-    """The CPU cost per frame of this size of decoding the source and encoding it once per
-    x264 preset in ``encoders`` (one entry per encoding output): each part cached, else
-    measured now."""
+    """The CPU cost per frame of this size of decoding its source and encoding it once per
+    x264 preset in ``encoders`` (one entry per encoding output; with several ``sources``
+    sharing the denoiser, every source's outputs, of which a frame pays its share): each part
+    cached, else measured now."""
     height, width = frames[0].shape[:2]
     cost: dict[str | None, float] = {}
     for preset in dict.fromkeys([None, *encoders]):
@@ -299,4 +301,4 @@ def codec_ms(
             found = {"ms_per_frame": round(measure_codec_ms(frames[:CODEC_FRAMES], preset), 3)}
             cache.store(key, found)
         cost[preset] = float(found["ms_per_frame"])
-    return cost[None] + sum(cost[preset] for preset in encoders)
+    return cost[None] + sum(cost[preset] for preset in encoders) / max(1, sources)

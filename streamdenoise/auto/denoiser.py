@@ -133,6 +133,7 @@ class AutoDenoiser(Denoiser):
         self.fps: float | None = None
         self.adaptive = False
         self.encoders: list[str] = [DEFAULT_ENCODER]
+        self.sources = 1
         self.rungs: list[Rung] = []
         self.cost_ms: dict[Rung, float] = {}
         self.calibration: dict = {}
@@ -174,14 +175,21 @@ class AutoDenoiser(Denoiser):
         return device
 
     def configure(
-        self, fps: float | None, adaptive: bool, encoders: Sequence[str] = (DEFAULT_ENCODER,)
+        self,
+        fps: float | None,
+        adaptive: bool,
+        encoders: Sequence[str] = (DEFAULT_ENCODER,),
+        sources: int = 1,
     ) -> None:
         """The source's frame rate, whether this run may drop frames, and the libx264 preset
         of each output that encodes every frame (their CPU is left to them; default: one file
-        output at the default preset). Call before prepare."""
+        output at the default preset). Several ``sources`` sharing this denoiser (``serve``'s
+        cameras): ``fps`` is their sum and ``encoders`` all of theirs, so a frame reserves
+        its decoding and its share of them. Call before prepare."""
         self.fps = fps if fps and fps > 0 else None
         self.adaptive = adaptive
         self.encoders = list(encoders)
+        self.sources = max(1, sources)
 
     def prepare(self, width: int, height: int) -> None:
         if self._size == (width, height):
@@ -302,7 +310,9 @@ class AutoDenoiser(Denoiser):
             codec = 0.0
         else:
             clean = cal.calibration_frames(width, height, cal.CODEC_FRAMES, clean=True)
-            codec = cal.codec_ms(self.cache, machine, clean, self.encoders, self.recalibrate)
+            codec = cal.codec_ms(
+                self.cache, machine, clean, self.encoders, self.sources, self.recalibrate
+            )
         reserve = codec / cal.usable_cores()
         interval = 1000 / (self.fps or ASSUMED_FPS)
         limit = interval * TARGET_USAGE - reserve
@@ -316,6 +326,7 @@ class AutoDenoiser(Denoiser):
             "fps_assumed": self.fps is None,
             "codec_ms_per_frame": round(codec, 2),
             "x264_encoders": list(self.encoders),
+            "sources": self.sources,
             "choice_limit_ms": round(limit, 2),
             "measured_now": sorted(self._measured_now),
             "seconds": round(time.monotonic() - started, 2),

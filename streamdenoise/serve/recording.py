@@ -74,6 +74,7 @@ class SegmentedRecorder(Sink):
         self.camera = camera
         self.config = config
         self.options = options
+        self.x264_preset = options.preset
         self.pattern = config.path.replace("{camera}", camera)
         self.root = _fixed_root(self.pattern)
         self._regex = _pattern_regex(str(Path(self.pattern)))

@@ -229,6 +229,7 @@ class Server(ServerBase):
             worker = BatchWorker(name, service, max_batch, observe)
             if isinstance(service, SharedAutoService):
                 service.rate = worker.source_rate
+                service.encoders = worker.source_encoders
             worker.start()
             self.workers[key] = worker
         camera = Camera(config, worker, self.telemetry.written)

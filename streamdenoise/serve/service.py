@@ -117,16 +117,19 @@ class SharedNeuralService(DenoiseService):
 class SharedAutoService(DenoiseService):
     """``model: auto`` for a shared denoiser: at its first frame the tiers are calibrated (or
     read from the calibration cache) for the frame size and the *summed* frame rate of the
-    cameras sharing it, and the strongest tier that keeps up runs, shared and batched, from
-    then on. The tier is chosen once per denoiser; it does not step between tiers while
-    running (a reload that restarts the denoiser chooses again)."""
+    cameras sharing it, leaving each frame's decoding and its camera's x264 outputs their share
+    of the CPU, and the strongest tier that keeps up runs, shared and batched, from then on.
+    The tier is chosen once per denoiser; it does not step between tiers while running (a
+    reload that restarts the denoiser chooses again)."""
 
     def __init__(self, auto) -> None:
         self.auto = auto
         self.shared: SharedNeuralService | None = None
-        #: Frames per second the cameras sharing this denoiser deliver together; set by the
-        #: server before the first frame (None: the auto module's assumption).
+        #: Frames per second the cameras sharing this denoiser deliver together, and the x264
+        #: presets each of them encodes its frames with; set by the server before the first
+        #: frame (else: the auto module's assumed rate, one default-preset recording).
         self.rate: Callable[[], float | None] = lambda: None
+        self.encoders: Callable[[], list[list[str]] | None] = lambda: None
         self._threads = 0
 
     def new_state(self, strength: float | None = None) -> StreamState:
@@ -141,7 +144,16 @@ class SharedAutoService(DenoiseService):
 
     def denoise(self, frames, states, overlap=False):
         if self.shared is None:
-            self.auto.configure(self.rate(), adaptive=True)
+            per_camera = self.encoders()
+            if per_camera:
+                self.auto.configure(
+                    self.rate(),
+                    adaptive=True,
+                    encoders=[preset for presets in per_camera for preset in presets],
+                    sources=len(per_camera),
+                )
+            else:
+                self.auto.configure(self.rate(), adaptive=True)
             height, width = frames[0].shape[:2]
             self.auto.prepare(width, height)
             self.shared = SharedNeuralService(self.auto.active)
@@ -160,7 +172,10 @@ class SharedAutoService(DenoiseService):
 
     def describe(self) -> dict:
         info = self.auto.describe()
-        return {**info, "tier": info.get("model"), "shared": "batched"}
+        described = {**info, "tier": info.get("model"), "shared": "batched"}
+        if "x264_encoders" in self.auto.calibration:  # what the choice left CPU for
+            described["x264_encoders"] = self.auto.calibration["x264_encoders"]
+        return described
 
     def close(self) -> None:
         if self.shared is not None:
@@ -236,6 +251,8 @@ class Client(Protocol):
     def ready_for_more(self) -> bool: ...
 
     def fps(self) -> float | None: ...
+
+    def encoders(self) -> list[str]: ...
 
     def denoised(self, frame: Frame) -> None: ...
 
@@ -318,6 +335,11 @@ class BatchWorker:
         with self._lock:
             rates = [client.fps() for client in self._clients]
         return sum(r for r in rates if r) or None
+
+    def source_encoders(self) -> list[list[str]]:
+        """The x264 presets each attached camera encodes its frames with, per camera."""
+        with self._lock:
+            return [client.encoders() for client in self._clients]
 
     def notify(self) -> None:
         """A client queued a frame."""

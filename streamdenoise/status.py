@@ -13,6 +13,7 @@ from rich.text import Text
 
 from streamdenoise.metrics import STAGE_HELP, STAGES
 from streamdenoise.redact import redact
+from streamdenoise.settings import X264_PRESETS
 
 REFRESH_S = 0.5
 
@@ -170,7 +171,7 @@ def encoder_hint(stats: dict) -> str | None:
     for name, sink in (stats.get("sinks") or {}).items():
         preset = sink.get("x264_preset")
         write_ms = (sink.get("latency_ms", {}).get("sink_write") or {}).get("mean")
-        if preset in (None, "ultrafast") or write_ms is None:
+        if preset in (None, X264_PRESETS[0]) or write_ms is None:  # none, or the cheapest
             continue
         if write_ms >= HINT_ENCODER_SHARE * interval_ms:
             share = stats["drops"] / frames_in

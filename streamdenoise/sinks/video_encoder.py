@@ -15,11 +15,12 @@ import numpy as np
 
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
+from streamdenoise.settings import X264_PRESETS
 
 #: Encoder time base: fine enough to keep any source timestamp to within 11 µs.
 TIME_BASE = Fraction(1, 90_000)
 #: The preset of a live output (restreams): the cheapest, so a viewer waits on nothing.
-LIVE_PRESET = "ultrafast"
+LIVE_PRESET = X264_PRESETS[0]
 
 
 def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:

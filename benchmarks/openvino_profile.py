@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from streamdenoise.lab.speed import machine_record, write_report
+from streamdenoise.lab.speed import cpu_description, machine_record, write_report
 from streamdenoise.models import load_model
 from streamdenoise.models.macs import count_config_macs
 from streamdenoise.models.onnx import export_onnx
@@ -90,7 +90,8 @@ def to_markdown(doc: dict) -> str:
     lines = [
         f"# OpenVINO CPU profile: {doc['model']} at {doc['size']} ({doc['precision']})",
         "",
-        f"CPU: {doc['machine']['cpu']}; ONNX export of the weights; {doc['gmac']} GMAC per frame; "
+        f"CPU: {cpu_description(doc['machine'])}; ONNX export of the weights; "
+        f"{doc['gmac']} GMAC per frame; "
         f"{doc['ms_per_infer']} ms per inference (wall, performance counters on).",
         "",
         "| operation type | ms per frame |",

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdenoise.backends.base import Denoiser
+from streamdenoise.settings import default
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +248,9 @@ def codec_key(machine: dict, size: tuple[int, int], work: str) -> dict:
 def measure_codec_ms(frames: list[np.ndarray], preset: str | None) -> float:
     """Core-milliseconds per frame of ``frames`` (clean ones: the encoder gets denoised
     frames, and a camera's stream is compressed to a usual bitrate) to encode with libx264 at
-    ``preset`` (CRF 20, one thread), or, with ``preset`` None, to decode one thread's H.264 of
-    them: the fastest of :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser`
-    gives."""
+    ``preset`` (file outputs' CRF, one thread), or, with ``preset`` None, to decode one
+    thread's H.264 of them (encoded as a file output is by default): the fastest of
+    :data:`CODEC_ROUNDS` rounds, for the reason :func:`time_denoiser` gives."""
     return min(_codec_round_ms(frames, preset) for _ in range(CODEC_ROUNDS))
 
 
@@ -262,7 +263,11 @@ def _codec_round_ms(frames: list[np.ndarray], preset: str | None) -> float:
     with av.open(buffer, "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=Fraction(30))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": preset or "veryfast", "crf": "20", "threads": "1"}
+        stream.codec_context.options = {
+            "preset": preset or default("preset"),
+            "crf": str(default("crf")),
+            "threads": "1",
+        }
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
             frame.pts = index

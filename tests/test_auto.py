@@ -21,6 +21,7 @@ from streamdenoise.auto import calibration as cal
 from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
 from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
 from streamdenoise.backends import BACKENDS, create_backend
+from streamdenoise.models import motion
 from streamdenoise.models.macs import count_macs
 from streamdenoise.models.nets import NetConfig, build_net
 from streamdenoise.models.tiers import QUALITY_METRIC, discover_tiers, ladder, load_tier
@@ -123,7 +124,7 @@ def test_an_int8_rung_ranks_by_its_recorded_score(tmp_path):
 
 
 # -- calibration cache -----------------------------------------------------------------------
-def test_calibration_cache_is_keyed_and_invalidated(tmp_path):
+def test_calibration_cache_is_keyed_and_invalidated(tmp_path, monkeypatch):
     tier = load_tier(write_tier(tmp_path, "mid", MID, 29.0))
     machine = machine_key()
     runtime = {"runtime": "openvino", "version": "openvino 1.0", "device": "cpu", "threads": None}
@@ -157,6 +158,16 @@ def test_calibration_cache_is_keyed_and_invalidated(tmp_path):
     keys = [e["key"] for e in cache.entries()]
     assert len(keys) == 2 and cache.lookup(key) is None
     assert cache.lookup(changed[-1]) == {"ms_per_frame": 13.0}
+
+    # a tier whose motion the host measures is timed with the estimator's settings: new
+    # settings, a new measurement; a per-frame tier's key does not depend on them
+    flow_tier = load_tier(write_tier(tmp_path, "recurrent", MID, 29.5, motion="flow"))
+    flow_key = tier_key(machine, runtime, flow_tier, "fp32", (320, 180))
+    cache.store(flow_key, {"ms_per_frame": 30.0})
+    assert key["host_motion"] is None and "patch stride" in flow_key["host_motion"]
+    monkeypatch.setattr(motion, "FLOW_PATCH_STRIDE", motion.FLOW_PATCH_STRIDE + 2)
+    assert cache.lookup(tier_key(machine, runtime, flow_tier, "fp32", (320, 180))) is None
+    assert tier_key(machine, runtime, tier, "fp32", (320, 180)) == key
 
     (tmp_path / "cache" / CACHE_FILE).write_text("{ truncated")
     assert cache.entries() == [] and cache.lookup(changed[0]) is None

@@ -9,7 +9,8 @@ under a key of everything that decides the speed:
 * the machine: CPU model, its instruction-set flags that matter (AVX2, AVX-512, bf16, VNNI,
   AMX), the cores this process may use, and the GPU when the runtime runs on one;
 * the runtime: backend, its package version, device and thread count;
-* the tier's name and the SHA-256 of its weights file, the precision and the frame size.
+* the tier's name and the SHA-256 of its weights file, the settings of the motion estimation
+  it does on the host (if any), the precision and the frame size.
 
 A key that differs in any part is a miss, so a new CPU, runtime upgrade or retrained model is
 measured again; storing a result replaces the entry it supersedes (same machine, tier,
@@ -159,6 +160,7 @@ def _same_slot(a: dict, b: dict) -> bool:
 
 
 def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int, int]) -> dict:
+    from streamdenoise.models.motion import host_settings
     from streamdenoise.runtime import frames_in_flight
 
     return {
@@ -167,6 +169,7 @@ def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int
         "runtime": runtime,
         "tier": tier.name,
         "weights": tier.digest,
+        "host_motion": host_settings(tier.config.motion) if tier.host_motion else None,
         "precision": precision,
         "size": f"{size[0]}x{size[1]}",
         "frames_in_flight": frames_in_flight(

@@ -29,13 +29,16 @@ from torch.nn import functional as F
 
 from streamdenoise.models.nets import initial_state
 
-# DIS settings: the "fast" preset's patches (8 px, stride 4, 16 descent steps) searched down to
-# half resolution (finest scale 1; the preset stops at a quarter) with no variational
-# refinement: as clean as the "medium" preset on moving video at a third of its time, and
-# cleaner than plain "fast".
+# DIS settings: the "fast" preset's 8-px patches and 16 descent steps, searched down to half
+# resolution (finest scale 1; the preset stops at a quarter) with no variational refinement:
+# as clean as the "medium" preset on moving video at a third of its time, and cleaner than
+# plain "fast". Patches every 6 px rather than the preset's 4: the patch count is most of
+# DIS's time, and 6 takes ~45 % less of it for 0.01-0.04 dB of `temporal`'s PSNR
+# (benchmarks/results/flow_settings.md).
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
 FLOW_FINEST_SCALE = 1
 FLOW_REFINEMENT_ITERATIONS = 0
+FLOW_PATCH_STRIDE = 6
 # Thumbnails are about this many pixels on their short side (never upscaled): enough
 # texture for a sharp correlation peak at a small fraction of the flow's cost.
 THUMB_SHORT_SIDE = 160
@@ -126,12 +129,27 @@ class FlowEstimator:
         self._dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
         self._dis.setFinestScale(FLOW_FINEST_SCALE)
         self._dis.setVariationalRefinementIterations(FLOW_REFINEMENT_ITERATIONS)
+        self._dis.setPatchStride(FLOW_PATCH_STRIDE)
 
     def flow(self, prev_grey: np.ndarray, grey: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32 (dx, dy): where each pixel of the current frame was before."""
         if prev_grey.shape != grey.shape:
             return np.zeros((*grey.shape, 2), np.float32)
         return self._dis.calc(grey, prev_grey, None)
+
+
+def host_settings(motion: str) -> str | None:
+    """The host-side estimator's settings for a model aligned by ``motion`` (None: the host
+    measures nothing): they decide how long such a tier takes, so a calibration is keyed by
+    them."""
+    if motion == "flow":
+        return (
+            f"DIS preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, patch stride "
+            f"{FLOW_PATCH_STRIDE}, refinement {FLOW_REFINEMENT_ITERATIONS}"
+        )
+    if motion == "shift":
+        return f"phase correlation of {THUMB_SHORT_SIDE}-px thumbnails"
+    return None
 
 
 #: What :meth:`MotionCompensator.measure` hands back for a model that aligns in its own graph.

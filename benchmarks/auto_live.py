@@ -55,6 +55,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--preset", default=None, help="libx264 preset of the recording (else the default)"
     )
+    parser.add_argument(
+        "--fps", type=int, default=30, help="the clip's frame rate (a camera's: 30, 25, 15 …)"
+    )
+    parser.add_argument(
+        "--still-camera", action="store_true", help="pass --still-camera to every run"
+    )
     parser.add_argument("--label", default="", help="suffix of the result files' names")
     return parser.parse_args()
 
@@ -72,6 +78,8 @@ def run_case(clip: Path, model: str, args: argparse.Namespace, work: Path, env: 
         command += ["--model", model]
     if args.preset and output != "null":
         command += ["--preset", args.preset]
+    if args.still_camera:
+        command.append("--still-camera")
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work)
     wall = time.monotonic() - started
@@ -148,6 +156,7 @@ def main() -> int:
             f"`streamdenoise run clip.mp4 --realtime --loop --policy latest --duration "
             f"{args.seconds:g} -o {'out.mp4' if args.output == 'mp4' else 'null'}"
             + (f" --preset {args.preset}" if args.preset and args.output == "mp4" else "")
+            + (" --still-camera" if args.still_camera else "")
             + "` per model "
             "(`--model NAME` for the pinned rows); clip: 01_dog.mp4 resized, AWGN σ=15, "
             + (
@@ -155,7 +164,7 @@ def main() -> int:
                 if args.source == "camera"
                 else "x264 CRF 18 (~75 Mbit/s at 720p: a decoding stress case)"
             )
-            + ", 30 fps; a fresh calibration cache; "
+            + f", {args.fps} fps; a fresh calibration cache; "
             "drops = source-queue and output drops over frames captured."
         ),
         "machine": machine_record(),
@@ -166,7 +175,9 @@ def main() -> int:
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
         bitrate = camera_bitrate((width, height)) if args.source == "camera" else None
-        clip = make_noisy_clip(source, work / f"clip_{text}.mp4", (width, height), 300, bitrate)
+        clip = make_noisy_clip(
+            source, work / f"clip_{text}.mp4", (width, height), 300, bitrate, args.fps
+        )
         results["sizes"][text] = [run_case(clip, model, args, work, env) for model in models]
         print(json.dumps(results["sizes"][text], indent=1)[:2000])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -95,6 +95,7 @@ class PipelineConfig:
     status: bool = not default("quiet")
     #: ``model="auto"``: measure the tiers again instead of trusting the calibration cache.
     recalibrate: bool = default("recalibrate")
+    still_camera: bool = default("still_camera")
 
     def __post_init__(self) -> None:
         if self.outputs is None:
@@ -288,6 +289,7 @@ class Pipeline:
             strength=config.strength,
             engine_cache=config.engine_cache,
             recalibrate=config.recalibrate,
+            still_camera=config.still_camera,
         )
         if backend.name == "auto":  # an AutoDenoiser: it gets the source's rate and timings
             self._auto = backend

@@ -196,12 +196,14 @@ def create_denoiser(
     strength: float | None = None,
     engine_cache: Path | None = None,
     recalibrate: bool = False,
+    still_camera: bool = False,
 ) -> Denoiser:
     """The denoiser a run uses: :func:`choose_backend`, then the backend created with only the
     settings given (each backend applies its own defaults to the rest). Model ``auto`` gives
     an :class:`~streamdenoise.auto.AutoDenoiser` over the shipped tiers on that backend: it
     runs the strongest tier until a pipeline tells it the source's rate and that frames may
-    drop (then it calibrates and adapts)."""
+    drop (then it calibrates and adapts); ``still_camera`` gives it the ladder for a camera
+    that never moves (see :func:`streamdenoise.models.tiers.ladder`)."""
     from streamdenoise.backends import create_backend
 
     name, model = choose_backend(backend, model, device, precision)
@@ -216,7 +218,7 @@ def create_denoiser(
     if model == "auto":
         from streamdenoise.auto import AutoDenoiser  # with torch: imported only for auto
 
-        return AutoDenoiser(name, recalibrate=recalibrate, **given)
+        return AutoDenoiser(name, recalibrate=recalibrate, still_camera=still_camera, **given)
     return create_backend(name, **given, **({"model": model} if model else {}))
 
 

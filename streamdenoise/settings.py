@@ -247,6 +247,9 @@ _SETTINGS: tuple[Setting, ...] = (
             default_help="run: auto; bench: temporal", metavar="NAME"),
     Setting("recalibrate", switch, "with --model auto: measure the tiers on this machine again "
             "instead of using the cached figures", default=False, kind="switch"),
+    Setting("still_camera", switch, "the camera never moves (a fixed mount): --model auto "
+            "climbs to `fixed`, the model for still scenes, instead of `temporal`",
+            default=False, kind="switch"),
     Setting("precision", choice(PRECISIONS), "inference precision",
             default_help="fp16 on CUDA, bf16 on CPUs with native bf16, else fp32", metavar="P"),
     Setting("device", parse_device, "auto, cpu, cuda or cuda:N for neural backends",
@@ -452,7 +455,7 @@ RUN = (
     "source", "output", "backend", "model", "precision", "device", "threads", "strength",
     "policy", "size", "fps", "compare", "max_frames", "duration", "stats_json", "queue_size",
     "timeout", "reconnect_max", "bitrate", "gop", "preset", "crf", "bind", "token", "overwrite",
-    "no_audio", "loop", "realtime", "engine_cache", "recalibrate", "quiet",
+    "no_audio", "loop", "realtime", "engine_cache", "recalibrate", "still_camera", "quiet",
 )  # fmt: skip
 BENCH = (
     "bench_backends", "sizes", "precisions", "batch", "seconds", "threads", "warmup", "rounds",

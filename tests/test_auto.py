@@ -77,8 +77,25 @@ def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
     assert tiers == sorted(tiers, key=lambda t: (t.host_motion, t.gmac_720p, t.quality))
     names = [t.name for t in ladder(tiers)]
     assert names[-3:] == ["spatial", "temporal-gpu", "temporal"]
-    # fixed costs what temporal costs and scores lower: only used when asked for by name
+    # fixed costs what temporal costs and scores lower: only used when asked for by name,
+    # or for a camera that never moves, where it is the recurrent step in temporal's place
     assert "fixed" not in names
+    still = [t.name for t in ladder(tiers, still_camera=True)]
+    assert still == [*[n for n in names if not by_name[n].temporal], "fixed"]
+
+
+def test_still_camera_ladder_tops_the_per_frame_tiers_with_the_shift_tier(tmp_path):
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    write_tier(tmp_path, "moving", MID, 29.6, motion="flow")
+    write_tier(tmp_path, "still", MID, 28.7, motion="shift")  # scored on moving video
+    tiers, _ = discover_tiers(tmp_path)
+    assert [t.name for t in ladder(tiers)] == ["small", "mid", "moving"]
+    assert [t.name for t in ladder(tiers, still_camera=True)] == ["small", "mid", "still"]
+    # without a shift tier a still camera gets the usual ladder
+    (tmp_path / "still.pt").unlink()
+    tiers, _ = discover_tiers(tmp_path)
+    assert [t.name for t in ladder(tiers, still_camera=True)] == ["small", "mid", "moving"]
 
 
 def test_a_new_weights_file_is_a_new_tier(tmp_path):
@@ -433,10 +450,23 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     calibration = json.loads(stats.read_text())["auto"]["calibration"]
     assert calibration["measured_now"] == [] and calibration["x264_encoders"] == ["ultrafast"]
 
+    # a camera that never moves: the per-frame rungs (cached), then `fixed` (measured now) in
+    # `temporal`'s place
+    still = run_cli(*args, "--still-camera", "-y", "--stats-json", stats, cwd=tmp_path, timeout=300)
+    assert still.returncode == 0, still.stderr
+    report = json.loads(stats.read_text())
+    assert report["auto"]["still_camera"] is True
+    still_rungs = [r["name"] for r in report["auto"]["rungs"]]
+    assert still_rungs[-1] == "fixed" and "temporal" not in still_rungs
+    measured = report["auto"]["calibration"]["measured_now"]
+    assert measured and {label.split("/")[0] for label in measured} == {"fixed"}
+
     found = run_cli("devices", "--json", timeout=120)
     assert found.returncode == 0, found.stderr
     models = json.loads(found.stdout)["models"]
     assert models["fixed"]["ladder_rank"] is None
+    assert models["fixed"]["still_camera_ladder_rank"] == len(ladder(discover_tiers()[0], True))
+    assert models["temporal"]["still_camera_ladder_rank"] is None
     for name in rungs:
         sizes = {c["size"] for c in models[name]["calibrated"]}
         assert "160x96" in sizes and models[name]["ladder_rank"] >= 1

@@ -355,13 +355,14 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
     assert "reloaded: added b; restarted c" in err, err
 
 
-def small_cameras(tmp_path: Path, settings: str, names: tuple[str, ...]):
-    """``serve`` running ``names`` as 96×64 10 fps cameras with ``settings`` (YAML lines);
-    (process, base URL)."""
+def small_cameras(tmp_path: Path, settings: str, names: tuple[str, ...], extra: str = ""):
+    """``serve`` running ``names`` as 96×64 10 fps cameras with ``settings`` (YAML lines) and
+    ``extra`` settings of the last camera; (process, base URL)."""
     clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
     port = free_port()
-    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: ['null']}}"
-    lines = [f"http: {{port: {port}}}", settings, "cameras:", *(f"  {n}: {cam}" for n in names)]
+    cam = f"source: {clip}, loop: true, realtime: true, outputs: ['null']"
+    cams = [f"  {n}: {{{cam}{extra if n == names[-1] else ''}}}" for n in names]
+    lines = [f"http: {{port: {port}}}", settings, "cameras:", *cams]
     config = write_config(tmp_path / "serve.yaml", "\n".join(lines) + "\n")
     return start_cli("serve", config), f"http://127.0.0.1:{port}/"
 
@@ -498,6 +499,29 @@ def test_a_per_frame_model_on_openvino_overlaps_cameras(tmp_path):
         for frame, image in zip(client.delivered, streams[client.name], strict=True):
             diff = np.abs(alone.process(image).astype(int) - frame.image.astype(int))
             assert diff.max() <= 1, (client.name, frame.seq, diff.max())
+
+
+@pytest.mark.slow
+def test_still_cameras_share_an_auto_of_their_own(tmp_path, monkeypatch):
+    """A camera on a fixed mount gets the still-camera ladder (``fixed`` on top), apart from
+    the cameras that may move."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cli, base = small_cameras(
+        tmp_path, "defaults: {backend: torch, precision: fp32}", ("a", "b"), ", still_camera: true"
+    )
+    try:
+        wait_for(lambda: all(c["frames_out"] > 5 for c in cameras(base).values()), 120, "frames")
+        found = json.loads(get(base + "api/cameras")[1])["denoisers"]
+        by_name = {d["name"]: d for d in found}
+        assert set(by_name) == {"torch/auto/fp32", "torch/auto/fp32+still"}, found
+        moving, still = by_name["torch/auto/fp32"], by_name["torch/auto/fp32+still"]
+        assert moving["cameras"] == still["cameras"] == 1
+        assert (moving["still_camera"], still["still_camera"]) == (False, True)
+        # 10 fps of 96x64 is nothing for any tier: each gets its ladder's top
+        assert still["tier"] == "fixed" and moving["tier"] != "fixed", found
+    finally:
+        code, err = stop(cli)
+    assert code == 130, err
 
 
 @pytest.mark.slow

@@ -53,16 +53,22 @@ def camera_bitrate(size: tuple[int, int]) -> int:
 
 
 def make_noisy_clip(
-    source: Path, dest: Path, size: tuple[int, int], frames: int, bitrate: int | None = None
+    source: Path,
+    dest: Path,
+    size: tuple[int, int],
+    frames: int,
+    bitrate: int | None = None,
+    fps: int = CLIP_FPS,
 ) -> Path:
-    """Write ``frames`` noisy frames of ``source`` at ``size`` as an H.264 MP4 (cached): at
-    CRF 18, or capped at ``bitrate`` bits/s the way a camera's encoder is."""
+    """Write ``frames`` noisy frames of ``source`` at ``size`` as an H.264 MP4 of ``fps``
+    frames per second (cached): at CRF 18, or capped at ``bitrate`` bits/s the way a camera's
+    encoder is."""
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".part.mp4")
     with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=CLIP_FPS)
+        stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         if bitrate:

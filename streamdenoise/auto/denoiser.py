@@ -93,6 +93,7 @@ class AutoDenoiser(Denoiser):
         strength: float | None = None,
         engine_cache: Path | None = None,
         recalibrate: bool = False,
+        still_camera: bool = False,
         tiers: list[Tier] | None = None,
         rules: AdaptRules | None = None,
         cache: cal.CalibrationCache | None = None,
@@ -106,7 +107,8 @@ class AutoDenoiser(Denoiser):
             tiers, broken = discover_tiers()
             for name, reason in broken.items():
                 log.warning("auto: leaving out model %s: %s", name, reason)
-        self.tiers = ladder(tiers)
+        self.still_camera = still_camera
+        self.tiers = ladder(tiers, still_camera=still_camera)
         if not self.tiers:
             raise BackendUnavailable("--model auto: no trained model tiers are installed")
         self.runtime = runtime
@@ -241,7 +243,8 @@ class AutoDenoiser(Denoiser):
                 "device": self.device,
             }
         )
-        return {**info, "model": self.rung.tier.name if self.rung else "auto", "auto": True}
+        model = self.rung.tier.name if self.rung else "auto"
+        return {**info, "model": model, "auto": True, "still_camera": self.still_camera}
 
     def close(self) -> None:
         for builder in self._builders:
@@ -262,6 +265,7 @@ class AutoDenoiser(Denoiser):
             spans[-1]["to_s"] = round(self._last_t - self._t0, 2)  # the last frame's end
         return {
             "adaptive": self.adaptive,
+            "still_camera": self.still_camera,
             "rungs": [self._describe_rung(r) for r in self.rungs],
             "calibration": self.calibration,
             "rules": asdict(self.rules) if self.adaptive else None,

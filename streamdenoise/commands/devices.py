@@ -44,7 +44,7 @@ def models() -> dict[str, dict]:
     from streamdenoise.models.tiers import discover_tiers, ladder
 
     tiers, broken = discover_tiers()
-    rungs = ladder(tiers)
+    rungs, still_rungs = ladder(tiers), ladder(tiers, still_camera=True)
     machine = machine_key("cpu")
     measured = [
         e
@@ -56,6 +56,10 @@ def models() -> dict[str, dict]:
     for tier in tiers:
         info = tier.describe()
         info["ladder_rank"] = rungs.index(tier) + 1 if tier in rungs else None
+        still = [t.name for t in still_rungs]  # (a still camera's top step is rescored)
+        info["still_camera_ladder_rank"] = (
+            still.index(tier.name) + 1 if tier.name in still else None
+        )
         info["calibrated"] = [
             {
                 "runtime": e["key"]["runtime"]["runtime"],
@@ -164,10 +168,18 @@ def models_table(found: dict[str, dict]):
             name,
             f"{info['gmac_per_720p_frame']:.2f}" + (" + host" if info["host_motion"] else ""),
             _quality(info),
-            str(info["ladder_rank"] or "off (pin by name)"),
+            _rank(info),
             runs or "not calibrated yet",
         )
     return table
+
+
+def _rank(info: dict) -> str:
+    if info["ladder_rank"]:
+        return str(info["ladder_rank"])
+    if info["still_camera_ladder_rank"]:
+        return f"{info['still_camera_ladder_rank']} with --still-camera"
+    return "off (pin by name)"
 
 
 def _quality(info: dict) -> str:

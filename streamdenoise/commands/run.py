@@ -73,7 +73,7 @@ def build_config(args: argparse.Namespace):
 #: Settings that are PipelineConfig fields of the same name.
 PIPELINE_FIELDS = (
     "backend", "model", "precision", "device", "threads", "strength", "policy", "queue_size",
-    "max_frames", "duration", "stats_json", "engine_cache",
+    "max_frames", "duration", "stats_json", "engine_cache", "still_camera",
 )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streamdenoise.models import WEIGHTS_DIR
@@ -32,6 +32,10 @@ from streamdenoise.models.nets import NetConfig
 QUALITY_METRIC = "val_psnr_vid4_crops_sigma25"
 #: Tiers whose costs differ by less than this fraction count as the same cost.
 SAME_COST = 0.05
+#: How far ``fixed`` leads the best per-frame tier on a still scene, at the least: 0.83 dB
+#: over ``spatial`` under realistic camera noise at level 30, 1.9–2.5 dB elsewhere
+#: (benchmarks/results/quality/quality_still*.md).
+STILL_SCENE_LEAD_DB = 0.8
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,21 @@ def _rank(tier: Tier) -> tuple[bool, float, float, str]:
     return tier.host_motion, tier.gmac_720p, quality, tier.name
 
 
-def ladder(tiers: list[Tier]) -> list[Tier]:
-    """The tiers worth stepping between, cheapest first (see the module docstring)."""
+def ladder(tiers: list[Tier], still_camera: bool = False) -> list[Tier]:
+    """The tiers worth stepping between, cheapest first (see the module docstring).
+
+    ``still_camera``: for a camera that never moves, the recurrent step is the best tier
+    whose past is lined up by a global shift (``fixed``), above the per-frame ladder: on a
+    still scene it beats ``temporal`` and every per-frame tier (docs/quality.md) and skips
+    the dense flow's host work. Its recorded quality, measured on moving video, says nothing
+    there; it stands at the best per-frame tier's plus :data:`STILL_SCENE_LEAD_DB`. Without
+    such a tier it is the usual ladder.
+    """
+    still = [t for t in tiers if t.temporal and t.config.motion == "shift"]
+    if still_camera and still:
+        per_frame = ladder([t for t in tiers if not t.temporal])
+        best = max(still, key=lambda t: (t.quality or 0.0, -t.gmac_720p))
+        return [*per_frame, _on_still_scenes(best, per_frame)]
     rungs: list[Tier] = []
     for tier in sorted(tiers, key=_rank):
         same_kind = rungs and rungs[-1].host_motion == tier.host_motion
@@ -149,6 +166,16 @@ def ladder(tiers: list[Tier]) -> list[Tier]:
             continue  # costs more and scores no better than a cheaper tier
         rungs.append(tier)
     return rungs
+
+
+def _on_still_scenes(tier: Tier, below: list[Tier]) -> Tier:
+    """``tier`` scored for still scenes: above the best of ``below`` by the lead measured."""
+    top = max((t.quality for t in below if t.quality is not None), default=None)
+    if top is None or tier.quality is None:
+        return tier
+    lead = top + STILL_SCENE_LEAD_DB - tier.quality
+    int8 = None if tier.quality_int8 is None else tier.quality_int8 + lead
+    return replace(tier, quality=tier.quality + lead, quality_int8=int8)
 
 
 def _better(tier: Tier, other: Tier) -> bool:

@@ -54,7 +54,9 @@ CONNECT_TIMEOUT_S = 5.0
 REPLICA_CONCURRENCY = 256
 #: The settings that make cameras share denoiser replicas, as written: a node of the cluster
 #: resolves ``auto`` for its own hardware.
-DENOISER_SETTINGS = ("backend", "model", "precision", "device", "threads", "engine_cache")
+DENOISER_SETTINGS = (
+    "backend", "model", "precision", "device", "threads", "engine_cache", "still_camera",
+)  # fmt: skip
 NEURAL_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 
 
@@ -100,7 +102,10 @@ def connect(config: RayConfig) -> None:
 
 # -- the plan: which actors run which cameras ---------------------------------------------------
 def cluster_key(camera: CameraConfig) -> tuple:
-    return tuple(camera.settings[name] for name in DENOISER_SETTINGS)
+    settings = dict(camera.settings)
+    # only auto chooses by it: cameras of a pinned model share its replicas either way
+    settings["still_camera"] = settings["still_camera"] and settings["model"] in (None, "auto")
+    return tuple(settings[name] for name in DENOISER_SETTINGS)
 
 
 def _portable(camera: CameraConfig) -> CameraConfig:

@@ -34,21 +34,30 @@ log = logging.getLogger(__name__)
 WATCH_S = 1.0
 
 #: The settings that make cameras share a denoiser: backend and model as resolved, then
-#: precision, device, threads, engine_cache as given.
-DenoiserKey = tuple[str, str | None, str | None, str, int | None, Path | None]
+#: precision, device, threads, engine_cache and still_camera as given.
+DenoiserKey = tuple[str, str | None, str | None, str, int | None, Path | None, bool]
 
 
 def denoiser_key(camera: CameraConfig) -> DenoiserKey:
     s = camera.settings
     backend, model = choose_backend(s["backend"], s["model"], s["device"], s["precision"])
-    return backend, model, s["precision"], s["device"], s["threads"], s["engine_cache"]
+    return (
+        backend,
+        model,
+        s["precision"],
+        s["device"],
+        s["threads"],
+        s["engine_cache"],
+        s["still_camera"] and model == "auto",  # only auto chooses by it
+    )
 
 
 def denoiser_name(key: DenoiserKey) -> str:
-    backend, model, precision, device, threads, _ = key
+    backend, model, precision, device, threads, _, still_camera = key
     name = backend + (f"/{model}" if model else "") + (f"/{precision}" if precision else "")
     name += f"@{device}" if device != "auto" else ""
-    return name + (f"x{threads}" if threads else "")
+    name += f"x{threads}" if threads else ""
+    return name + ("+still" if still_camera else "")
 
 
 @dataclass
@@ -214,7 +223,7 @@ class Server(ServerBase):
         worker = self.workers.get(key)
         if worker is None:
             name = denoiser_name(key)
-            backend, model, precision, device, threads, engine_cache = key
+            backend, model, precision, device, threads, engine_cache, still_camera = key
             service = create_service(
                 backend,
                 model=model,
@@ -222,6 +231,7 @@ class Server(ServerBase):
                 device=device,
                 threads=threads,
                 engine_cache=engine_cache,
+                still_camera=still_camera,
             )
             observe = self.telemetry.observer(name)
             max_batch = self.config.batch_for(str(service.describe().get("device", "cpu")))

@@ -86,9 +86,13 @@ class ClipSampler:
         return cls(images, videos, video_share)
 
     def _video_clip(self, rng: np.random.Generator, t: int, p: int) -> np.ndarray:
-        frames = [len(v) for v in self.videos]
-        v = self.videos[rng.choice(len(frames), p=np.array(frames) / sum(frames))]
-        stride = int(rng.integers(1, 3))
+        # videos shorter than a clip are left out; a clip skips every other frame only where
+        # the video is long enough for it
+        frames = np.array([len(v) if len(v) >= t else 0 for v in self.videos])
+        if not frames.any():
+            raise UserError(f"no training video has {t} frames: use fewer --frames")
+        v = self.videos[rng.choice(len(frames), p=frames / frames.sum())]
+        stride = min(int(rng.integers(1, 3)), (len(v) - 1) // max(t - 1, 1))
         start = int(rng.integers(0, len(v) - stride * (t - 1)))
         y, x = int(rng.integers(0, v.shape[1] - p + 1)), int(rng.integers(0, v.shape[2] - p + 1))
         clip = v[start : start + stride * t : stride, y : y + p, x : x + p]

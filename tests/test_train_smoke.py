@@ -3,6 +3,7 @@ spatial → temporal initialisation."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from streamdenoise.errors import UserError
 from streamdenoise.lab.data import (
     TRAIN_IMAGE_DIRS,
     VAL_VIDEO_DIRS,
@@ -152,6 +154,23 @@ def test_sampler_draws_every_orientation_and_the_asked_share_of_video_clips():
     assert orientations == {(a, b) for a in (-1, 1) for b in (-5, 5)} | {
         (b, a) for a in (-1, 1) for b in (-5, 5)
     }
+
+
+def test_long_clips_come_from_videos_long_enough_for_them():
+    """Frame k is the grey level 10·k of the long video, 200 + k of the short one: the levels
+    of a clip show which video it came from and its step between frames."""
+    short = np.stack([np.full((24, 24, 3), 200 + k, np.uint8) for k in range(6)])
+    long = np.stack([np.full((24, 24, 3), 10 * k, np.uint8) for k in range(12)])
+    sampler = ClipSampler([], [short, long], 1.0)
+    steps = set()
+    for seed in range(6):
+        for clip in sampler.batch(seed, 8, 8, 16)[:, :, 0, 0, 0] * 255:
+            levels = clip.round().int().tolist()
+            assert max(levels) < 200  # never the 6-frame video
+            steps |= {abs(b - a) for a, b in itertools.pairwise(levels)}
+    assert steps == {10}  # 8 frames of 12: every frame, never every other one
+    with pytest.raises(UserError, match="no training video has 13 frames"):
+        sampler.batch(0, 1, 13, 16)
 
 
 def test_training_loss_is_charbonnier_or_mean_squared_error():

@@ -39,6 +39,7 @@ from streamdenoise.models import motion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_search import CROP, residuals, sequences
+from tier_speed import time_interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((1280, 720), (1920, 1080))
@@ -77,16 +78,10 @@ def tier_timing(data: Path, strides: list[int], seconds: float, rounds: int) -> 
                 )
                 for frame in frames:  # warm-up; the recurrent state settles
                     denoiser.process(frame)
-                cases.append({"stride": stride, "precision": precision, "denoiser": denoiser})
-                cases[-1]["ms"] = []
-        for r in range(rounds):
-            for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
-                end, i = time.perf_counter() + seconds / rounds, 0
-                while time.perf_counter() < end:
-                    start = time.perf_counter()
-                    case["denoiser"].process(frames[i % len(frames)])
-                    case["ms"].append((time.perf_counter() - start) * 1000)
-                    i += 1
+                cases.append(
+                    {"stride": stride, "precision": precision, "denoiser": denoiser, "ms": []}
+                )
+        time_interleaved(cases, frames, seconds, rounds)
         for case in cases:
             case.pop("denoiser").close()
             rows.append(

@@ -24,6 +24,20 @@ from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.models.macs import count_config_macs
 
 
+def time_interleaved(cases: list[dict], frames: list[np.ndarray], seconds: float, rounds: int):
+    """Append ms per ``process()`` call to each case's ``"ms"``: ``rounds`` rounds, each case
+    ``seconds / rounds`` per round, the order rotated by one case per round (a machine's
+    drift then falls on every case alike)."""
+    for r in range(rounds):
+        for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
+            end, i = time.perf_counter() + seconds / rounds, 0
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                case["denoiser"].process(frames[i % len(frames)])
+                case["ms"].append((time.perf_counter() - start) * 1000)
+                i += 1
+
+
 def measure(models: list[str], backend: str, precisions: list[str], size, seconds, rounds):
     w, h = size
     rng = np.random.default_rng(0)
@@ -35,15 +49,7 @@ def measure(models: list[str], backend: str, precisions: list[str], size, second
             for frame in frames:  # warm-up, and the recurrent state settles
                 denoiser.process(frame)
             cases.append({"model": model, "precision": precision, "denoiser": denoiser, "ms": []})
-    for r in range(rounds):
-        for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
-            samples, end, i = [], time.perf_counter() + seconds / rounds, 0
-            while time.perf_counter() < end:
-                start = time.perf_counter()
-                case["denoiser"].process(frames[i % len(frames)])
-                samples.append((time.perf_counter() - start) * 1000)
-                i += 1
-            case["ms"] += samples
+    time_interleaved(cases, frames, seconds, rounds)
     rows = []
     for case in cases:
         config = case["denoiser"].config

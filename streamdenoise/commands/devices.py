@@ -44,7 +44,8 @@ def models() -> dict[str, dict]:
     from streamdenoise.models.tiers import discover_tiers, ladder
 
     tiers, broken = discover_tiers()
-    rungs, still_rungs = ladder(tiers), ladder(tiers, still_camera=True)
+    rungs = ladder(tiers)
+    still = [t.name for t in ladder(tiers, still_camera=True)]  # (its top step is rescored)
     machine = machine_key("cpu")
     measured = [
         e
@@ -56,7 +57,6 @@ def models() -> dict[str, dict]:
     for tier in tiers:
         info = tier.describe()
         info["ladder_rank"] = rungs.index(tier) + 1 if tier in rungs else None
-        still = [t.name for t in still_rungs]  # (a still camera's top step is rescored)
         info["still_camera_ladder_rank"] = (
             still.index(tier.name) + 1 if tier.name in still else None
         )

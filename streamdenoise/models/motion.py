@@ -30,11 +30,11 @@ from torch.nn import functional as F
 from streamdenoise.models.nets import initial_state
 
 # DIS settings: the "fast" preset's 8-px patches and 16 descent steps, searched down to half
-# resolution (finest scale 1; the preset stops at a quarter) with no variational refinement:
-# as clean as the "medium" preset on moving video at a third of its time, and cleaner than
-# plain "fast". Patches every 6 px rather than the preset's 4: the patch count is most of
-# DIS's time, and 6 takes ~45 % less of it for 0.01-0.04 dB of `temporal`'s PSNR
-# (benchmarks/results/flow_settings.md).
+# resolution (finest scale 1; the preset stops at a quarter, 3x faster but 0.4 dB of
+# `temporal`'s PSNR lower on slow, detailed motion) with no variational refinement: as clean
+# as the "medium" preset on moving video at a third of its time, and cleaner than plain
+# "fast". Patches every 6 px rather than the preset's 4: the patch count is most of DIS's
+# time, and 6 takes ~45 % less of it for 0.01-0.04 dB (benchmarks/results/flow_settings.md).
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
 FLOW_FINEST_SCALE = 1
 FLOW_REFINEMENT_ITERATIONS = 0

@@ -29,7 +29,7 @@ from streamdenoise.frame_queue import FrameQueue
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig, parse_bytes, parse_duration
 from streamdenoise.serve.recording import SegmentedRecorder, salvage
-from streamdenoise.serve.service import BatchWorker, create_service
+from streamdenoise.serve.service import BatchWorker, create_service, summed_rate
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -524,6 +524,15 @@ def test_still_cameras_share_an_auto_of_their_own(tmp_path, monkeypatch):
     assert code == 130, err
 
 
+def test_cameras_not_yet_open_count_at_the_rate_of_those_that_are():
+    """What a shared ``model: auto`` chooses for when its first frame comes before every
+    camera has opened (or said its rate)."""
+    assert summed_rate([25.0, None, None], 3) == 75.0
+    assert summed_rate([10.0, 30.0], 4) == 80.0
+    assert summed_rate([None, None], 2) is None and summed_rate([], 0) is None
+    assert summed_rate([15.0], 0) == 15.0  # never fewer cameras than those that called
+
+
 @pytest.mark.slow
 def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypatch):
     """``model: auto`` (the default) shares one denoiser too: one tier, chosen once for the
@@ -542,6 +551,7 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
     finally:
         code, err = stop(cli)
     assert code == 130, err
-    # the cameras that had opened by the first frame (both, unless one was slow to start)
+    # both cameras, also when one was slow to open (taken at the other's rate)
+    assert denoiser["chosen_for_fps"] == 20, denoiser
     tier = re.escape(denoiser["tier"])
-    assert re.search(rf"auto: tier {tier}/fp32 for (10|20) fps of 96x64 cameras", err), err
+    assert re.search(rf"auto: tier {tier}/fp32 for 20 fps of 96x64 cameras", err), err

@@ -152,12 +152,15 @@ def test_the_kuberay_manifest_asks_for_what_matters(tmp_path):
 
 # -- on a cluster ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and nodes a, b (cameras) and d (denoisers), all on 127.0.0.1."""
+def cluster(tmp_path_factory):
+    """A head and nodes a, b (cameras) and d (denoisers), all on 127.0.0.1; their processes
+    keep ``model: auto``'s calibrations in a temporary folder."""
     if find_spec("ray") is None:
         pytest.skip("ray is not installed: pip install 'streamdenoise[ray]'")
     # Ray maps 127.0.0.1 to the machine's address unless told that this is a local cluster
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    cache_home = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))  # the nodes inherit it
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
@@ -174,6 +177,10 @@ def cluster():
     finally:
         cluster.shutdown()
         os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        if cache_home is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = cache_home
 
 
 def stop_node(node) -> None:
@@ -396,3 +403,50 @@ def test_stopping_finalizes_every_recording_and_no_secret_is_logged(site):
         if name in site.get("moved", ()):  # the open segment: what reached the disk, or none
             assert re.search(rf"recording {name}: (salvaged|removed) \S+, cut short", text), text
             assert any(p.stat().st_mtime > site["killed"] + 1 for p in segments)
+
+
+@needs_ray
+def test_auto_on_a_replica_chooses_for_the_cameras_it_serves(cluster, tmp_path):
+    """``model: auto`` on a cluster: each replica calibrates for the cameras the head expects it
+    to serve (here two stream workers of one camera each on one replica: twice a camera's
+    rate, also when the first call comes before the second camera's), sets no CPU aside for
+    decoding and encoding (the stream workers do that, on CPUs of their own), and the head
+    shows the tier it chose."""
+    address, _ = cluster
+    clip = make_clip(tmp_path / "clip.mp4", frames=20, size=(96, 64), fps=FPS)
+    port = free_port()
+    camera = f"{{source: '{clip}'}}"
+    lines = [
+        f"http: {{port: {port}}}",
+        "defaults: {backend: torch, precision: fp32, loop: true, realtime: true,",
+        "           outputs: ['null']}",
+        "ray: {cpus_per_camera: 0.25, camera_resources: {cam: 1}, cameras_per_worker: 1,",
+        "      replicas: 1, cpus_per_replica: 0.5, replica_resources: {denoise: 1}}",
+        "cameras:",
+        f"  porch: {camera}",
+        f"  shed: {camera}",
+    ]
+    config = tmp_path / "auto.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    log = tmp_path / "serve.log"
+    base = f"http://127.0.0.1:{port}/"
+    with open(log, "w") as err:
+        cli = subprocess.Popen(cli_command("serve", config, "--ray", address),
+                               stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+
+    def chosen():
+        rows = json.loads(fetch(base + "api/cameras")[1])["denoisers"]
+        return rows if rows and "chosen_for_fps" in rows[0] else None
+
+    try:
+        wait_for(lambda: cli.poll() is not None or fetch(base + "readyz")[0] == 200, 180, "ready")
+        assert cli.poll() is None, log.read_text()[-3000:]
+        (replica,) = wait_for(chosen, 120, "a tier chosen")
+        assert replica["auto"] is True and replica["model"] == replica["tier"] != "auto"
+        assert replica["chosen_for_fps"] == 2 * FPS, replica
+        assert replica["x264_encoders"] == [] and replica["codec_ms_per_frame"] == 0, replica
+    finally:
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=90) == 130
+    tier = re.escape(replica["tier"])
+    assert re.search(rf"auto: tier {tier}/fp32 for {2 * FPS} fps of 96x64", log.read_text())

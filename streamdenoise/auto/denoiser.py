@@ -136,6 +136,7 @@ class AutoDenoiser(Denoiser):
         self.adaptive = False
         self.encoders: list[str] = [DEFAULT_ENCODER]
         self.sources = 1
+        self.codec_here = True
         self.rungs: list[Rung] = []
         self.cost_ms: dict[Rung, float] = {}
         self.calibration: dict = {}
@@ -182,16 +183,20 @@ class AutoDenoiser(Denoiser):
         adaptive: bool,
         encoders: Sequence[str] = (DEFAULT_ENCODER,),
         sources: int = 1,
+        codec_here: bool = True,
     ) -> None:
         """The source's frame rate, whether this run may drop frames, and the libx264 preset
         of each output that encodes every frame (their CPU is left to them; default: one file
         output at the default preset). Several ``sources`` sharing this denoiser (``serve``'s
         cameras): ``fps`` is their sum and ``encoders`` all of theirs, so a frame reserves
-        its decoding and its share of them. Call before prepare."""
+        its decoding and its share of them. ``codec_here`` False: the frames are decoded and
+        encoded elsewhere (a cluster's stream workers, with CPUs of their own), so nothing
+        is set aside for that. Call before prepare."""
         self.fps = fps if fps and fps > 0 else None
         self.adaptive = adaptive
         self.encoders = list(encoders)
         self.sources = max(1, sources)
+        self.codec_here = codec_here
 
     def prepare(self, width: int, height: int) -> None:
         if self._size == (width, height):
@@ -310,7 +315,7 @@ class AutoDenoiser(Denoiser):
         runtime = cal.runtime_key(base)
         frames = cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
         on_gpu = base.device.startswith("cuda")
-        if on_gpu:
+        if on_gpu or not self.codec_here:
             codec = 0.0
         else:
             clean = cal.calibration_frames(width, height, cal.CODEC_FRAMES, clean=True)

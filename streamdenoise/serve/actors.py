@@ -43,6 +43,7 @@ from ray.exceptions import GetTimeoutError, RayError, RayTaskError
 
 from streamdenoise.errors import UserError
 from streamdenoise.pipeline import one_line
+from streamdenoise.redact import redact_obj
 from streamdenoise.serve.camera import Camera, stop_all
 from streamdenoise.serve.config import CPU_MAX_BATCH, GPU_MAX_BATCH, CameraConfig
 from streamdenoise.serve.service import (
@@ -50,7 +51,9 @@ from streamdenoise.serve.service import (
     DenoiserStats,
     DenoiseService,
     ServiceUnavailable,
+    SharedAutoService,
     create_service,
+    summed_rate,
 )
 from streamdenoise.serve.telemetry import Telemetry
 
@@ -160,6 +163,10 @@ class DenoiserReplica:
         self.node, self.pid, self.started = context.get_node_id(), os.getpid(), time.time()
         self.states_lost = 0
         self._callers: dict[str, tuple[float, int]] = {}
+        #: The frame rate of each caller's cameras (None: not known yet), by caller.
+        self._rates: dict[str, list[float | None]] = {}
+        #: How many cameras the head expects this replica to serve.
+        self._expected_cameras = int(plan.get("cameras", 1))
         self.error: str | None = None
         self.telemetry = Telemetry(lambda: ([], [self]))
         try:
@@ -173,6 +180,9 @@ class DenoiserReplica:
         except UserError as err:  # reported by ready(): one line, not a remote traceback
             self.error = one_line(err)
             return
+        if isinstance(self.service, SharedAutoService):
+            # its cameras decode and encode in their stream workers, on CPUs of their own
+            self.service.rate, self.service.codec_here = self._source_rate, False
         self.max_batch = batch_for(self.info, plan.get("max_batch"))
         self.service.spread(min(self.max_batch, max(1, int(plan.get("cpus", 1)))))
         self.merger = _Merger(self.service, self.max_batch, self.telemetry.observer(name))
@@ -187,14 +197,23 @@ class DenoiserReplica:
         return {"node": self.node, "pid": self.pid, "max_batch": self.max_batch, **self.info}
 
     def denoise(
-        self, frames: list, refs: list, strengths: list, caller: tuple[str, int]
+        self, frames: list, refs: list, strengths: list, caller: tuple[str, int, list]
     ) -> tuple[list, list]:
         """Denoise ``frames[i]`` with the state behind ``refs[i]`` (None: a fresh stream of
-        strength ``strengths[i]``); returns the frames and references to the new states."""
-        self._callers[caller[0]] = (time.monotonic(), caller[1])
+        strength ``strengths[i]``); returns the frames and references to the new states.
+        ``caller``: the stream worker's name, its camera count and their frame rates."""
+        name, cameras, rates = caller
+        self._callers[name] = (time.monotonic(), cameras)
+        self._rates[name] = rates
         states = [self._state(ref, strength) for ref, strength in zip(refs, strengths, strict=True)]
         images, states = self.merger.denoise(frames, states)
         return images, [ray.put(state) for state in states]
+
+    def _source_rate(self) -> float | None:
+        """What ``model: auto`` chooses for: the cameras the head expects here, at the rate
+        of those that called so far (the first call may come before the others')."""
+        rates = [rate for per_caller in self._rates.values() for rate in per_caller]
+        return summed_rate(rates, self._expected_cameras)
 
     def _state(self, ref, strength: float | None):
         if ref is not None:
@@ -218,6 +237,8 @@ class DenoiserReplica:
         return self.info
 
     def report(self) -> dict:
+        """What the head shows: figures, and the service as it is now (``model: auto``
+        names its tier once chosen)."""
         stats = self.stats
         return {
             "replica": self.index,
@@ -232,7 +253,7 @@ class DenoiserReplica:
             "states_lost": self.states_lost,
             "busy_s": round(stats.busy_s, 3),
             "families": list(self.telemetry.registry.collect()),
-            **self.info,
+            **redact_obj(self.service.describe()),
         }
 
 
@@ -282,6 +303,7 @@ class RemoteService(DenoiseService):
         self.current = self.order[0]
         self.retried = 0
         self.cameras: Callable[[], int] = lambda: 0
+        self.rates: Callable[[], list[float | None]] = list
         self.caller = ""
         self._down: dict[int, float] = {}
 
@@ -309,7 +331,7 @@ class RemoteService(DenoiseService):
                 list(frames),
                 [s.ref for s in states],
                 [s.strength for s in states],
-                (self.caller, self.cameras()),
+                (self.caller, self.cameras(), self.rates()),
             )
             try:
                 images, refs = ray.get(call, timeout=self.timeout_s)
@@ -374,6 +396,7 @@ class StreamWorker:
                 plan.name, plan.replicas, self.node, index, plan.call_timeout_s, plan.info
             )
             service.caller, service.cameras = group, lambda: len(self.cameras)
+            service.rates = lambda: [camera.fps() for camera in self.cameras.values()]
             observe = None
             max_batch = batch_for(plan.info, plan.max_batch)
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import socket
 import sys
@@ -281,7 +282,11 @@ class ClusterServer(ServerBase):
         if ray_config.memory_per_replica:
             options["memory"] = ray_config.memory_per_replica
         _check_fits(options, f"a replica of denoiser {name}")
-        plan = {"max_batch": self.config.max_batch, "cpus": ray_config.cpus_per_replica}
+        plan = {
+            "max_batch": self.config.max_batch,
+            "cpus": ray_config.cpus_per_replica,
+            "cameras": self._cameras_per_replica(key),
+        }
         remote = ray.remote(DenoiserReplica)
         for index in range(ray_config.replicas):
             label = f"denoiser {name}#{index}"
@@ -312,6 +317,14 @@ class ClusterServer(ServerBase):
         log.warning("denoiser %s: %d replica(s) on %s", name, len(infos),
                     ", ".join(sorted({_short(i["node"]) for i in infos})))  # fmt: skip
         return denoiser
+
+    def _cameras_per_replica(self, key: tuple) -> int:
+        """How many cameras one replica of ``key`` should expect (what ``model: auto``
+        chooses for): its share of them, and at least a whole stream worker's, since a
+        worker sends all its cameras to one replica."""
+        sizes = [len(g.cameras) for g in plan_groups(self.config).values() if g.key == key]
+        share = math.ceil(sum(sizes) / max(1, self.config.ray.replicas))
+        return max([share, *sizes, 1])
 
     def _start_group(self, group: Group) -> None:
         import ray

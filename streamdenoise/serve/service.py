@@ -50,6 +50,16 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 
 
+def summed_rate(rates: Sequence[float | None], cameras: int) -> float | None:
+    """Frames per second ``cameras`` cameras deliver together, from the ``rates`` known so far
+    (None: a camera that has not opened yet, or does not say): those not known are taken to
+    run at the mean of those known. None when no rate is known."""
+    known = [r for r in rates if r]
+    if not known:
+        return None
+    return sum(known) / len(known) * max(cameras, len(known))
+
+
 class DenoiseService(ABC):
     """``denoise(frames, states) -> (frames, states)``; frames are H×W×3 uint8 RGB."""
 
@@ -130,6 +140,9 @@ class SharedAutoService(DenoiseService):
         #: frame (else: the auto module's assumed rate, one default-preset recording).
         self.rate: Callable[[], float | None] = lambda: None
         self.encoders: Callable[[], list[list[str]] | None] = lambda: None
+        #: False where the cameras decode and encode on CPUs of their own (a cluster's stream
+        #: workers): then no CPU is set aside for them here.
+        self.codec_here = True
         self._threads = 0
 
     def new_state(self, strength: float | None = None) -> StreamState:
@@ -145,7 +158,9 @@ class SharedAutoService(DenoiseService):
     def denoise(self, frames, states, overlap=False):
         if self.shared is None:
             per_camera = self.encoders()
-            if per_camera:
+            if not self.codec_here:
+                self.auto.configure(self.rate(), adaptive=True, encoders=(), codec_here=False)
+            elif per_camera:
                 self.auto.configure(
                     self.rate(),
                     adaptive=True,
@@ -173,8 +188,11 @@ class SharedAutoService(DenoiseService):
     def describe(self) -> dict:
         info = self.auto.describe()
         described = {**info, "tier": info.get("model"), "shared": "batched"}
-        if "x264_encoders" in self.auto.calibration:  # what the choice left CPU for
-            described["x264_encoders"] = self.auto.calibration["x264_encoders"]
+        if self.shared is not None:  # chosen: for how many frames a second
+            described["chosen_for_fps"] = self.auto.fps
+        for key in ("x264_encoders", "codec_ms_per_frame"):  # what the choice left CPU for
+            if key in self.auto.calibration:
+                described[key] = self.auto.calibration[key]
         return described
 
     def close(self) -> None:
@@ -331,10 +349,10 @@ class BatchWorker:
         return redact_obj(self.service.describe())
 
     def source_rate(self) -> float | None:
-        """Frames per second the attached cameras deliver together (None: none says)."""
+        """Frames per second the attached cameras deliver together (None: none says yet)."""
         with self._lock:
             rates = [client.fps() for client in self._clients]
-        return sum(r for r in rates if r) or None
+        return summed_rate(rates, len(rates))
 
     def source_encoders(self) -> list[list[str]]:
         """The x264 presets each attached camera encodes its frames with, per camera."""

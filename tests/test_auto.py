@@ -422,6 +422,82 @@ def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heav
     assert "small" in table and down["reason"][:40] in table and "headroom" in table
 
 
+@pytest.mark.slow
+def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_backend):
+    """``serve``'s shared ``model: auto`` adapts as ``run``'s does: two cameras' frames in one
+    call at their summed rate; the load (real extra forward passes) makes it step down, the
+    load gone it steps back up, and the cameras' states follow each switch."""
+    from streamdenoise.serve.service import SharedAutoService
+
+    folder = tmp_path / "tiers"
+    folder.mkdir()
+    write_tier(folder, "small", SMALL, 28.5)
+    write_tier(folder, "big", MID, 29.5)
+    fps = 4  # per camera; two cameras
+    rules = AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2)
+    auto = AutoDenoiser(
+        HEAVY_BACKEND,
+        precision="fp32",
+        tiers=discover_tiers(folder)[0],
+        cache=CalibrationCache(tmp_path / "cache"),
+        rules=rules,
+    )
+    service = SharedAutoService(auto)
+    service.rate, service.encoders = lambda: 2 * fps, lambda: [[], []]
+    clip = DemoClip(160, 96, fps, seed=3)
+    states = [service.new_state(), service.new_state()]
+    calls: list[float] = []
+    stop = threading.Event()
+
+    def cameras() -> None:
+        nonlocal states
+        due = time.monotonic()
+        while not stop.is_set():
+            image = clip.noisy(len(calls))
+            started = time.monotonic()
+            out, states = service.denoise([image, image[:, ::-1].copy()], states)
+            assert [o.shape for o in out] == [image.shape] * 2
+            calls.append(time.monotonic() - started)
+            due += 1 / fps
+            time.sleep(max(0.0, due - time.monotonic()))
+
+    runner = threading.Thread(target=cameras, daemon=True)
+    runner.start()
+
+    def wait_for(condition, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert runner.is_alive(), f"the cameras stopped before {what}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {auto.switches}"
+            time.sleep(0.05)
+
+    try:
+        wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 12, "big")
+        assert service.describe()["chosen_for_fps"] == 2 * fps
+        before = len(auto.switches)
+        # every call of either tier now takes three of its interval, at the big tier's pace
+        heavy_backend.extra_passes = math.ceil(3 / fps / min(calls[-4:]))
+        wait_for(lambda: len(auto.switches) > before, "a step down")
+        heavy_backend.extra_passes = 0
+        wait_for(lambda: len(auto.switches) > before + 1, "a step back up")
+        wait_for(lambda: auto.spans[-1]["frames"] >= 4, "frames on the big tier again")
+    finally:
+        heavy_backend.extra_passes = 0
+        stop.set()
+        runner.join(timeout=60)
+        service.close()
+    down, up = auto.switches[before : before + 2]
+    assert (down["from"], down["to"], down["direction"]) == ("big/fp32", "small/fp32", "down")
+    assert down["reason"].startswith("over budget") and down["state"] == "reset"
+    assert (up["from"], up["to"], up["direction"]) == ("small/fp32", "big/fp32", "up")
+    assert up["reason"].startswith("headroom")
+    assert service.describe()["switches"][before:] == [down, up]
+    # the states were handed from tier to tier: each now belongs to the big tier's denoiser
+    assert {state.owner for state in states} == {f"torch:{auto.active.model}:fp32"}
+    assert all(state.recurrent is None for state in states)  # per-frame tiers keep none
+    assert sum(span["frames"] for span in auto.spans) == 2 * len(calls)
+
+
 # -- the command line --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(

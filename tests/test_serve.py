@@ -159,6 +159,25 @@ def test_batched_streams_match_separate_denoisers(on_device, threads):
     assert isinstance(states[0].recurrent, np.ndarray) != on_device  # a tensor on the device
 
 
+def test_a_state_handed_to_another_tier_starts_afresh_with_its_noise_level():
+    """When a shared ``model: auto`` changes tier, each camera's state goes to the new
+    denoiser: its recurrent part (another network's) is dropped, its noise level kept."""
+    frames = moving(5, 3, (96, 64))
+    temporal = TorchDenoiser(model="temporal", precision="fp32")
+    spatial = TorchDenoiser(model="spatial", precision="fp32")
+    (state,) = temporal.process_batch(frames[:1], [StreamState()])[1]
+    assert state.recurrent is not None and state.owner == "torch:temporal:fp32"
+    sigma = state.sigma.copy()
+    (state,) = spatial.process_batch(frames[1:2], [state])[1]
+    assert state.recurrent is None and state.owner == "torch:spatial:fp32"
+    assert state.sigma is not None and not np.array_equal(state.sigma, sigma)  # smoothed on
+    # back on temporal: what a fresh stream with that noise level gets, not the old state
+    fresh = StreamState(sigma=state.sigma.copy(), size=state.size)
+    (after,), _ = temporal.process_batch(frames[2:], [state])
+    (expected,), _ = temporal.process_batch(frames[2:], [fresh])
+    assert np.array_equal(after, expected)
+
+
 # -- recordings ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_segments_hold_every_frame_exactly_once(tmp_path):

@@ -520,7 +520,38 @@ class AutoDenoiser(Denoiser):
             with self._lock:
                 self._building.discard(rung)
 
-    def _swap_if_ready(self, now: float) -> None:
+    # -- shared by many streams (serve) ----------------------------------------------------------
+    def set_rate(self, fps: float) -> None:
+        """The source's (or the sources') frame rate changed: judge by the new interval."""
+        self.fps = fps
+        if self._detector is not None:
+            self._detector.interval_s = 1 / fps
+
+    def shared_switch(self, now: float) -> bool:
+        """Between two calls of a denoiser that many streams share (``serve``): switch to the
+        rung built meanwhile, if one is ready. The streams' states follow by themselves: each
+        starts afresh on the new tier, its noise level kept (``StreamState.owner``). True
+        when the active rung changed."""
+        before = self.active
+        self._swap_if_ready(now, carry=False)
+        return self.active is not before
+
+    def shared_frames_done(
+        self, now: float, images: Sequence[np.ndarray], busy_s: float, drops: int
+    ) -> None:
+        """After one call of a shared denoiser: ``images`` took ``busy_s`` of the worker's time
+        and the streams' queues have dropped ``drops`` frames so far. Fed to the detector as
+        :meth:`frame_done` is, a sample per frame."""
+        if self._t0 is None:
+            self._t0 = now - busy_s
+        self._last_image = images[-1]  # what a rung built from now on warms up on
+        self._frames += len(images)
+        self.spans[-1]["frames"] += len(images)
+        self._last_t = now
+        for _ in images:
+            self.frame_done(now, busy_s / len(images), busy_s / len(images), drops)
+
+    def _swap_if_ready(self, now: float, carry: bool = True) -> None:
         with self._lock:
             ready, self._ready = self._ready, None
             failed, self._failed = self._failed, None
@@ -536,7 +567,7 @@ class AutoDenoiser(Denoiser):
             return
         rung, decision = self._pending
         previous = self.rung
-        carried = ready.carry_state(self.active, self._last_image)
+        carried = carry and ready.carry_state(self.active, self._last_image)
         t = round(now - self._t0, 2)
         self.spans[-1]["to_s"] = t
         self.spans.append(

@@ -69,6 +69,9 @@ class StreamState:
     motion: np.ndarray | None = None
     size: tuple[int, int] | None = None
     scene_cuts: int = 0
+    #: Which denoiser (runtime, model, precision) made ``recurrent`` and ``motion``: a state
+    #: handed to another one (a shared ``--model auto`` that changed tier) starts afresh.
+    owner: str | None = None
 
     def reset(self) -> None:
         """Forget the past (a reconnect, seek or size change); the counters stay."""
@@ -260,11 +263,17 @@ class NeuralDenoiser(Denoiser):
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise UsageError(f"expected H×W×3 uint8 frames, got {image.shape} {image.dtype}")
+        owner = f"{self.name}:{self.model}:{self.precision}"
         for image, state in zip(images, states, strict=True):
             size = (image.shape[1], image.shape[0])
             if state.size != size:
                 state.reset()
                 state.size = size
+            elif state.owner not in (None, owner):  # another tier's state: only σ carries over
+                sigma = state.sigma
+                state.reset()
+                state.sigma = sigma
+            state.owner = owner
         parallel = overlap and self.frames_in_flight > 1 and len(images) == 1
         return self._run_batch(images, states, to_uint8=True, shared=True, parallel=parallel)
 

@@ -128,6 +128,10 @@ class Camera:
         source = self._source
         return (source.fps if source else None) or self.source_options.fps
 
+    def drops(self) -> int:
+        """Frames this camera's source queue has dropped so far."""
+        return self.queue.drops
+
     def encoders(self) -> list[str]:
         """The libx264 preset of each output that encodes every frame of this camera."""
         return [runner.sink.x264_preset for runner in self.runners if runner.sink.x264_preset]

@@ -240,6 +240,7 @@ class Server(ServerBase):
             if isinstance(service, SharedAutoService):
                 service.rate = worker.source_rate
                 service.encoders = worker.source_encoders
+                service.drops = worker.source_drops
             worker.start()
             self.workers[key] = worker
         camera = Camera(config, worker, self.telemetry.written)

@@ -27,6 +27,7 @@ its state is never used by two calls at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -118,19 +119,28 @@ class SharedNeuralService(DenoiseService):
     def describe(self) -> dict:
         return {**self.denoiser.describe(), "shared": "batched"}
 
-    def close(self) -> None:
-        self.denoiser.close()
+    def stop_threads(self) -> None:
+        """End the per-stream threads (the denoiser stays open)."""
         if self._pool is not None:
             self._pool.shutdown()
+            self._pool = None
+            self.denoiser.executor = None
+
+    def close(self) -> None:
+        self.denoiser.close()
+        self.stop_threads()
 
 
 class SharedAutoService(DenoiseService):
     """``model: auto`` for a shared denoiser: at its first frame the tiers are calibrated (or
     read from the calibration cache) for the frame size and the *summed* frame rate of the
     cameras sharing it, leaving each frame's decoding and its camera's x264 outputs their share
-    of the CPU, and the strongest tier that keeps up runs, shared and batched, from then on.
-    The tier is chosen once per denoiser; it does not step between tiers while running (a
-    reload that restarts the denoiser chooses again)."""
+    of the CPU, and the strongest tier that keeps up runs, shared and batched. Then it adapts
+    as ``run --model auto`` does: the overuse detector watches the share of the cameras'
+    summed frame interval the calls take (and the cameras' queue drops); a tier that falls
+    behind steps down, headroom held for a while steps up, the next tier built and warmed up
+    on the side while the current one runs. Each camera's recurrent state starts afresh on the
+    new tier (its noise level kept)."""
 
     def __init__(self, auto) -> None:
         self.auto = auto
@@ -140,10 +150,14 @@ class SharedAutoService(DenoiseService):
         #: frame (else: the auto module's assumed rate, one default-preset recording).
         self.rate: Callable[[], float | None] = lambda: None
         self.encoders: Callable[[], list[list[str]] | None] = lambda: None
+        #: Frames the cameras' queues have dropped so far, all together (0: not known here).
+        self.drops: Callable[[], int] = lambda: 0
         #: False where the cameras decode and encode on CPUs of their own (a cluster's stream
         #: workers): then no CPU is set aside for them here.
         self.codec_here = True
         self._threads = 0
+        self._services: dict[int, SharedNeuralService] = {}  # by the tier's denoiser
+        self._lock = threading.Lock()
 
     def new_state(self, strength: float | None = None) -> StreamState:
         from streamdenoise.backends.neural import StreamState
@@ -156,31 +170,54 @@ class SharedAutoService(DenoiseService):
         return 1 if self.shared is None else self.shared.frames_in_flight
 
     def denoise(self, frames, states, overlap=False):
-        if self.shared is None:
-            per_camera = self.encoders()
-            if not self.codec_here:
-                self.auto.configure(self.rate(), adaptive=True, encoders=(), codec_here=False)
-            elif per_camera:
-                self.auto.configure(
-                    self.rate(),
-                    adaptive=True,
-                    encoders=[preset for presets in per_camera for preset in presets],
-                    sources=len(per_camera),
-                )
-            else:
-                self.auto.configure(self.rate(), adaptive=True)
-            height, width = frames[0].shape[:2]
-            self.auto.prepare(width, height)
-            self.shared = SharedNeuralService(self.auto.active)
-            self.shared.spread(self._threads)
-            log.warning(
-                "auto: tier %s for %s fps of %dx%d cameras",
-                self.auto.label,
-                f"{self.auto.fps:g}" if self.auto.fps else "an assumed",
-                width,
-                height,
+        with self._lock:
+            if self.shared is None:
+                self._choose(frames[0])
+            elif self.auto.shared_switch(time.monotonic()):
+                self.shared = self._service(self.auto.active)
+            shared = self.shared
+        started = time.monotonic()
+        result = shared.denoise(frames, states, overlap)
+        now = time.monotonic()
+        # calls that overlap share the cores: each frame's part of the worker's time
+        busy = (now - started) / (shared.frames_in_flight if overlap else 1)
+        with self._lock:
+            rate = self.rate()
+            if rate and rate != self.auto.fps:
+                self.auto.set_rate(rate)
+            self.auto.shared_frames_done(now, frames, busy, self.drops())
+        return result
+
+    def _choose(self, frame: np.ndarray) -> None:
+        per_camera = self.encoders()
+        if not self.codec_here:
+            self.auto.configure(self.rate(), adaptive=True, encoders=(), codec_here=False)
+        elif per_camera:
+            self.auto.configure(
+                self.rate(),
+                adaptive=True,
+                encoders=[preset for presets in per_camera for preset in presets],
+                sources=len(per_camera),
             )
-        return self.shared.denoise(frames, states, overlap)
+        else:
+            self.auto.configure(self.rate(), adaptive=True)
+        height, width = frame.shape[:2]
+        self.auto.prepare(width, height)
+        self.shared = self._service(self.auto.active)
+        log.warning(
+            "auto: tier %s for %s fps of %dx%d cameras",
+            self.auto.label,
+            f"{self.auto.fps:g}" if self.auto.fps else "an assumed",
+            width,
+            height,
+        )
+
+    def _service(self, denoiser: NeuralDenoiser) -> SharedNeuralService:
+        service = self._services.get(id(denoiser))
+        if service is None:
+            service = self._services[id(denoiser)] = SharedNeuralService(denoiser)
+            service.spread(self._threads)
+        return service
 
     def spread(self, threads: int) -> None:
         self._threads = threads
@@ -188,17 +225,18 @@ class SharedAutoService(DenoiseService):
     def describe(self) -> dict:
         info = self.auto.describe()
         described = {**info, "tier": info.get("model"), "shared": "batched"}
-        if self.shared is not None:  # chosen: for how many frames a second
+        if self.shared is not None:  # chosen: for how many frames a second, and since then
             described["chosen_for_fps"] = self.auto.fps
+            described["switches"] = list(self.auto.switches)
         for key in ("x264_encoders", "codec_ms_per_frame"):  # what the choice left CPU for
             if key in self.auto.calibration:
                 described[key] = self.auto.calibration[key]
         return described
 
     def close(self) -> None:
-        if self.shared is not None:
-            self.shared.close()
-        self.auto.close()
+        for service in self._services.values():
+            service.stop_threads()
+        self.auto.close()  # every tier's denoiser
 
 
 @dataclass
@@ -272,6 +310,8 @@ class Client(Protocol):
 
     def encoders(self) -> list[str]: ...
 
+    def drops(self) -> int: ...
+
     def denoised(self, frame: Frame) -> None: ...
 
     def ended(self, item: EndOfStream) -> None: ...
@@ -309,6 +349,7 @@ class BatchWorker:
         self.stats = DenoiserStats()
         self._observe = observe
         self._clients: list[Client] = []
+        self._drops_gone = 0  # dropped by cameras no longer attached
         self._lock = threading.Lock()  # the client list, the calls in flight, the stats
         self._batch_lock = threading.Lock()  # held while frames are taken or a batch runs here
         self._settled = threading.Condition(self._lock)  # a call in flight ended
@@ -334,6 +375,7 @@ class BatchWorker:
         with self._batch_lock, self._lock:
             if client in self._clients:
                 self._clients.remove(client)
+                self._drops_gone += client.drops()
             while client in self._in_flight:
                 self._settled.wait()
         if client.dstate is not None:
@@ -353,6 +395,11 @@ class BatchWorker:
         with self._lock:
             rates = [client.fps() for client in self._clients]
         return summed_rate(rates, len(rates))
+
+    def source_drops(self) -> int:
+        """Frames the cameras' queues have dropped so far, those of detached cameras too."""
+        with self._lock:
+            return self._drops_gone + sum(client.drops() for client in self._clients)
 
     def source_encoders(self) -> list[list[str]]:
         """The x264 presets each attached camera encodes its frames with, per camera."""
@@ -403,8 +450,8 @@ class BatchWorker:
                 return True
             with self._lock:
                 self._in_flight.update(client for client, _ in batch)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.service.frames_in_flight, f"denoise {self.name}")
+        if self._pool is None:  # as many threads as calls may ever be in flight here
+            self._pool = ThreadPoolExecutor(os.cpu_count() or 1, f"denoise {self.name}")
         self._pool.submit(self._run_in_flight, batch)
         return True
 

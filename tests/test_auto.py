@@ -473,7 +473,7 @@ def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_ba
 
     try:
         wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 12, "big")
-        assert service.describe()["chosen_for_fps"] == 2 * fps
+        assert service.describe()["source_fps"] == 2 * fps
         before = len(auto.switches)
         # every call of either tier now takes three of its interval, at the big tier's pace
         heavy_backend.extra_passes = math.ceil(3 / fps / min(calls[-4:]))

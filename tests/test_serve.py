@@ -571,6 +571,6 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
         code, err = stop(cli)
     assert code == 130, err
     # both cameras, also when one was slow to open (taken at the other's rate)
-    assert denoiser["chosen_for_fps"] == 20, denoiser
+    assert denoiser["source_fps"] == 20, denoiser
     tier = re.escape(denoiser["tier"])
     assert re.search(rf"auto: tier {tier}/fp32 for 20 fps of 96x64 cameras", err), err

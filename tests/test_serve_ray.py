@@ -436,14 +436,14 @@ def test_auto_on_a_replica_chooses_for_the_cameras_it_serves(cluster, tmp_path):
 
     def chosen():
         rows = json.loads(fetch(base + "api/cameras")[1])["denoisers"]
-        return rows if rows and "chosen_for_fps" in rows[0] else None
+        return rows if rows and "source_fps" in rows[0] else None
 
     try:
         wait_for(lambda: cli.poll() is not None or fetch(base + "readyz")[0] == 200, 180, "ready")
         assert cli.poll() is None, log.read_text()[-3000:]
         (replica,) = wait_for(chosen, 120, "a tier chosen")
         assert replica["auto"] is True and replica["model"] == replica["tier"] != "auto"
-        assert replica["chosen_for_fps"] == 2 * FPS, replica
+        assert replica["source_fps"] == 2 * FPS, replica
         assert replica["x264_encoders"] == [] and replica["codec_ms_per_frame"] == 0, replica
     finally:
         cli.send_signal(signal.SIGTERM)

@@ -225,8 +225,8 @@ class SharedAutoService(DenoiseService):
     def describe(self) -> dict:
         info = self.auto.describe()
         described = {**info, "tier": info.get("model"), "shared": "batched"}
-        if self.shared is not None:  # chosen: for how many frames a second, and since then
-            described["chosen_for_fps"] = self.auto.fps
+        if self.shared is not None:  # running: the summed rate it is judged by, its switches
+            described["source_fps"] = self.auto.fps
             described["switches"] = list(self.auto.switches)
         for key in ("x264_encoders", "codec_ms_per_frame"):  # what the choice left CPU for
             if key in self.auto.calibration:

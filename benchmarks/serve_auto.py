@@ -1,0 +1,266 @@
+"""A site whose load changes: ``serve``'s shared ``model: auto`` as cameras come and go.
+
+One ``streamdenoise serve`` (its defaults: ``model: auto``, one shared denoiser) runs looped
+camera clips (a noisy H.264 file made from ``shared/datasets/media/clips/01_dog.mp4`` at an IP
+camera's bitrate, replayed at its frame rate: ``loop`` + ``realtime``, decoded by PyAV). The
+cameras change by phases, each applied by rewriting the config file and ``POST /api/reload``
+(default: one camera for 40 s, three for 50 s, one again for 50 s). Every second the script
+reads ``/api/cameras``: the tier the shared denoiser runs, the frames each camera delivered
+and dropped. The calibration cache is a fresh folder, so the first choice is measured here.
+
+Writes ``serve_auto[_LABEL].{json,md,png}`` to ``--out`` with the machine record: per phase,
+the cameras' summed source rate, the share of it delivered, the drops and the tiers that ran;
+the switches with their times and reasons; the timeline as a plot.
+
+    python benchmarks/serve_auto.py --label zen5
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from serve_cameras import cli, fetch_cameras, free_port  # noqa: E402
+from suite.clips import camera_bitrate, make_noisy_clip  # noqa: E402
+from suite.report import machine_lines, table  # noqa: E402
+
+from streamdenoise.lab.speed import machine_record  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--fps", type=int, default=15, help="each camera's frame rate")
+    parser.add_argument(
+        "--phases", default="1:40,3:50,1:50", help="cameras:seconds, comma-separated, in order"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="each camera records (x264 veryfast), else null"
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--label", default="")
+    return parser.parse_args()
+
+
+def write_config(path: Path, port: int, clip: Path, cameras: int, work: Path, record: bool):
+    outputs = (
+        f"record: {{path: '{work}/rec/{{camera}}/%H%M%S.mp4', segment: 60s}}"
+        if record
+        else "outputs: ['null']"
+    )
+    lines = [f"http: {{port: {port}}}", "cameras:"]
+    lines += [
+        f"  cam{i}: {{source: '{clip}', loop: true, realtime: true, {outputs}}}"
+        for i in range(cameras)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def api(port: int, path: str, method: str = "GET") -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/{path}", method=method)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def sample(port: int, started: float) -> dict:
+    cameras = fetch_cameras(port)
+    (denoiser,) = api(port, "api/cameras")["denoisers"]
+    return {
+        "t_s": round(time.monotonic() - started, 2),
+        "tier": f"{denoiser.get('tier')}/{denoiser.get('precision')}",
+        "cameras": {
+            name: {
+                "frames_out": camera["frames_out"],
+                "source_drops": camera["drops"]["source_queue"],
+            }
+            for name, camera in cameras.items()
+        },
+        "denoiser": denoiser,
+    }
+
+
+def run(args, clip: Path, work: Path, env: dict) -> dict:
+    phases = [tuple(int(v) for v in p.split(":")) for p in args.phases.split(",")]
+    port = free_port()
+    config = work / "site.yaml"
+    write_config(config, port, clip, phases[0][0], work, args.record)
+    log = open(work / "serve.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(cli("serve", str(config)), stderr=log, cwd=work, env=env)
+    samples: list[dict] = []
+    bounds = []
+    try:
+        deadline = time.monotonic() + 180
+        while True:  # up, calibrated, every camera delivering
+            try:
+                if all(c["frames_out"] > 0 for c in fetch_cameras(port).values()):
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start: see {work / 'serve.log'}")
+            time.sleep(0.5)
+        started = time.monotonic()
+        for index, (cameras, seconds) in enumerate(phases):
+            if index:
+                write_config(config, port, clip, cameras, work, args.record)
+                api(port, "api/reload", "POST")
+            begin = time.monotonic() - started
+            while time.monotonic() - started < begin + seconds:
+                time.sleep(1.0)
+                samples.append(sample(port, started))
+            bounds.append({"cameras": cameras, "from_s": round(begin, 2), "seconds": seconds})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+        log.close()
+    return {"phases": summarize(samples, bounds, args.fps), "samples": samples}
+
+
+def summarize(samples: list[dict], bounds: list[dict], fps: int) -> list[dict]:
+    """Per phase: frames delivered and dropped between its first and last sample (its first
+    5 s left out: cameras starting), and the tiers seen."""
+    out = []
+    for phase in bounds:
+        start, end = phase["from_s"] + 5, phase["from_s"] + phase["seconds"]
+        inside = [s for s in samples if start <= s["t_s"] <= end]
+        first, last = inside[0], inside[-1]
+        names = [n for n in last["cameras"] if n in first["cameras"]]
+        elapsed = last["t_s"] - first["t_s"]
+        out_frames = sum(
+            last["cameras"][n]["frames_out"] - first["cameras"][n]["frames_out"] for n in names
+        )
+        dropped = sum(
+            last["cameras"][n]["source_drops"] - first["cameras"][n]["source_drops"] for n in names
+        )
+        expected = len(names) * fps * elapsed
+        out.append(
+            {
+                **phase,
+                "source_fps": len(names) * fps,
+                "delivered_fps": round(out_frames / elapsed, 2),
+                "delivered_share": round(out_frames / expected, 3),
+                "dropped_share": round(dropped / max(1, out_frames + dropped), 4),
+                "tiers": list(dict.fromkeys(s["tier"] for s in inside)),
+            }
+        )
+    return out
+
+
+def render(doc: dict) -> str:
+    result = doc["result"]
+    switches = result["samples"][-1]["denoiser"].get("switches", [])
+    first = result["samples"][0]["denoiser"]
+    lines = [
+        "# `serve` with `model: auto` as cameras come and go",
+        "",
+        *machine_lines(doc["machine"]),
+        "",
+        f"Cameras: {doc['size']} at {doc['fps']} fps each, a noisy H.264 clip (01_dog.mp4, "
+        f"AWGN σ = 15, {doc['bitrate'] / 1e6:.1f} Mbit/s) looped in real time; outputs: "
+        f"{'x264 veryfast recordings' if doc['record'] else 'null'}. Phases applied by "
+        "`POST /api/reload`; per phase its first 5 s left out. A fresh calibration cache: "
+        f"the first choice, {first.get('tier')}/{first.get('precision')} for "
+        f"{first.get('source_fps')} fps, was measured at startup.",
+        "",
+        *table(
+            ["from", "cameras", "source fps", "delivered fps", "delivered", "dropped", "tiers"],
+            [
+                [
+                    f"{p['from_s']:.0f} s",
+                    str(p["cameras"]),
+                    f"{p['source_fps']}",
+                    f"{p['delivered_fps']:.1f}",
+                    f"{p['delivered_share']:.0%}",
+                    f"{p['dropped_share']:.1%}",
+                    " → ".join(p["tiers"]),
+                ]
+                for p in result["phases"]
+            ],
+        ),
+        "",
+        "Switches (seconds since the shared denoiser's first frame):",
+        "",
+        *table(
+            ["t", "from", "to", "reason"],
+            [[f"{s['t_s']:.1f} s", s["from"], s["to"], s["reason"]] for s in switches],
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = doc["result"]["samples"]
+    t = [s["t_s"] for s in samples]
+    source = [len(s["cameras"]) * doc["fps"] for s in samples]
+    delivered = [0.0] + [
+        sum(
+            b["cameras"][n]["frames_out"] - a["cameras"][n]["frames_out"]
+            for n in b["cameras"]
+            if n in a["cameras"]
+        )
+        / (b["t_s"] - a["t_s"])
+        for a, b in itertools.pairwise(samples)
+    ]
+    tiers = list(dict.fromkeys(s["tier"] for s in samples))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    top.plot(t, source, label="cameras' summed frame rate", color="grey", linestyle="--")
+    top.plot(t, delivered, label="frames delivered per second", color="tab:blue")
+    top.set_ylabel("frames / s")
+    top.legend(loc="lower right")
+    bottom.step(t, [tiers.index(s["tier"]) for s in samples], where="post", color="tab:orange")
+    bottom.set_yticks(range(len(tiers)), tiers)
+    bottom.set_xlabel("seconds")
+    bottom.set_ylabel("tier")
+    fig.suptitle(f"serve, model: auto, {doc['size']} cameras at {doc['fps']} fps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    args = parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="serve-auto-") as tmp:
+        work = Path(tmp)
+        bitrate = camera_bitrate((width, height))
+        source = args.data / "media" / "clips" / "01_dog.mp4"
+        clip = make_noisy_clip(source, work / "clip.mp4", (width, height), 300, bitrate, args.fps)
+        env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
+        doc = {
+            "machine": machine_record(),
+            "command": " ".join(sys.argv),
+            "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            "size": args.size,
+            "fps": args.fps,
+            "bitrate": bitrate,
+            "record": args.record,
+            "result": run(args, clip, work, env),
+        }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "serve_auto" + (f"_{args.label}" if args.label else "")
+    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (args.out / f"{name}.md").write_text(render(doc))
+    plot(doc, args.out / f"{name}.png")
+    print(render(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

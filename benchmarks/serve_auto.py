@@ -219,7 +219,10 @@ def plot(doc: dict, path: Path) -> None:
         / (b["t_s"] - a["t_s"])
         for a, b in itertools.pairwise(samples)
     ]
-    tiers = list(dict.fromkeys(s["tier"] for s in samples))
+    # the denoiser's ladder, weakest first, and any tier seen that is not on it
+    ladder = samples[-1]["denoiser"].get("rungs", [])
+    tiers = ladder + [s["tier"] for s in samples if s["tier"] not in ladder]
+    tiers = list(dict.fromkeys(tiers))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     top.plot(t, source, label="cameras' summed frame rate", color="grey", linestyle="--")
     top.plot(t, delivered, label="frames delivered per second", color="tab:blue")

@@ -491,7 +491,9 @@ def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_ba
     assert down["reason"].startswith("over budget") and down["state"] == "reset"
     assert (up["from"], up["to"], up["direction"]) == ("small/fp32", "big/fp32", "up")
     assert up["reason"].startswith("headroom")
-    assert service.describe()["switches"][before:] == [down, up]
+    described = service.describe()
+    assert described["switches"][before:] == [down, up]
+    assert described["rungs"] == ["small/fp32", "big/fp32"]
     # the states were handed from tier to tier: each now belongs to the big tier's denoiser
     assert {state.owner for state in states} == {f"torch:{auto.active.model}:fp32"}
     assert all(state.recurrent is None for state in states)  # per-frame tiers keep none

@@ -227,6 +227,7 @@ class SharedAutoService(DenoiseService):
         described = {**info, "tier": info.get("model"), "shared": "batched"}
         if self.shared is not None:  # running: the summed rate it is judged by, its switches
             described["source_fps"] = self.auto.fps
+            described["rungs"] = [rung.label for rung in self.auto.rungs]  # weakest first
             described["switches"] = list(self.auto.switches)
         for key in ("x264_encoders", "codec_ms_per_frame"):  # what the choice left CPU for
             if key in self.auto.calibration:

@@ -163,8 +163,10 @@ class DenoiserReplica:
         self.node, self.pid, self.started = context.get_node_id(), os.getpid(), time.time()
         self.states_lost = 0
         self._callers: dict[str, tuple[float, int]] = {}
-        #: The frame rate of each caller's cameras (None: not known yet), by caller.
+        #: The frame rate of each caller's cameras (None: not known yet), by caller, and the
+        #: frames their queues have dropped so far.
         self._rates: dict[str, list[float | None]] = {}
+        self._drops: dict[str, int] = {}
         #: How many cameras the head expects this replica to serve.
         self._expected_cameras = int(plan.get("cameras", 1))
         self.error: str | None = None
@@ -183,6 +185,7 @@ class DenoiserReplica:
         if isinstance(self.service, SharedAutoService):
             # its cameras decode and encode in their stream workers, on CPUs of their own
             self.service.rate, self.service.codec_here = self._source_rate, False
+            self.service.drops = lambda: sum(self._drops.values())
         self.max_batch = batch_for(self.info, plan.get("max_batch"))
         self.service.spread(min(self.max_batch, max(1, int(plan.get("cpus", 1)))))
         self.merger = _Merger(self.service, self.max_batch, self.telemetry.observer(name))
@@ -197,14 +200,15 @@ class DenoiserReplica:
         return {"node": self.node, "pid": self.pid, "max_batch": self.max_batch, **self.info}
 
     def denoise(
-        self, frames: list, refs: list, strengths: list, caller: tuple[str, int, list]
+        self, frames: list, refs: list, strengths: list, caller: tuple[str, int, list, int]
     ) -> tuple[list, list]:
         """Denoise ``frames[i]`` with the state behind ``refs[i]`` (None: a fresh stream of
         strength ``strengths[i]``); returns the frames and references to the new states.
-        ``caller``: the stream worker's name, its camera count and their frame rates."""
-        name, cameras, rates = caller
+        ``caller``: the stream worker's name, its camera count, their frame rates and the
+        frames their queues have dropped so far."""
+        name, cameras, rates, drops = caller
         self._callers[name] = (time.monotonic(), cameras)
-        self._rates[name] = rates
+        self._rates[name], self._drops[name] = rates, drops
         states = [self._state(ref, strength) for ref, strength in zip(refs, strengths, strict=True)]
         images, states = self.merger.denoise(frames, states)
         return images, [ray.put(state) for state in states]
@@ -304,6 +308,7 @@ class RemoteService(DenoiseService):
         self.retried = 0
         self.cameras: Callable[[], int] = lambda: 0
         self.rates: Callable[[], list[float | None]] = list
+        self.drops: Callable[[], int] = lambda: 0
         self.caller = ""
         self._down: dict[int, float] = {}
 
@@ -331,7 +336,7 @@ class RemoteService(DenoiseService):
                 list(frames),
                 [s.ref for s in states],
                 [s.strength for s in states],
-                (self.caller, self.cameras(), self.rates()),
+                (self.caller, self.cameras(), self.rates(), self.drops()),
             )
             try:
                 images, refs = ray.get(call, timeout=self.timeout_s)
@@ -397,6 +402,7 @@ class StreamWorker:
             )
             service.caller, service.cameras = group, lambda: len(self.cameras)
             service.rates = lambda: [camera.fps() for camera in self.cameras.values()]
+            service.drops = lambda: sum(camera.drops() for camera in self.cameras.values())
             observe = None
             max_batch = batch_for(plan.info, plan.max_batch)
         else:

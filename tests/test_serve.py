@@ -178,6 +178,22 @@ def test_a_state_handed_to_another_tier_starts_afresh_with_its_noise_level():
     assert np.array_equal(after, expected)
 
 
+def test_a_monochrome_frame_gets_the_raised_noise_level():
+    """An IR camera's night picture (R = G = B) is denoised as noise the same in every
+    channel needs: the network is given MONOCHROME_NOISE_GAIN × the estimate, a colour frame
+    the estimate itself."""
+    from streamdenoise.models.noise import MONOCHROME_NOISE_GAIN, estimate_noise_sigma
+
+    colour = moving(7, 2, (64, 96))
+    mono = [np.repeat(f[..., 1:2], 3, axis=2) for f in colour]
+    denoiser = TorchDenoiser(model="spatial", precision="fp32")
+    for image, gain in ((mono[0], MONOCHROME_NOISE_GAIN), (colour[1], 1.0)):
+        state = StreamState()
+        _, sigma, _ = denoiser._graph_inputs(image, state)
+        expected = estimate_noise_sigma(image) / 255 * gain
+        assert np.allclose(sigma.flatten(), expected, rtol=1e-5), (gain, sigma, expected)
+
+
 # -- recordings ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_segments_hold_every_frame_exactly_once(tmp_path):

@@ -39,7 +39,7 @@ from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model, weights_path
 from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, initial_state
-from streamdenoise.models.noise import estimate_noise_sigma
+from streamdenoise.models.noise import estimate_noise_sigma, monochrome_gain
 
 # Mean absolute difference between 1/8-scale thumbnails (0–1 scale) above which two
 # consecutive frames are treated as a cut. Thumbnails average 64 pixels, so even σ=50 noise
@@ -401,15 +401,19 @@ class NeuralDenoiser(Denoiser):
         return self._motion.apply(state.recurrent, x, motion)
 
     def _noise_level(self, image: np.ndarray, scale: np.float32, state: StreamState) -> np.ndarray:
-        """Per-channel σ on the [0, 1] scale: the hint if given, else a smoothed estimate."""
+        """Per-channel σ on the [0, 1] scale the network is given: the hint if given, else a
+        smoothed estimate; raised for a monochrome frame, whose noise is the same in every
+        channel (``noise.MONOCHROME_NOISE_GAIN``; a camera switching to IR at dusk is
+        followed from that frame on)."""
+        gain = np.float32(monochrome_gain(image))
         if self.sigma_hint is not None:
-            return np.full(3, self.sigma_hint / 255, np.float32)
+            return np.full(3, self.sigma_hint / 255 * gain, np.float32)
         est = estimate_noise_sigma(image).astype(np.float32) * scale
         if state.sigma is None:
             state.sigma = est
         else:
             state.sigma = (1 - SIGMA_SMOOTHING) * state.sigma + SIGMA_SMOOTHING * est
-        return state.sigma
+        return state.sigma * gain
 
     def _detect_scene_cut(self, image: np.ndarray, scale: np.float32, state: StreamState) -> None:
         if not self.temporal:

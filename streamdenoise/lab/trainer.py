@@ -20,7 +20,7 @@ import torch
 from streamdenoise.lab.data import VAL_MOTION_DIRS, ClipSampler, train_video_dirs, val_clips
 from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
-from streamdenoise.models.noise import estimate_noise_sigma_torch, synthesize
+from streamdenoise.models.noise import estimate_noise_sigma_torch, monochrome_gain_torch, synthesize
 from streamdenoise.models.weights import git_commit, save_weights
 from streamdenoise.settings import data_dir, default, train_batch
 
@@ -170,8 +170,12 @@ def optimizer_step(opt: torch.optim.Optimizer, net: UNetDenoiser, loss: torch.Te
 
 
 def frame_sigmas(noisy: torch.Tensor) -> torch.Tensor:
+    """The noise level the network is given with each frame, as the backends give it: the
+    blind estimate, raised for monochrome frames (``noise.MONOCHROME_NOISE_GAIN``)."""
     n, t = noisy.shape[:2]
-    return estimate_noise_sigma_torch(noisy.flatten(0, 1).float()).view(n, t, 3, 1, 1)
+    frames = noisy.flatten(0, 1).float()
+    sigma = estimate_noise_sigma_torch(frames) * monochrome_gain_torch(frames)
+    return sigma.view(n, t, 3, 1, 1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

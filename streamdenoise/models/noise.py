@@ -51,6 +51,40 @@ def estimate_noise_sigma(image: np.ndarray) -> np.ndarray:
     return np.median(resp, axis=0) * _MAD_TO_STD
 
 
+# A monochrome frame — an IR camera's night mode, whose neutral chroma decodes to R = G = B —
+# carries the same noise in all three channels. The networks learned on noise independent
+# per channel, which their first layers partly average away across the channels; given the
+# per-channel level of noise that is the same in every channel, they denoise too little. They
+# are given this many times the estimate instead (tuned on training videos made grey,
+# checked on both validation sets: benchmarks/results/quality/monochrome_noise.md).
+MONOCHROME_NOISE_GAIN = 1.25
+# Mean |R − G| + |G − B| (8-bit steps) under which a frame counts as monochrome: neutral
+# chroma decodes to equal channels up to rounding, while the channels of a colour frame
+# differ by whole steps even where the scene is grey (their noise alone is independent).
+MONOCHROME_MAX_CHROMA = 1.0
+
+
+def monochrome_gain(image: np.ndarray) -> float:
+    """:data:`MONOCHROME_NOISE_GAIN` for a monochrome H×W×3 frame (uint8, or float on
+    [0, 1]), else 1. Looks at about :data:`ESTIMATOR_SAMPLES` pixels."""
+    h, w = image.shape[:2]
+    step = max(1, round(math.sqrt(h * w / ESTIMATOR_SAMPLES)))
+    sample = image[::step, ::step].astype(np.float32)
+    if image.dtype != np.uint8:
+        sample *= 255
+    chroma = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
+    return MONOCHROME_NOISE_GAIN if float(chroma.mean()) < MONOCHROME_MAX_CHROMA else 1.0
+
+
+def monochrome_gain_torch(x: torch.Tensor) -> torch.Tensor:
+    """Batched :func:`monochrome_gain` for training: (N, 3, H, W) on [0, 1] → (N, 1, 1, 1)."""
+    sample = x[:, :, ::2, ::2].float() * 255
+    chroma = (sample[:, 0] - sample[:, 1]).abs() + (sample[:, 1] - sample[:, 2]).abs()
+    mono = chroma.flatten(1).mean(1) < MONOCHROME_MAX_CHROMA
+    gain = torch.where(mono, MONOCHROME_NOISE_GAIN, 1.0)
+    return gain.to(x.dtype).view(-1, 1, 1, 1)
+
+
 def estimate_noise_sigma_torch(x: torch.Tensor) -> torch.Tensor:
     """Batched torch version of :func:`estimate_noise_sigma`: (N, 3, H, W) → (N, 3, 1, 1)."""
     k = torch.from_numpy(_LAPLACE).to(x.dtype).to(x.device).view(1, 1, 3, 3).repeat(3, 1, 1, 1)

@@ -113,7 +113,8 @@ class OveruseDetector:
         elapsed = now - self._window_start
         if elapsed < self.rules.check_s or len(self._busy) < self.rules.min_frames:
             return None
-        decision = self._check(now, elapsed, drops - self._drops_start)
+        # a count that went down (a restarted camera worker starts from 0) is no drop
+        decision = self._check(now, elapsed, max(0, drops - self._drops_start))
         self._window(now, drops)
         return decision
 

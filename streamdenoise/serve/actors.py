@@ -216,7 +216,8 @@ class DenoiserReplica:
     def _source_rate(self) -> float | None:
         """What ``model: auto`` chooses for: the cameras the head expects here, at the rate
         of those that called so far (the first call may come before the others')."""
-        rates = [rate for per_caller in self._rates.values() for rate in per_caller]
+        # a copy first (one C call): callers may add themselves from other threads meanwhile
+        rates = [rate for per_caller in list(self._rates.values()) for rate in per_caller]
         return summed_rate(rates, self._expected_cameras)
 
     def _state(self, ref, strength: float | None):

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serve_cameras import cli, fetch_cameras, free_port  # noqa: E402
+from serve_cameras import cli, fetch_cameras, free_port, wait_delivering  # noqa: E402
 from suite.clips import camera_bitrate, make_noisy_clip  # noqa: E402
 from suite.report import machine_lines, table  # noqa: E402
 
@@ -102,16 +102,7 @@ def run(args, clip: Path, work: Path, env: dict) -> dict:
     samples: list[dict] = []
     bounds = []
     try:
-        deadline = time.monotonic() + 180
-        while True:  # up, calibrated, every camera delivering
-            try:
-                if all(c["frames_out"] > 0 for c in fetch_cameras(port).values()):
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: see {work / 'serve.log'}")
-            time.sleep(0.5)
+        wait_delivering(process, port, phases[0][0], work / "serve.log", 180)  # calibrated
         started = time.monotonic()
         for index, (cameras, seconds) in enumerate(phases):
             if index:

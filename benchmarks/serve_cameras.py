@@ -135,19 +135,24 @@ def measure_serve(clip: Path, n: int, args, max_batch: int | None, work: Path) -
         return _measure(process, port, n, args, work)
 
 
+def wait_delivering(process: subprocess.Popen, port: int, n: int, log: Path, timeout: float):
+    """Until serve is up and each of its ``n`` cameras has delivered a frame."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cams = fetch_cameras(port)
+            if len(cams) == n and all(c["frames_out"] > 0 for c in cams.values()):
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"serve did not start: see {log}")
+        time.sleep(0.5)
+
+
 def _measure(process: subprocess.Popen, port: int, n: int, args, work: Path) -> dict:
     try:
-        deadline = time.monotonic() + 120
-        while True:  # up, and every camera delivering
-            try:
-                cams = fetch_cameras(port)
-                if len(cams) == n and all(c["frames_out"] > 0 for c in cams.values()):
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: see {work / f'serve-{n}.log'}")
-            time.sleep(0.5)
+        wait_delivering(process, port, n, work / f"serve-{n}.log", 120)
         time.sleep(args.warmup)
         first, start = fetch_cameras(port), time.monotonic()
         time.sleep(args.seconds)

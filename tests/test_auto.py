@@ -342,6 +342,34 @@ def test_detector_backs_off_when_a_step_up_does_not_hold_and_watches_drops():
     assert decisions and "falling behind" in decisions[0][1].reason
 
 
+def small_and_big_auto(tmp_path: Path) -> AutoDenoiser:
+    """``auto`` on the heavy backend over two real tiers, with quick adaptation rules."""
+    folder = tmp_path / "tiers"
+    folder.mkdir()
+    write_tier(folder, "small", SMALL, 28.5)
+    write_tier(folder, "big", MID, 29.5)
+    return AutoDenoiser(
+        HEAVY_BACKEND,
+        precision="fp32",
+        tiers=discover_tiers(folder)[0],
+        cache=CalibrationCache(tmp_path / "cache"),
+        rules=AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2),
+    )
+
+
+def waiter(runner: threading.Thread, auto: AutoDenoiser):
+    """``wait_for(condition, what)`` while ``runner`` streams into ``auto``."""
+
+    def wait_for(condition, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert runner.is_alive(), f"the stream stopped before {what}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {auto.switches}"
+            time.sleep(0.05)
+
+    return wait_for
+
+
 @pytest.mark.slow
 def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heavy_backend):
     from rich.console import Console
@@ -350,20 +378,9 @@ def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heav
     from streamdenoise.pipeline import Pipeline, PipelineConfig
     from streamdenoise.status import status_text, tiers_table
 
-    folder = tmp_path / "tiers"
-    folder.mkdir()
-    write_tier(folder, "small", SMALL, 28.5)
-    write_tier(folder, "big", MID, 29.5)
     fps = 4
     clip = make_clip(tmp_path / "live.mp4", frames=16, size=(160, 96), fps=fps)
-    rules = AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2)
-    auto = AutoDenoiser(
-        HEAVY_BACKEND,
-        precision="fp32",
-        tiers=discover_tiers(folder)[0],
-        cache=CalibrationCache(tmp_path / "cache"),
-        rules=rules,
-    )
+    auto = small_and_big_auto(tmp_path)
     stats = tmp_path / "stats.json"
     config = PipelineConfig(
         source=str(clip),
@@ -377,13 +394,7 @@ def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heav
     result: dict = {}
     runner = threading.Thread(target=lambda: result.update(report=pipeline.run()), daemon=True)
     runner.start()
-
-    def wait_for(condition, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert runner.is_alive(), f"the run ended before {what}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {auto.switches}"
-            time.sleep(0.05)
+    wait_for = waiter(runner, auto)
 
     try:
         # Both tiers fit 4 fps easily: auto runs the big one (at once, or after a step up
@@ -429,19 +440,8 @@ def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_ba
     load gone it steps back up, and the cameras' states follow each switch."""
     from streamdenoise.serve.service import SharedAutoService
 
-    folder = tmp_path / "tiers"
-    folder.mkdir()
-    write_tier(folder, "small", SMALL, 28.5)
-    write_tier(folder, "big", MID, 29.5)
     fps = 4  # per camera; two cameras
-    rules = AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2)
-    auto = AutoDenoiser(
-        HEAVY_BACKEND,
-        precision="fp32",
-        tiers=discover_tiers(folder)[0],
-        cache=CalibrationCache(tmp_path / "cache"),
-        rules=rules,
-    )
+    auto = small_and_big_auto(tmp_path)
     service = SharedAutoService(auto)
     service.rate, service.encoders = lambda: 2 * fps, lambda: [[], []]
     clip = DemoClip(160, 96, fps, seed=3)
@@ -463,13 +463,7 @@ def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_ba
 
     runner = threading.Thread(target=cameras, daemon=True)
     runner.start()
-
-    def wait_for(condition, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert runner.is_alive(), f"the cameras stopped before {what}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {auto.switches}"
-            time.sleep(0.05)
+    wait_for = waiter(runner, auto)
 
     try:
         wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 12, "big")

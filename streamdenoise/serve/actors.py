@@ -214,11 +214,16 @@ class DenoiserReplica:
         return images, [ray.put(state) for state in states]
 
     def _source_rate(self) -> float | None:
-        """What ``model: auto`` chooses for: the cameras the head expects here, at the rate
-        of those that called so far (the first call may come before the others')."""
-        # a copy first (one C call): callers may add themselves from other threads meanwhile
-        rates = [rate for per_caller in list(self._rates.values()) for rate in per_caller]
-        return summed_rate(rates, self._expected_cameras)
+        """What ``model: auto`` chooses for and is judged by: the cameras the head expects
+        here (or more, when more call), at the rate of those that called lately (the first
+        call may come before the others'; a stream worker that stopped calling no longer
+        counts)."""
+        now = time.monotonic()
+        # copies first (one C call each): callers add themselves from other threads meanwhile
+        callers, rates = dict(self._callers), dict(self._rates)
+        live = [r for name, per in rates.items()
+                if now - callers.get(name, (now, 0))[0] < CALLER_WINDOW_S for r in per]  # fmt: skip
+        return summed_rate(live, self._expected_cameras)
 
     def _state(self, ref, strength: float | None):
         if ref is not None:

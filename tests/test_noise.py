@@ -113,8 +113,9 @@ def test_torch_estimator_matches_numpy():
 
 
 def test_monochrome_frames_are_told_apart_from_colour_ones():
-    """An IR camera's night picture (neutral chroma: R = G = B, through H.264 too) is
-    monochrome; a colour frame is not, even a grey-looking one with light noise."""
+    """An IR camera's night picture (neutral chroma: R = G = B, through H.264 too, or a
+    slight tint) is monochrome; a colour frame is not, even a grey-looking one with light
+    noise."""
     rng = np.random.default_rng(0)
     grey = (smooth_scene()[..., :1] * 255 + rng.normal(0, 20, (192, 256, 1))).clip(0, 255)
     mono = np.repeat(grey.astype(np.uint8), 3, axis=2)
@@ -122,12 +123,15 @@ def test_monochrome_frames_are_told_apart_from_colour_ones():
     assert monochrome_gain(mono) == MONOCHROME_NOISE_GAIN
     assert monochrome_gain(mono.astype(np.float32) / 255) == MONOCHROME_NOISE_GAIN
     assert monochrome_gain(h264_roundtrip(np.stack([mono] * 2), 23)[1]) == MONOCHROME_NOISE_GAIN
+    tinted = np.clip(mono.astype(int) + np.array([2, 0, -1]), 0, 255).astype(np.uint8)  # a tint
+    assert monochrome_gain(tinted) == MONOCHROME_NOISE_GAIN
     light = np.clip(mono.astype(np.float32) + rng.normal(0, 2, mono.shape), 0, 255)
     assert monochrome_gain(light.astype(np.uint8)) == 1.0
     colour = (smooth_scene() * 255).astype(np.uint8)
     assert monochrome_gain(colour) == 1.0
-    batch = torch.from_numpy(np.stack([mono, colour])).permute(0, 3, 1, 2).float() / 255
-    assert monochrome_gain_torch(batch).flatten().tolist() == [MONOCHROME_NOISE_GAIN, 1.0]
+    batch = torch.from_numpy(np.stack([mono, colour, tinted])).permute(0, 3, 1, 2).float() / 255
+    gains = monochrome_gain_torch(batch).flatten().tolist()
+    assert gains == [MONOCHROME_NOISE_GAIN, 1.0, MONOCHROME_NOISE_GAIN]
 
 
 def test_compression_roundtrips_keep_shape():

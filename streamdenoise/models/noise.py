@@ -58,9 +58,11 @@ def estimate_noise_sigma(image: np.ndarray) -> np.ndarray:
 # are given this many times the estimate instead (tuned on training videos made grey,
 # checked on both validation sets: benchmarks/results/quality/monochrome_noise.md).
 MONOCHROME_NOISE_GAIN = 1.25
-# Mean |R − G| + |G − B| (8-bit steps) under which a frame counts as monochrome: neutral
-# chroma decodes to equal channels up to rounding, while the channels of a colour frame
-# differ by whole steps even where the scene is grey (their noise alone is independent).
+# How far R − G and G − B may stray from their typical value (mean absolute deviation from
+# the median, summed, 8-bit steps) in a monochrome frame: neutral chroma decodes to equal
+# channels up to rounding, and a camera whose IR picture carries a slight tint (chroma a step
+# off neutral) to channels a constant apart; the channels of a colour frame differ by varying
+# whole steps even where the scene is grey (their noise alone is independent).
 MONOCHROME_MAX_CHROMA = 1.0
 
 
@@ -69,19 +71,22 @@ def monochrome_gain(image: np.ndarray) -> float:
     [0, 1]), else 1. Looks at about :data:`ESTIMATOR_SAMPLES` pixels."""
     h, w = image.shape[:2]
     step = max(1, round(math.sqrt(h * w / ESTIMATOR_SAMPLES)))
-    sample = image[::step, ::step].astype(np.float32)
+    sample = image[::step, ::step].astype(np.float32).reshape(-1, 3)
     if image.dtype != np.uint8:
         sample *= 255
-    chroma = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
-    return MONOCHROME_NOISE_GAIN if float(chroma.mean()) < MONOCHROME_MAX_CHROMA else 1.0
+    spread = 0.0
+    for diff in (sample[:, 0] - sample[:, 1], sample[:, 1] - sample[:, 2]):
+        spread += float(np.abs(diff - np.median(diff)).mean())
+    return MONOCHROME_NOISE_GAIN if spread < MONOCHROME_MAX_CHROMA else 1.0
 
 
 def monochrome_gain_torch(x: torch.Tensor) -> torch.Tensor:
     """Batched :func:`monochrome_gain` for training: (N, 3, H, W) on [0, 1] → (N, 1, 1, 1)."""
-    sample = x[:, :, ::2, ::2].float() * 255
-    chroma = (sample[:, 0] - sample[:, 1]).abs() + (sample[:, 1] - sample[:, 2]).abs()
-    mono = chroma.flatten(1).mean(1) < MONOCHROME_MAX_CHROMA
-    gain = torch.where(mono, MONOCHROME_NOISE_GAIN, 1.0)
+    sample = x[:, :, ::2, ::2].float().flatten(2) * 255
+    spread = torch.zeros(x.shape[0])
+    for diff in (sample[:, 0] - sample[:, 1], sample[:, 1] - sample[:, 2]):
+        spread += (diff - diff.median(dim=1, keepdim=True).values).abs().mean(1)
+    gain = torch.where(spread < MONOCHROME_MAX_CHROMA, MONOCHROME_NOISE_GAIN, 1.0)
     return gain.to(x.dtype).view(-1, 1, 1, 1)
 
 

@@ -384,6 +384,9 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("unclipped_noise", number(float, 0, maximum=1), "share of the AWGN training clips "
             "whose noise is left unclipped and unrounded (the float protocol of published "
             "benchmarks); the rest are 8-bit, as cameras deliver", default=0.0, metavar="F"),
+    Setting("monochrome", number(float, 0, maximum=1), "share of the training clips made "
+            "grey with the same noise in every channel, as an IR camera sends at night",
+            default=0.0, metavar="F"),
     # -- export --------------------------------------------------------------------------------
     Setting("export_model", text, "model to export", default_help="temporal", metavar="NAME",
             flag="--model"),
@@ -468,7 +471,7 @@ EVAL = (
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32", "loss",
-    "unclipped_noise",
+    "unclipped_noise", "monochrome",
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",

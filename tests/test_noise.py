@@ -16,6 +16,7 @@ from streamdenoise.models.noise import (
     monochrome_gain_torch,
     realistic_eval_noise,
     synthesize,
+    to_monochrome,
 )
 
 
@@ -61,6 +62,30 @@ def test_a_share_of_awgn_clips_keeps_unclipped_float_noise():
     assert torch.equal(((mixed[float_clips].clamp(0, 1) * 255).round() / 255), plain[float_clips])
     assert float(mixed[float_clips].max()) > 1
     assert torch.equal(mixed[on_8_bits], plain[on_8_bits])
+
+
+def test_monochrome_clips_are_grey_with_the_same_noise_in_every_channel():
+    """A share of training clips stands for an IR camera at night: grey pictures whose
+    noise (AWGN or camera noise, compressed) is one sensor channel's, and which the
+    product's detection takes for monochrome; the other clips keep their colour noise."""
+    colour = torch.from_numpy(smooth_scene(32, 32)).permute(2, 0, 1).float()
+    clean = colour.expand(64, 2, 3, 32, 32)
+    grey_clean, grey = to_monochrome(clean, 0.25, torch.Generator().manual_seed(1))
+    assert 6 <= int(grey.sum()) <= 26
+    assert torch.equal(grey_clean[~grey], clean[~grey])
+    assert torch.equal(grey_clean[grey][:, :, 0], grey_clean[grey][:, :, 2])
+    assert not torch.equal(grey_clean[grey][:, :, 0], clean[grey][:, :, 0])
+    noisy = synthesize(grey_clean, seed=2, monochrome=grey)
+    assert torch.equal(noisy, synthesize(grey_clean, seed=2, monochrome=grey))
+    mono, other = noisy[grey], noisy[~grey]
+    assert torch.equal(mono[:, :, 0], mono[:, :, 1]) and torch.equal(mono[:, :, 1], mono[:, :, 2])
+    assert (mono - grey_clean[grey]).abs().amax() > 5 / 255
+    assert not torch.equal(
+        other[:, :, 0] - clean[~grey][:, :, 0], other[:, :, 1] - clean[~grey][:, :, 1]
+    )
+    gains = monochrome_gain_torch(noisy[:, 0]).flatten()
+    assert bool((gains[grey] == MONOCHROME_NOISE_GAIN).all())
+    assert bool((gains[~grey] == 1.0).all())
 
 
 def test_realistic_noise_is_signal_dependent():

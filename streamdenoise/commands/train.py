@@ -20,6 +20,7 @@ CONFIG_SETTINGS = (
     "video_share",
     "loss",
     "unclipped_noise",
+    "monochrome",
 )
 
 

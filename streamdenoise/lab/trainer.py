@@ -20,7 +20,12 @@ import torch
 from streamdenoise.lab.data import VAL_MOTION_DIRS, ClipSampler, train_video_dirs, val_clips
 from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
-from streamdenoise.models.noise import estimate_noise_sigma_torch, monochrome_gain_torch, synthesize
+from streamdenoise.models.noise import (
+    estimate_noise_sigma_torch,
+    monochrome_gain_torch,
+    synthesize,
+    to_monochrome,
+)
 from streamdenoise.models.weights import git_commit, save_weights
 from streamdenoise.settings import data_dir, default, train_batch
 
@@ -52,6 +57,8 @@ class TrainConfig:
     loss: str = default("loss")
     #: share of the AWGN clips with unclipped float noise (see models.noise.synthesize)
     unclipped_noise: float = default("unclipped_noise")
+    #: share of the clips made grey with the same noise in every channel (IR cameras at night)
+    monochrome: float = default("monochrome")
     net: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -322,7 +329,8 @@ def train(
             group["lr"] = _lr_at(cfg, step, (now - start) / budget)
         seed = cfg.seed * 1_000_003 + step
         clean = sampler.batch(seed, batch, frames, cfg.patch)
-        noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise)
+        clean, grey = to_monochrome(clean, cfg.monochrome, torch.Generator().manual_seed(~seed))
+        noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out = run_clip(net, noisy, frame_sigmas(noisy))
         loss = training_loss(out.float(), clean, cfg.loss)

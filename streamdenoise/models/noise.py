@@ -64,6 +64,8 @@ MONOCHROME_NOISE_GAIN = 1.25
 # off neutral) to channels a constant apart; the channels of a colour frame differ by varying
 # whole steps even where the scene is grey (their noise alone is independent).
 MONOCHROME_MAX_CHROMA = 1.0
+#: ITU-R BT.601 luma weights: what a decoder's neutral chroma leaves in each of R, G and B.
+BT601_LUMA = (0.299, 0.587, 0.114)
 
 
 def monochrome_gain(image: np.ndarray) -> float:
@@ -104,6 +106,18 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     x = x.clamp(0, 1)
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
+
+
+def to_monochrome(clips: torch.Tensor, share: float, gen: torch.Generator):
+    """A share of clips (N, T, 3, H, W) made grey (BT.601 luma in R, G and B), as an IR
+    camera at night sends them: (clips, which were made grey (N,) bool)."""
+    grey = torch.rand(clips.shape[0], generator=gen) < share
+    if grey.any():
+        weights = torch.tensor(BT601_LUMA, dtype=clips.dtype).view(1, 1, 3, 1, 1)
+        luma = (clips[grey] * weights).sum(2, keepdim=True)
+        clips = clips.clone()
+        clips[grey] = luma.expand(-1, -1, 3, -1, -1)
+    return clips, grey
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -237,6 +251,7 @@ def synthesize(
     sigma: float | None = None,
     p_realistic: float = 0.35,
     p_unclipped: float = 0.0,
+    monochrome: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Noisy 8-bit version of clean clips (N, T, 3, H, W), deterministic under ``seed``.
 
@@ -244,7 +259,9 @@ def synthesize(
     (Poisson–Gaussian + chroma + JPEG/H.264), or "mixed" (each clip realistic with
     probability ``p_realistic``). Each AWGN clip keeps its noise unclipped and unrounded
     with probability ``p_unclipped``: the protocol of published benchmarks, which a camera
-    never delivers but a denoiser compared on those tables meets.
+    never delivers but a denoiser compared on those tables meets. Clips marked in
+    ``monochrome`` (N,) (grey ones, :func:`to_monochrome`) get the same noise in every
+    channel, as a monochrome sensor's picture sent with neutral chroma.
     """
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -261,13 +278,22 @@ def synthesize(
         sig = torch.rand(n, generator=gen) * MAX_SIGMA
     else:
         sig = torch.full((n,), float(sigma))
-    noisy = add_awgn(clean, sig.view(n, 1, 1, 1, 1), gen)
+    one_channel = torch.zeros(n, dtype=torch.bool) if monochrome is None else monochrome
+    noisy = _same_in_every_channel(add_awgn(clean, sig.view(n, 1, 1, 1, 1), gen), one_channel)
     if realistic.any():
         idx = realistic.nonzero().flatten()
         level = 0.1 + 0.9 * torch.rand(len(idx), generator=gen)
-        real = add_realistic(clean[idx], gen, level)
+        real = _same_in_every_channel(add_realistic(clean[idx], gen, level), one_channel[idx])
         noisy[idx] = compress_clips(quantize(real), rng)
     if p_unclipped <= 0:
         return quantize(noisy)
     unclipped = ~realistic & (torch.rand(n, generator=gen) < p_unclipped)
     return torch.where(unclipped.view(n, 1, 1, 1, 1), noisy, quantize(noisy))
+
+
+def _same_in_every_channel(noisy: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
+    """``noisy`` (N, T, 3, H, W) with the first channel copied to all three in ``clips``:
+    on a grey clip, the noise of one sensor channel."""
+    if clips.any():
+        noisy[clips] = noisy[clips][:, :, :1].expand(-1, -1, 3, -1, -1).clone()
+    return noisy

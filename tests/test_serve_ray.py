@@ -445,6 +445,13 @@ def test_auto_on_a_replica_chooses_for_the_cameras_it_serves(cluster, tmp_path):
         assert replica["auto"] is True and replica["model"] == replica["tier"] != "auto"
         assert replica["source_fps"] == 2 * FPS, replica
         assert replica["x264_encoders"] == [] and replica["codec_ms_per_frame"] == 0, replica
+        # a reload removes a camera: the replica chooses for the one left once its worker
+        # stops calling
+        config.write_text("\n".join(lines[:-1]) + "\n")
+        request = urllib.request.Request(base + "api/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert json.loads(response.read())["removed"] == ["shed"]
+        wait_for(lambda: chosen()[0]["source_fps"] == FPS, 60, "the rate of one camera")
     finally:
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=90) == 130

@@ -213,6 +213,10 @@ class DenoiserReplica:
         images, states = self.merger.denoise(frames, states)
         return images, [ray.put(state) for state in states]
 
+    def expect(self, cameras: int) -> None:
+        """The head's count of the cameras this replica serves, after a reload changed it."""
+        self._expected_cameras = cameras
+
     def _source_rate(self) -> float | None:
         """What ``model: auto`` chooses for and is judged by: the cameras the head expects
         here (or more, when more call), at the rate of those that called lately (the first

@@ -224,6 +224,10 @@ class ClusterServer(ServerBase):
             for key in list(self.denoisers):
                 if key not in used or batch_changed:
                     self._drop_denoiser(key)
+                else:  # cameras came or went: what `model: auto` chooses for
+                    expected = self._cameras_per_replica(key)
+                    for replica in self.denoisers[key].replicas:
+                        replica.handle.expect.remote(expected)
             for name in list(self.failed):
                 if not any(name in (c.name for c in g.cameras) for g in wanted.values()):
                     self.failed.pop(name)

@@ -110,22 +110,22 @@ def grey_sets(sequences: list[Sequence]) -> dict[str, list[tuple[list, list]]]:
     }
 
 
-def tune(sequences: list[Sequence]) -> dict:
+def tune(sequences: list[Sequence], models: list[str], gains: list[float]) -> dict:
     sets = grey_sets(sequences)
     noise.MONOCHROME_NOISE_GAIN = 1.0  # strength alone sets the factor
     rows = [
         {"model": model, "gain": gain, "level": level, "psnr": mean_psnr(model, gain, data)}
-        for model in MODELS
-        for gain in GAINS
+        for model in models
+        for gain in gains
         for level, data in sets.items()
     ]
-    by_gain = {g: float(np.mean([r["psnr"] for r in rows if r["gain"] == g])) for g in GAINS}
+    by_gain = {g: float(np.mean([r["psnr"] for r in rows if r["gain"] == g])) for g in gains}
     plain = {(r["model"], r["level"]): r["psnr"] for r in rows if r["gain"] == 1.0}
     worst = {
         g: min(r["psnr"] - plain[r["model"], r["level"]] for r in rows if r["gain"] == g)
-        for g in GAINS
+        for g in gains
     }
-    safe = [g for g in GAINS if worst[g] >= -MAX_LOSS_DB]
+    safe = [g for g in gains if worst[g] >= -MAX_LOSS_DB]
     return {
         "rows": rows,
         "mean_by_gain": by_gain,
@@ -134,14 +134,16 @@ def tune(sequences: list[Sequence]) -> dict:
     }
 
 
-def validate(sequences: list[Sequence], shipped: float) -> list[dict]:
+def validate(
+    sequences: list[Sequence], shipped: float, models: list[str], gains: list[float]
+) -> list[dict]:
     sets = grey_sets(sequences)
     rows = []
-    for gain in GAINS:
+    for gain in gains:
         noise.MONOCHROME_NOISE_GAIN = gain  # the product's detection applies it
         rows += [
             {"model": model, "gain": gain, "level": level, "psnr": mean_psnr(model, 1.0, data)}
-            for model in MODELS
+            for model in models
             for level, data in sets.items()
         ]
     noise.MONOCHROME_NOISE_GAIN = shipped
@@ -159,7 +161,13 @@ def colour_false_alarms(sequences: list[Sequence]) -> dict:
 
 def to_markdown(doc: dict) -> str:
     levels = [f"{k} {s:g}" for k, s in LEVELS]
-    tuned = doc["tuning"]
+    models, gains, tuned = doc["models"], doc["gains"], doc["tuning"]
+    source = (
+        f"Tuned on training videos ({', '.join(doc['tune_sequences'])}); the shipped gain is "
+        f"{doc['shipped']:g}."
+        if tuned
+        else f"Validation only, at the shipped gain {doc['shipped']:g} (no tuning)."
+    )
     lines = [
         "# Monochrome frames: the noise level the networks are given",
         "",
@@ -167,45 +175,48 @@ def to_markdown(doc: dict) -> str:
         "frames per sequence; grey frames (BT.601 luma in R, G and B) with 8-bit noise the "
         "same in every channel: AWGN σ; `ir-camera`: the suite's Poisson–Gaussian noise on "
         "the grey channel, then H.264 (CRF 23); `colour-camera`: the suite's colour camera "
-        "noise (with blotchy chroma noise, H.264), the picture made grey after. "
-        f"Tuned on training videos ({', '.join(doc['tune_sequences'])}); the shipped gain is "
-        f"{doc['shipped']:g}.",
-        "",
-        "## Tuning (training videos), PSNR dB by factor",
-        "",
-        "| tier | factor | " + " | ".join(levels) + " |",
-        "|---|---:|" + "---:|" * len(levels),
-    ]
-    for model in MODELS:
-        for gain in GAINS:
-            cells = {r["level"]: r["psnr"] for r in tuned["rows"]
-                     if r["model"] == model and r["gain"] == gain}  # fmt: skip
-            lines.append(
-                f"| {model} | {gain:g} | " + " | ".join(f"{cells[v]:.2f}" for v in levels) + " |"
-            )
-    means = ", ".join(f"{g:g}: {m:.2f}" for g, m in tuned["mean_by_gain"].items())
-    worst = ", ".join(f"{g:g}: {m:+.2f}" for g, m in tuned["worst_by_gain"].items())
-    lines += [
-        "",
-        f"Mean over tiers and levels: {means} dB. Worst change against 1 at any tier and "
-        f"level: {worst} dB. Chosen: the best mean among the factors whose worst change is "
-        f"at least −{MAX_LOSS_DB:g} dB: **{tuned['best']:g}**.",
+        "noise (with blotchy chroma noise, H.264), the picture made grey after. " + source,
         "",
     ]
+    if tuned:
+        lines += [
+            "## Tuning (training videos), PSNR dB by factor",
+            "",
+            "| tier | factor | " + " | ".join(levels) + " |",
+            "|---|---:|" + "---:|" * len(levels),
+        ]
+        for model in models:
+            for gain in gains:
+                cells = {r["level"]: r["psnr"] for r in tuned["rows"]
+                         if r["model"] == model and r["gain"] == gain}  # fmt: skip
+                lines.append(
+                    f"| {model} | {gain:g} | "
+                    + " | ".join(f"{cells[v]:.2f}" for v in levels)
+                    + " |"
+                )
+        means = ", ".join(f"{g:g}: {m:.2f}" for g, m in tuned["mean_by_gain"].items())
+        worst = ", ".join(f"{g:g}: {m:+.2f}" for g, m in tuned["worst_by_gain"].items())
+        lines += [
+            "",
+            f"Mean over tiers and levels: {means} dB. Worst change against 1 at any tier and "
+            f"level: {worst} dB. Chosen: the best mean among the factors whose worst change "
+            f"is at least −{MAX_LOSS_DB:g} dB: **{tuned['best']:g}**.",
+            "",
+        ]
     for folder, rows in doc["validation"].items():
         lines += [
             f"## Validation: {folder} (not tuned on), PSNR dB by factor",
             "",
-            "| tier | level | " + " | ".join(f"{g:g}" for g in GAINS) + " |",
-            "|---|---|" + "---:|" * len(GAINS),
+            "| tier | level | " + " | ".join(f"{g:g}" for g in gains) + " |",
+            "|---|---|" + "---:|" * len(gains),
         ]
-        for model in MODELS:
+        for model in models:
             for level in levels:
                 cells = {r["gain"]: r["psnr"] for r in rows
                          if r["model"] == model and r["level"] == level}  # fmt: skip
                 text = [
                     f"**{cells[g]:.2f}**" if g == doc["shipped"] else f"{cells[g]:.2f}"
-                    for g in GAINS
+                    for g in gains
                 ]
                 lines.append(f"| {model} | {level} | " + " | ".join(text) + " |")
         lines.append("")
@@ -223,10 +234,21 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6, help="per sequence")
     parser.add_argument("--tune-sequences", default=TUNE_SEQUENCES)
     parser.add_argument(
+        "--models", default=",".join(MODELS), help="tier names or weights files (.pt)"
+    )
+    parser.add_argument("--gains", default=",".join(f"{g:g}" for g in GAINS))
+    parser.add_argument(
+        "--no-tuning",
+        action="store_true",
+        help="validation only (e.g. a fine-tune against the shipped weights)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/quality/monochrome_noise"
     )
     args = parser.parse_args()
     shipped = noise.MONOCHROME_NOISE_GAIN
+    models = args.models.split(",")
+    gains = [float(g) for g in args.gains.split(",")]
     names = args.tune_sequences.split(",")
     tuning = [
         Sequence(name, [read_rgb(f) for f in image_files(folder)[: args.frames]])
@@ -237,7 +259,9 @@ def main() -> None:
         "shipped": shipped,
         "frames": args.frames,
         "tune_sequences": names,
-        "tuning": tune(tuning),
+        "models": models,
+        "gains": gains,
+        "tuning": None if args.no_tuning else tune(tuning, models, gains),
         "validation": {},
         "machine": machine_record(),
     }
@@ -245,7 +269,7 @@ def main() -> None:
     for folder in ("val/videos", "val/videos-motion"):
         sequences = load_sequences(args.data / folder, args.frames)
         colour += sequences
-        doc["validation"][folder] = validate(sequences, shipped)
+        doc["validation"][folder] = validate(sequences, shipped, models, gains)
     doc["colour_false_alarms"] = colour_false_alarms(colour)
     write_report(args.out, doc, to_markdown(doc))
 

@@ -54,8 +54,7 @@ GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
 #: any level of the training videos: the gain must not hurt the noise it does not suit.
 MAX_LOSS_DB = 0.25
 TUNE_SEQUENCES = "davis-bus,davis-camel,davis-car-shadow,davis-dog,davis-goat,sam2-bedroom"
-#: ITU-R BT.601 luma: what a decoder's neutral chroma leaves in each of R, G and B.
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+LUMA = np.array(noise.BT601_LUMA, np.float32)
 
 
 def grey(frame: np.ndarray) -> np.ndarray:

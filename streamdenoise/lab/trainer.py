@@ -329,6 +329,7 @@ def train(
             group["lr"] = _lr_at(cfg, step, (now - start) / budget)
         seed = cfg.seed * 1_000_003 + step
         clean = sampler.batch(seed, batch, frames, cfg.patch)
+        # a generator of its own: with --monochrome 0 the clips and noise are as they were
         clean, grey = to_monochrome(clean, cfg.monochrome, torch.Generator().manual_seed(~seed))
         noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):

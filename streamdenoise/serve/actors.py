@@ -36,7 +36,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError
@@ -63,6 +63,15 @@ log = logging.getLogger(__name__)
 DOWN_S = 5.0
 #: A caller counts towards a replica's cameras while it called within this window.
 CALLER_WINDOW_S = 10.0
+
+
+class _Caller(NamedTuple):
+    """What a stream worker told a replica with its last call."""
+
+    seen: float  # time.monotonic() of the call
+    cameras: int
+    rates: list[float | None]  # its cameras' frame rates (None: not known yet)
+    drops: int  # frames their queues have dropped so far
 
 
 def batch_for(info: dict, max_batch: int | None) -> int:
@@ -162,11 +171,7 @@ class DenoiserReplica:
         context = ray.get_runtime_context()
         self.node, self.pid, self.started = context.get_node_id(), os.getpid(), time.time()
         self.states_lost = 0
-        self._callers: dict[str, tuple[float, int]] = {}
-        #: The frame rate of each caller's cameras (None: not known yet), by caller, and the
-        #: frames their queues have dropped so far.
-        self._rates: dict[str, list[float | None]] = {}
-        self._drops: dict[str, int] = {}
+        self._callers: dict[str, _Caller] = {}
         #: How many cameras the head expects this replica to serve.
         self._expected_cameras = int(plan.get("cameras", 1))
         self.error: str | None = None
@@ -185,7 +190,7 @@ class DenoiserReplica:
         if isinstance(self.service, SharedAutoService):
             # its cameras decode and encode in their stream workers, on CPUs of their own
             self.service.rate, self.service.codec_here = self._source_rate, False
-            self.service.drops = lambda: sum(self._drops.values())
+            self.service.drops = lambda: sum(c.drops for c in list(self._callers.values()))
         self.max_batch = batch_for(self.info, plan.get("max_batch"))
         self.service.spread(min(self.max_batch, max(1, int(plan.get("cpus", 1)))))
         self.merger = _Merger(self.service, self.max_batch, self.telemetry.observer(name))
@@ -207,8 +212,7 @@ class DenoiserReplica:
         ``caller``: the stream worker's name, its camera count, their frame rates and the
         frames their queues have dropped so far."""
         name, cameras, rates, drops = caller
-        self._callers[name] = (time.monotonic(), cameras)
-        self._rates[name], self._drops[name] = rates, drops
+        self._callers[name] = _Caller(time.monotonic(), cameras, rates, drops)
         states = [self._state(ref, strength) for ref, strength in zip(refs, strengths, strict=True)]
         images, states = self.merger.denoise(frames, states)
         return images, [ray.put(state) for state in states]
@@ -222,12 +226,14 @@ class DenoiserReplica:
         here (or more, when more call), at the rate of those that called lately (the first
         call may come before the others'; a stream worker that stopped calling no longer
         counts)."""
+        rates = [rate for caller in self._live_callers() for rate in caller.rates]
+        return summed_rate(rates, self._expected_cameras)
+
+    def _live_callers(self) -> list[_Caller]:
+        """The stream workers that called within :data:`CALLER_WINDOW_S`."""
         now = time.monotonic()
-        # copies first (one C call each): callers add themselves from other threads meanwhile
-        callers, rates = dict(self._callers), dict(self._rates)
-        live = [r for name, per in rates.items()
-                if now - callers.get(name, (now, 0))[0] < CALLER_WINDOW_S for r in per]  # fmt: skip
-        return summed_rate(live, self._expected_cameras)
+        # a copy first (one C call): callers add themselves from other threads meanwhile
+        return [c for c in list(self._callers.values()) if now - c.seen < CALLER_WINDOW_S]
 
     def _state(self, ref, strength: float | None):
         if ref is not None:
@@ -244,8 +250,7 @@ class DenoiserReplica:
 
     @property
     def clients(self) -> int:
-        now = time.monotonic()
-        return sum(n for seen, n in self._callers.values() if now - seen < CALLER_WINDOW_S)
+        return sum(caller.cameras for caller in self._live_callers())
 
     def describe(self) -> dict:
         return self.info

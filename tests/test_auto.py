@@ -358,6 +358,13 @@ def small_and_big_auto(tmp_path: Path) -> AutoDenoiser:
     )
 
 
+def passes_for(seconds: float, recent: list[float]) -> int:
+    """Extra forward passes that make a call take about ``seconds``, judged by a typical one
+    of the ``recent`` call times: not the quickest, since on a busy machine one quick call
+    would make every call after it take minutes."""
+    return math.ceil(seconds / statistics.median(recent))
+
+
 def waiter(runner: threading.Thread, auto: AutoDenoiser):
     """``wait_for(condition, what)`` while ``runner`` streams into ``auto``."""
 
@@ -403,10 +410,10 @@ def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heav
         wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 6, "big")
         assert "model big/fp32" in status_text(pipeline.snapshot())
         # Load: every frame of either tier now also computes enough extra forward passes
-        # that even the big tier's fastest frame so far would take three frame intervals.
-        big_ms = 1000 * min(pipeline.metrics.latency["denoise"].last(5))
+        # that the big tier's frames would take about three frame intervals.
         before = len(auto.switches)
-        heavy_backend.extra_passes = math.ceil(3 * 1000 / fps / big_ms)
+        recent = pipeline.metrics.latency["denoise"].last(5)
+        heavy_backend.extra_passes = passes_for(3 / fps, recent)
         wait_for(lambda: len(auto.switches) > before, "a step down")
         heavy_backend.extra_passes = 0  # the load goes away
         wait_for(lambda: len(auto.switches) > before + 1, "a step back up")
@@ -470,10 +477,8 @@ def test_a_shared_auto_steps_down_under_real_load_and_back_up(tmp_path, heavy_ba
         wait_for(lambda: auto.label == "big/fp32" and auto.spans[-1]["frames"] >= 12, "big")
         assert service.describe()["source_fps"] == 2 * fps
         before = len(auto.switches)
-        # every call of either tier now takes about three of its interval, at the big tier's
-        # pace (a typical call's, not the quickest: on a busy machine one quick call would
-        # make every call after it take minutes)
-        heavy_backend.extra_passes = math.ceil(3 / fps / statistics.median(calls[-6:]))
+        # every call of either tier now takes about three of its interval, at the big tier's pace
+        heavy_backend.extra_passes = passes_for(3 / fps, calls[-6:])
         wait_for(lambda: len(auto.switches) > before, "a step down")
         heavy_backend.extra_passes = 0
         wait_for(lambda: len(auto.switches) > before + 1, "a step back up")

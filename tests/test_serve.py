@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -383,11 +385,22 @@ def test_token_reload_and_counters_that_keep_counting(tmp_path, clip):
         metrics = get(base + "metrics", TOKEN)[1]
         assert 'streamdenoise_camera_frames_in_total{camera="a"}' in metrics
         assert TOKEN not in metrics and TOKEN not in get(base + "api/cameras", TOKEN)[1]
+        for _ in range(3):  # clients that hang up before the answer (reset, not closed)
+            hang_up_after_asking(port, f"GET /metrics HTTP/1.1\r\nAuthorization: Bearer {TOKEN}")
+        assert get(base + "healthz")[0] == 200
     finally:
         code, err = stop(cli)
     assert code == 130, err
+    assert "Traceback" not in err, err
     assert "reload refused" in err and TOKEN not in err
     assert "reloaded: added b; restarted c" in err, err
+
+
+def hang_up_after_asking(port: int, request: str) -> None:
+    """Sends ``request`` and resets the connection at once, as a client whose timeout fired."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request.encode() + b"\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def small_cameras(tmp_path: Path, settings: str, names: tuple[str, ...], extra: str = ""):

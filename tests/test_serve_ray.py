@@ -245,6 +245,10 @@ def cameras(base: str) -> dict:
     return {c["name"]: c for c in json.loads(fetch(base + "api/cameras")[1])["cameras"]}
 
 
+def denoisers(base: str) -> list[dict]:
+    return json.loads(fetch(base + "api/cameras")[1])["denoisers"]
+
+
 @needs_ray
 def test_cameras_spread_over_the_nodes_denoisers_on_theirs(site):
     doc = json.loads(fetch(site["base"] + "api/cameras")[1])
@@ -255,7 +259,8 @@ def test_cameras_spread_over_the_nodes_denoisers_on_theirs(site):
     replicas = doc["denoisers"]
     assert [r["replica"] for r in replicas] == [0, 1]
     assert {r["node"] for r in replicas} == {nodes["d"]} and all(r["up"] for r in replicas)
-    assert sum(r["frames"] for r in replicas) > 0
+    # ready means every camera delivers frames; the denoised ones follow
+    wait_for(lambda: sum(r["frames"] for r in denoisers(site["base"])) > 0, 60, "denoised frames")
     import ray
 
     ray.init(address=site["address"], namespace="observer", logging_level="WARNING")
@@ -316,7 +321,9 @@ def rising(base: str, seconds: float, names) -> dict:
         points = [(t, doc[name]["frames_out"]) for t, doc in history]
         for t, frames in points:
             later = [f for u, f in points if u >= t + WINDOW_S]
-            assert not later or later[0] > frames, (name, points)
+            # the camera's whole status and the denoisers' on failure: where its frames stop
+            assert not later or later[0] > frames, (name, points, history[-1][1][name],
+                                                    denoisers(base))  # fmt: skip
     return history[-1][1]
 
 

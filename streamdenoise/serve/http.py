@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -42,7 +43,16 @@ REQUEST_TIMEOUT_S = 10.0
 MAX_FORM_BYTES = 4096
 
 
-class _Server6(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # a client that hung up before its answer was written (a probe that timed out, a
+        # closed tab) is no fault of the service: no traceback in its log for that
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
@@ -53,7 +63,7 @@ class HttpServer:
         self._token = config.token
         self._page = files("streamdenoise.serve").joinpath("dashboard.html").read_bytes()
         self._login_page = files("streamdenoise.serve").joinpath("login.html").read_bytes()
-        server_class = _Server6 if ":" in config.bind else ThreadingHTTPServer
+        server_class = _Server6 if ":" in config.bind else _Server
         try:
             self._httpd = server_class((config.bind.strip("[]"), config.port), self._handler())
         except OSError as err:

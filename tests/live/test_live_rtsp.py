@@ -181,15 +181,15 @@ def test_reconnect_resets_the_temporal_state(rtsp_server, test_backend):
 
 
 def test_slow_backend_drops_frames_instead_of_lagging(rtsp_server_factory):
-    """nlmeans manages a few fps at 1280×720 on any CPU here (about 3 on two Zen 5 cores, a
-    quarter of its 640×360 rate); the camera sends 25: latency must stay flat."""
+    """nlmeans manages a few fps at 960×540 on the CPUs here (about 1.5 on two Zen 3 cores,
+    5 on two Zen 5 ones); the camera sends 25: latency must stay flat."""
     import numpy as np
 
     from streamdenoise.metrics import percentile
     from streamdenoise.options import SourceOptions
     from streamdenoise.pipeline import PipelineConfig
 
-    camera = rtsp_server_factory(size="1280x720", fps=25)
+    camera = rtsp_server_factory(size="960x540", fps=25)
     config = PipelineConfig(
         source=camera.url(),
         outputs=["null"],
@@ -202,7 +202,7 @@ def test_slow_backend_drops_frames_instead_of_lagging(rtsp_server_factory):
     assert stats["policy"] == "latest"
     assert stats["drops"] > stats["frames_out"]  # most frames dropped, and counted
     e2e = np.asarray(pipeline.metrics.latency["e2e"].recent())
-    assert len(e2e) >= 15
+    assert len(e2e) >= 12, len(e2e)
     third = len(e2e) // 3
     first, last = percentile(e2e[:third], 99), percentile(e2e[-third:], 99)
     # Bounded queue: the last third is no worse than the first (plus scheduling noise).

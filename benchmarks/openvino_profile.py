@@ -2,6 +2,11 @@
 nodes, from the plugin's own performance counters, for one frame size.
 
     python benchmarks/openvino_profile.py --model temporal --size 1280x720 --precision f32
+    python benchmarks/openvino_profile.py --model tiny --uint8-frames --label zen3
+
+``--uint8-frames`` profiles a per-frame model the way the OpenVINO backend runs it: uint8
+frames in and out, converted inside the graph (where the plugin fuses the conversions and
+the global residual into neighbouring nodes); without it, the float export as it is.
 
 Convolutions are the work; reorders, concats and element-wise operations on full-resolution
 tensors are overhead that a CPU tier has to design away. Time is also summed per part of the
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from streamdenoise.backends.openvino_backend import _with_uint8_frames
 from streamdenoise.lab.speed import cpu_description, machine_record, write_report
 from streamdenoise.models import load_model
 from streamdenoise.models.macs import count_config_macs
@@ -31,19 +37,26 @@ from streamdenoise.models.onnx import export_onnx
 MODULE = re.compile(r"[a-z]+(?:[._]\d+)*")
 
 
-def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dict:
+def profile(model: str, size: tuple[int, int], precision: str, runs: int, frames_u8: bool) -> dict:
     net, _ = load_model(model)
     w, h = size
     m = net.config.multiple
     h, w = -(-h // m) * m, -(-w // m) * m
+    frames_u8 = frames_u8 and not net.config.temporal
+    core = ov.Core()
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(net, Path(tmp) / "model.onnx", Path(model).stem)
-        compiled = ov.Core().compile_model(
-            str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERF_COUNT": "YES"}
-        )
+        graph = core.read_model(str(export_onnx(net, Path(tmp) / "model.onnx", Path(model).stem)))
+    if frames_u8:
+        graph.reshape({"noisy": [1, 3, h, w], "sigma": [1, 3, 1, 1]})
+        graph = _with_uint8_frames(graph)
+    compiled = core.compile_model(
+        graph, "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERF_COUNT": "YES"}
+    )
     request = compiled.create_infer_request()
     x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
     feed = {"noisy": x, "sigma": np.full((1, 3, 1, 1), 0.1, np.float32)}
+    if frames_u8:
+        feed["noisy"] = np.round(x.transpose(0, 2, 3, 1) * 255).astype(np.uint8)
     if net.config.temporal:
         feed["prev"] = np.concatenate([x] * (net.config.state_channels // 3), 1)
     for _ in range(3):
@@ -64,6 +77,7 @@ def profile(model: str, size: tuple[int, int], precision: str, runs: int) -> dic
         "model": Path(model).stem,
         "size": f"{size[0]}x{size[1]}",
         "precision": precision,
+        "uint8_frames": frames_u8,
         "gmac": round(count_config_macs(net.config, *size) / 1e9, 2),
         "ms_per_infer": round(wall, 2),
         "ms_by_type": {k: round(v, 2) for k, v in by_type.most_common()},
@@ -90,8 +104,13 @@ def to_markdown(doc: dict) -> str:
     lines = [
         f"# OpenVINO CPU profile: {doc['model']} at {doc['size']} ({doc['precision']})",
         "",
-        f"CPU: {cpu_description(doc['machine'])}; ONNX export of the weights; "
-        f"{doc['gmac']} GMAC per frame; "
+        f"CPU: {cpu_description(doc['machine'])}; ONNX export of the weights"
+        + (
+            "; uint8 frames in and out, converted in the graph as the backend runs it; "
+            if doc.get("uint8_frames")
+            else "; float frames in and out; "
+        )
+        + f"{doc['gmac']} GMAC per frame; "
         f"{doc['ms_per_infer']} ms per inference (wall, performance counters on).",
         "",
         "| operation type | ms per frame |",
@@ -115,10 +134,14 @@ def main() -> None:
     parser.add_argument("--precision", default="f32", choices=("f32", "bf16"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--uint8-frames", action="store_true", help="as the backend runs it")
+    parser.add_argument("--label", default="", help="suffix of the result files' names")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    doc = profile(args.model, size, args.precision, args.runs) | {"machine": machine_record()}
-    out = args.out / f"openvino_profile_{doc['model']}_{args.precision}"
+    doc = profile(args.model, size, args.precision, args.runs, args.uint8_frames)
+    doc["machine"] = machine_record()
+    suffix = ("_u8" if doc["uint8_frames"] else "") + (f"_{args.label}" if args.label else "")
+    out = args.out / f"openvino_profile_{doc['model']}_{args.precision}{suffix}"
     write_report(out, doc, to_markdown(doc))
 
 

@@ -5,6 +5,7 @@ a stand-in clock."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 import threading
@@ -21,6 +22,7 @@ from streamdenoise.auto import AutoDenoiser
 from streamdenoise.auto import calibration as cal
 from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
 from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
+from streamdenoise.auto.denoiser import TARGET_USAGE
 from streamdenoise.backends import BACKENDS, create_backend
 from streamdenoise.models import motion
 from streamdenoise.models.macs import count_macs
@@ -232,6 +234,31 @@ def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
         kinds
         == [("codec", "decode")] * 2 + [("codec", "encode veryfast")] * 2 + [("tier", None)] * 4
     )
+
+
+def test_when_no_tier_fits_the_cheapest_runs_and_the_rate_it_fits_is_said(tmp_path, caplog):
+    folder = tmp_path / "tiers"
+    folder.mkdir()
+    write_tier(folder, "small", SMALL, 28.5)
+    write_tier(folder, "mid", MID, 29.0)
+    auto = AutoDenoiser(
+        "torch", precision="fp32", tiers=discover_tiers(folder)[0],
+        cache=CalibrationCache(tmp_path / "cache"),
+    )  # fmt: skip
+    auto.configure(fps=100_000, adaptive=True)  # no tier takes 7.5 µs a frame
+    try:
+        with caplog.at_level(logging.WARNING, logger="streamdenoise.auto.denoiser"):
+            auto.prepare(160, 96)
+        calibration = auto.calibration
+        assert auto.rung.tier.name == "small" and calibration["fits"] is False
+        # the rate whose budget (75 % of its interval, less the codec's share) small fits
+        codec = calibration["codec_ms_per_frame"] / cal.usable_cores()
+        small_ms = 1000 * TARGET_USAGE / calibration["fits_fps"] - codec
+        assert 0 < small_ms < 5000 and 0 < calibration["fits_fps"] < 100_000
+        (line,) = [r.getMessage() for r in caplog.records if "no model tier" in r.getMessage()]
+        assert "running the cheapest (small/fp32, which fits about" in line, line
+    finally:
+        auto.close()
 
 
 def test_codec_reserve_counts_the_outputs_that_encode(tmp_path):

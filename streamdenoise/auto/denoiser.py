@@ -329,6 +329,10 @@ class AutoDenoiser(Denoiser):
         self.rungs = self._pareto(float_precision, measured)
         fitting = [r for r in self.rungs if r in measured and measured[r] <= limit]
         chosen = fitting[-1] if fitting else self.rungs[0]
+        # the frame rate whose budget the chosen rung fits: what a camera may be set to
+        fits_fps = (
+            1000 * TARGET_USAGE / (measured[chosen] + reserve) if chosen in measured else None
+        )
         self.calibration = {
             "size": f"{width}x{height}",
             "frame_interval_ms": round(interval, 2),
@@ -341,14 +345,19 @@ class AutoDenoiser(Denoiser):
             "seconds": round(time.monotonic() - started, 2),
             "cache": str(self.cache.path),
             "fits": bool(fitting),
+            "fits_fps": None if fits_fps is None else round(fits_fps, 1),
         }
         if not fitting:
+            rate = f", which fits about {fits_fps:.3g} fps" if fits_fps else ""
             log.warning(
-                "auto: no model tier sustains %.3g fps at %dx%d here; running the cheapest (%s)",
+                "auto: no model tier sustains %.3g fps at %dx%d here; running the cheapest "
+                "(%s%s): the frames it cannot take are dropped and counted (a source at that "
+                "rate or a smaller size keeps every frame)",
                 1000 / interval,
                 width,
                 height,
                 chosen.label,
+                rate,
             )
         self._activate(chosen, width, height)
         self._detector = OveruseDetector(self.rules, 1 / self.fps if self.fps else None)

@@ -10,15 +10,12 @@ or levels. Writes JSON + markdown under ``--out``.
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import torch
-from tier_speed import measure
+from tier_speed import arguments, run
 
-from streamdenoise.lab.speed import machine_record, write_report
 from streamdenoise.lab.trainer import TINY_CONFIG
 from streamdenoise.models.nets import build_net
 from streamdenoise.models.weights import save_weights
@@ -71,28 +68,9 @@ def to_markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="openvino")
-    parser.add_argument("--sizes", default="1280x720")
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--label", default="native")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/layout_probe"))
-    args = parser.parse_args()
-    rows = []
+    args = arguments(__doc__.splitlines()[0], "layout_probe").parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        models = ["tiny", *candidate_files(Path(folder))]
-        for text in args.sizes.split(","):
-            size = tuple(int(v) for v in text.split("x"))
-            rows += measure(models, args.backend, ["fp32"], size, args.seconds, args.rounds)
-    doc = {
-        "backend": args.backend,
-        "label": args.label,
-        "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
-        "machine": machine_record(),
-        "rows": rows,
-    }
-    write_report(args.out.with_name(f"{args.out.name}_{args.label}"), doc, to_markdown(doc))
+        run(args, ["tiny", *candidate_files(Path(folder))], to_markdown)
 
 
 if __name__ == "__main__":

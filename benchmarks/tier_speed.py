@@ -91,24 +91,27 @@ def to_markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="temporal,spatial")
+def arguments(description: str, name: str) -> argparse.ArgumentParser:
+    """The options of a run of :func:`measure` whose results are named ``name``_LABEL."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--backend", default="openvino")
     parser.add_argument("--precisions", default="fp32")
     parser.add_argument("--sizes", default="1280x720")
     parser.add_argument("--seconds", type=float, default=6.0, help="per case, over all rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="native")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tier_speed"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}"))
+    return parser
+
+
+def run(args: argparse.Namespace, models: list[str], markdown) -> None:
+    """Measure ``models`` as ``args`` say and write the report (``markdown(doc)``)."""
     rows = []
     for text in args.sizes.split(","):
         size = tuple(int(v) for v in text.split("x"))
         rows += measure(
-            args.models.split(","), args.backend, args.precisions.split(","), size,
-            args.seconds, args.rounds,
-        )  # fmt: skip
+            models, args.backend, args.precisions.split(","), size, args.seconds, args.rounds
+        )
     doc = {
         "backend": args.backend,
         "label": args.label,
@@ -116,8 +119,14 @@ def main() -> None:
         "machine": machine_record(),
         "rows": rows,
     }
-    out = args.out.with_name(f"{args.out.name}_{args.label}")
-    write_report(out, doc, to_markdown(doc))
+    write_report(args.out.with_name(f"{args.out.name}_{args.label}"), doc, markdown(doc))
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0], "tier_speed")
+    parser.add_argument("--models", default="temporal,spatial")
+    args = parser.parse_args()
+    run(args, args.models.split(","), to_markdown)
 
 
 if __name__ == "__main__":

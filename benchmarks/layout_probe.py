@@ -5,7 +5,8 @@ networks with random weights (speed does not depend on the values) timed beside 
     python benchmarks/layout_probe.py --label zen3
 
 Each candidate is ``tiny``'s network with other channels per level, convolutions per level
-or levels. Writes JSON + markdown under ``--out``.
+or levels, or entering at quarter resolution (a stride-4 stem: no half-resolution tensor at
+all; the output conv predicts each 4×4 block). Writes JSON + markdown under ``--out``.
 """
 
 from __future__ import annotations
@@ -20,21 +21,31 @@ from streamdenoise.lab.trainer import TINY_CONFIG
 from streamdenoise.models.nets import build_net
 from streamdenoise.models.weights import save_weights
 
-#: name → (channels per level, convolutions per level)
+#: name → (channels per level, convolutions per level, stem stride)
 CANDIDATES = {
-    "half-12ch": ((12, 16, 32, 64), (1, 1, 2, 2)),
-    "one-conv": ((16, 16, 32, 64), (1, 1, 1, 1)),
-    "slim": ((12, 12, 24, 48), (1, 1, 1, 1)),
-    "three-levels": ((16, 16, 32), (1, 1, 2)),
+    "half-12ch": ((12, 16, 32, 64), (1, 1, 2, 2), 2),
+    "one-conv": ((16, 16, 32, 64), (1, 1, 1, 1), 2),
+    "slim": ((12, 12, 24, 48), (1, 1, 1, 1), 2),
+    "three-levels": ((16, 16, 32), (1, 1, 2), 2),
+    "quarter-24": ((24, 32, 64), (1, 2, 2), 4),
+    "quarter-32": ((32, 32, 64), (1, 2, 2), 4),
+    "quarter-48": ((48, 32, 64), (1, 2, 2), 4),
+    "quarter-32-conv": ((32, 32, 64), (2, 2, 2), 4),
 }
 
 
 def candidate_files(folder: Path) -> list[str]:
     paths = []
-    for name, (channels, convs) in CANDIDATES.items():
+    for name, (channels, convs, stride) in CANDIDATES.items():
         config = TINY_CONFIG.from_dict(
             TINY_CONFIG.to_dict()
-            | {"channels": channels, "enc_convs": convs, "dec_convs": (0,) * len(channels)}
+            | {
+                "channels": channels,
+                "enc_convs": convs,
+                "dec_convs": (0,) * len(channels),
+                "unshuffle": stride,
+                "stem_kernel": max(stride, TINY_CONFIG.stem_kernel),
+            }
         )
         torch.manual_seed(0)
         path = folder / f"{name}.pt"
@@ -50,8 +61,8 @@ def to_markdown(doc: dict) -> str:
         "",
         f"CPU: {doc['machine']['cpu'].get('model')} "
         f"({', '.join(doc['machine']['cpu'].get('flags', []))}); random weights; median ms per "
-        "frame over interleaved rounds. Channels and convolutions per level: "
-        + "; ".join(f"{n} {c} × {v}" for n, (c, v) in CANDIDATES.items()),
+        "frame over interleaved rounds. Channels and convolutions per level (stem stride): "
+        + "; ".join(f"{n} {c} × {v} (/{s})" for n, (c, v, s) in CANDIDATES.items()),
         "",
         "| layout | precision | size | GMAC | ms/frame | × tiny |",
         "|---|---|---|---:|---:|---:|",

@@ -413,8 +413,9 @@ _SETTINGS: tuple[Setting, ...] = (
             kind="positional", metavar="SOURCE"),
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
-    Setting("finetune_model", text, "model to start from: temporal, temporal-gpu, fixed, spatial, "
-            "fast, tiny or a weights file", default="temporal", metavar="NAME", flag="--model"),
+    Setting("finetune_model", text, "model to start from: temporal, temporal-gpu, fixed, "
+            "spatial, fast, tiny, nano or a weights file", default="temporal", metavar="NAME",
+            flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),
     Setting("dry_run", switch, "only estimate the noise level and the likely gain (a short "

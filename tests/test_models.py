@@ -10,6 +10,7 @@ import torch
 
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.errors import UserError
+from streamdenoise.lab.trainer import NANO_CONFIG, TINY_CONFIG
 from streamdenoise.models import MODEL_NAMES, WEIGHTS_DIR, weights_path
 from streamdenoise.models.macs import count_net_macs
 from streamdenoise.models.nets import MAX_ACCUMULATION, NetConfig, build_net, initial_state
@@ -32,8 +33,9 @@ def tmp_weights(path: Path, temporal: bool = True, seed: int = 0) -> Path:
     [
         NetConfig(temporal=True),
         NetConfig(temporal=False),
+        NANO_CONFIG,
     ],
-    ids=["temporal", "spatial"],
+    ids=["temporal", "spatial", "quarter-resolution-entry"],
 )
 def test_forward_shapes_and_multiple(config):
     """The output is the next state: 3 image channels, then any more the state carries."""
@@ -48,6 +50,39 @@ def test_forward_shapes_and_multiple(config):
             else net(x, sigma)
         )
     assert y.shape == (2, config.state_channels, 2 * m, 3 * m)
+
+
+@pytest.mark.parametrize(("config", "residual"), [(TINY_CONFIG, True), (NANO_CONFIG, False)])
+def test_output_is_the_frame_plus_predicted_noise_or_the_predicted_image(config, residual):
+    """With the output conv silenced, a residual net gives back the noisy frame and an
+    image-predicting one (the stride-4 entry) a flat frame of the conv's bias."""
+    net = build_net(config).eval()
+    with torch.no_grad():
+        net.tail.weight.zero_()
+        net.tail.bias.fill_(0.25)
+    x = torch.rand(1, 3, 2 * net.config.multiple, 2 * net.config.multiple)
+    with torch.no_grad():
+        y = net(x, torch.full((1, 3, 1, 1), 0.1))
+    expected = x + 0.25 if residual else torch.full_like(x, 0.25)
+    assert torch.allclose(y, expected)
+
+
+def test_an_image_predicting_net_starts_as_a_low_pass_of_the_frame():
+    """Untrained, the stride-4 tier passes a smooth picture and keeps a quarter of white
+    noise's energy (its 12 block components of 48), so training starts from a denoiser."""
+    torch.manual_seed(0)
+    net = build_net(NANO_CONFIG).eval()
+    rows, cols = torch.meshgrid(
+        torch.linspace(0.2, 0.8, 64), torch.linspace(0.1, 0.9, 96), indexing="ij"
+    )
+    ramp = torch.stack([rows, cols, (rows + cols) / 2])[None]
+    noise = torch.randn(1, 3, 64, 96) * 0.1
+    sigma = torch.full((1, 3, 1, 1), 0.1)
+    with torch.no_grad():
+        smooth = net(ramp, sigma)
+        kept = (net(ramp + noise, sigma) - smooth).pow(2).mean() / noise.pow(2).mean()
+    assert (smooth - ramp).abs().mean() < 1.5 / 255
+    assert 0.15 < kept < 0.35
 
 
 def test_weights_files_of_earlier_designs_load_or_say_why_not():
@@ -197,7 +232,7 @@ def test_unknown_model_is_a_usage_error():
         TorchDenoiser(model="nonsense")
 
 
-DEMO_GAIN_DB = {"fast": 1.8, "tiny": 3.7}
+DEMO_GAIN_DB = {"fast": 1.8, "tiny": 3.7, "nano": 3.2}
 
 
 @pytest.mark.parametrize(
@@ -215,8 +250,8 @@ def test_shipped_models_clean_the_demo_scene_on_every_cpu_runtime(backend, preci
     """A guard on what users run: every runtime of each shipped model lifts the demo's camera
     noise by what it was measured to (8 frames at 320×192): ≥ 4 dB for the full-size models
     (4.5–6.5), ≥ 1.8 dB for the CPU tier ``fast`` (2.1–2.3: its thinner deep levels leave the
-    demo's low-frequency chroma noise as colour blotches, docs/models.md) and ≥ 3.7 dB for
-    ``tiny`` (4.1–4.3)."""
+    demo's low-frequency chroma noise as colour blotches, docs/models.md), ≥ 3.7 dB for
+    ``tiny`` (4.1–4.3) and ≥ 3.2 dB for ``nano`` (3.4–3.5)."""
     from streamdenoise.backends import create_backend, unavailable_reason
     from streamdenoise.lab.image_metrics import psnr
     from streamdenoise.sources.demo import DemoClip

@@ -118,6 +118,22 @@ TINY_CONFIG = NetConfig(
 )
 
 
+# The cheapest tier, for 720p30 on two AVX2 cores: it enters at 1/4 resolution (a
+# stride-4 conv reads each 4×4×3 block), so nothing is computed at 1/2 resolution — on such a
+# CPU the half-resolution level and the full-resolution output were a floor of tiny's time
+# whatever its channels (benchmarks/results/layout_probe_zen3.md) — and it predicts the image
+# from 24 features per block instead of adding predicted noise to the frame.
+NANO_CONFIG = NetConfig(
+    temporal=False,
+    channels=(24, 32, 64),
+    enc_convs=(1, 2, 2),
+    dec_convs=(0, 0, 0),
+    unshuffle=4,
+    stem_kernel=4,
+    extra={"tail_kernel": 1, "residual": False},
+)
+
+
 def default_net_config(model: str) -> NetConfig:
     """The architecture each shipped model name stands for: the same net; the recurrent
     ones differ in how the state is motion-compensated (see streamdenoise.models.motion)."""
@@ -131,6 +147,8 @@ def default_net_config(model: str) -> NetConfig:
         return FAST_CONFIG
     if model == "tiny":
         return TINY_CONFIG
+    if model == "nano":
+        return NANO_CONFIG
     if model == "temporal-gpu":
         # motion searched inside the graph, on the device that runs the network
         return NetConfig(temporal=True, motion="graph", extra={"align": "fine"})

@@ -5,7 +5,9 @@ conv), halves the resolution three more times and doubles the channels each time
 level costs about the same per conv), then pixel-shuffles back and adds the noisy frame
 (global residual). Doubling channels per level keeps MACs flat per level while the receptive
 field grows fast, which is what buys quality per MAC on a CPU budget. The noise level enters
-as a per-channel bias of the first layer.
+as a per-channel bias of the first layer. The cheapest tier enters at quarter resolution
+instead (a stride-4 conv: no tensor at half or full resolution but the frame itself) and
+predicts the image rather than the noise (see ``extra.residual``).
 
 The temporal variant is recurrent: its state, an explicit input/output (``prev`` →
 ``denoised``) so the graph exports unchanged to ONNX/TensorRT, holds its previous output and a
@@ -129,10 +131,10 @@ class UNetDenoiser(nn.Module):
         r = config.unshuffle
         # spatial: [noisy]; temporal: [average, noisy, prev output]
         in_channels = 3 + (config.state_channels if config.temporal else 0)
-        if config.stem != "strided" or r != 2:
-            raise ValueError(f"unsupported stem {config.stem!r} ×{r} (only strided ×2)")
         k = config.stem_kernel
-        self.head = nn.Conv2d(in_channels, c[0], k, stride=2, padding=(k - 2) // 2)
+        if config.stem != "strided" or r not in (2, 4) or k < r or (k - r) % 2:
+            raise ValueError(f"unsupported stem {config.stem!r} ×{r}, kernel {k}")
+        self.head = nn.Conv2d(in_channels, c[0], k, stride=r, padding=(k - r) // 2)
         self.sigma_bias = nn.Conv2d(3, c[0], 1)
         self.enc0 = nn.Sequential(*_convs(c[0], config.enc_convs[0] - 1))
         self.downs = nn.ModuleList()
@@ -155,6 +157,12 @@ class UNetDenoiser(nn.Module):
         # pixel: a large share of a thin network's cost, and the levels below it already see
         # wide
         tail_kernel = config.extra.get("tail_kernel", 3)
+        # Output = noisy + predicted noise (global residual), or (``extra.residual`` False)
+        # the predicted image itself. A stride-4 entry needs the latter: its output conv gives
+        # each 4×4×3 block from c[0] < 48 features, and a residual would keep the noise of
+        # every dimension those features do not span, while clean blocks lose little there
+        # (on the Vid4 frames the best 24-dimensional linear projection keeps 51 dB PSNR).
+        self.residual = config.extra.get("residual", True)
         self.tail = nn.Conv2d(c[0], 3 * r * r, tail_kernel, padding=tail_kernel // 2)
         # The accumulator's weight comes from a gate of its own, ahead of the U-Net (whose
         # input the average is): a stride-2 conv on prev − noisy with σ as a bias, one 3×3
@@ -165,7 +173,7 @@ class UNetDenoiser(nn.Module):
             gate_body = config.extra.get("gate_body", True)
             self.gate = nn.ModuleDict(
                 {
-                    "head": nn.Conv2d(3, g, k, stride=2, padding=(k - 2) // 2),
+                    "head": nn.Conv2d(3, g, k, stride=r, padding=(k - r) // 2),
                     "sigma_bias": nn.Conv2d(3, g, 1),
                     # the small tier's budget has no room for the gate's own 3×3 conv
                     **({"body": nn.Conv2d(g, g, 3, padding=1)} if gate_body else {}),
@@ -186,10 +194,45 @@ class UNetDenoiser(nn.Module):
         for last in (self.tail, self.gate["tail"] if self.gate else None):
             if last is not None:
                 nn.init.normal_(last.weight, std=1e-3)
+        if not self.residual:
+            self._init_block_transform()
         if self.gate is not None:
             # start by averaging everywhere: the ghosts this leaves where things move are
             # what teaches the gate to see motion (from w = 0 there is nothing to learn from)
             nn.init.constant_(self.gate["tail"].bias, GATE_START)
+
+    def _init_block_transform(self) -> None:
+        """An image-predicting net starts as a low-pass of the frame, not as noise: the head
+        analyses each block into its lowest-frequency components (a 2-D DCT of luma and two
+        colour-difference planes), each as a +/- pair of channels so the ReLU passes both
+        signs, and the output conv synthesises the block back from them; the levels below
+        join in through the (silenced) up-sampling conv as they learn."""
+        r, channels = self.config.unshuffle, self.config.channels[0]
+        if self.tail.kernel_size != (1, 1) or self.head.kernel_size != (r, r):
+            raise ValueError("the image-predicting output needs a 1×1 output conv, r×r head")
+        colours = torch.tensor([[1.0, 1, 1], [1, 0, -1], [1, -2, 1]])
+        colours /= colours.norm(dim=1, keepdim=True)
+        x = torch.arange(r, dtype=torch.float32)
+        dct = torch.stack([torch.cos(torch.pi * (2 * x + 1) * u / (2 * r)) for u in range(r)])
+        dct /= dct.norm(dim=1, keepdim=True)
+        # (colour, vertical, horizontal frequency), lowest first: luma carries the detail
+        order = [(c, u, v) for u in range(r) for v in range(r) for c in range(3)]
+        order.sort(key=lambda k: (k[1] + k[2]) * (1 if k[0] == 0 else 2.5) + k[0] * 0.01)
+        basis = [
+            torch.einsum("c,y,x->cyx", colours[c], dct[u], dct[v])
+            for c, u, v in order[: channels // 2]
+        ]
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+            self.sigma_bias.weight.zero_()
+            self.tail.weight.zero_()
+            self.tail.bias.zero_()
+            for k, b in enumerate(basis):
+                for sign, channel in ((1, 2 * k), (-1, 2 * k + 1)):
+                    self.head.weight[channel, : b.shape[0]] = sign * b
+                    self.tail.weight[:, channel, 0, 0] = sign * b.reshape(-1)
+            nn.init.normal_(self.ups[0].weight, std=1e-3)
 
     def forward(
         self, noisy: torch.Tensor, sigma: torch.Tensor, prev: torch.Tensor | None = None
@@ -216,7 +259,9 @@ class UNetDenoiser(nn.Module):
         for up, dec in zip(reversed(self.ups), reversed(self.decs), strict=True):
             y = dec(F.relu(up(y) + skips.pop()))
         r = self.config.unshuffle
-        out = base + F.pixel_shuffle(self.tail(y), r)
+        out = F.pixel_shuffle(self.tail(y), r)
+        if self.residual:
+            out = base + out
         if self.gate is not None:
             return torch.cat([out, base], 1)
         return out

@@ -1,11 +1,12 @@
+import os
 import signal
 import sys
 
 try:  # the console script's first moments: a signal here is answered like any other
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from streamdenoise.cli import main
-except KeyboardInterrupt:
-    print("streamdenoise: interrupted", file=sys.stderr)
-    raise SystemExit(130) from None
+    from streamdenoise.cli import console
+except KeyboardInterrupt:  # nothing has started: leave at once (see streamdenoise.cli.leave)
+    print("streamdenoise: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
 
-raise SystemExit(main())
+console()

@@ -7,12 +7,15 @@ and a non-zero exit code; only real bugs show a traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import shlex
 import signal
 import sys
 import threading
 import traceback
+from typing import NoReturn
 
 from streamdenoise.errors import UserError
 from streamdenoise.redact import redact
@@ -57,10 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of a run stopped by Ctrl+C or SIGTERM.
+INTERRUPTED = 130
+
+
 def interrupted() -> int:
     """Ctrl+C / SIGTERM before the pipeline owns the signals: one line, exit code 130."""
     print("streamdenoise: interrupted", file=sys.stderr)
-    return 130
+    return INTERRUPTED
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code``, also after a Ctrl+C that was handled.
+
+    CPython records a KeyboardInterrupt that leaves code run by ``exec()`` of a string
+    (``dataclasses`` builds its methods that way, so an import can be such a place) and may
+    then end the process by SIGINT after the program has ended, whatever the program did
+    with the exception (cpython gh-128130): a signal at the wrong moment of the imports gave
+    exit status -2 after the one "interrupted" line about once in 30 runs. An interrupted
+    process therefore runs its exit handlers and leaves through ``os._exit``; any other
+    status leaves the ordinary way."""
+    if code != INTERRUPTED:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def console() -> NoReturn:
+    """The process entry point (the ``streamdenoise`` script, ``python -m streamdenoise``)."""
+    leave(main())
 
 
 def _interrupt(signum: int, _frame) -> None:

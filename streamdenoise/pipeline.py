@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from streamdenoise.metrics import Metrics
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.redact import redact
 from streamdenoise.runtime import create_denoiser
-from streamdenoise.settings import default, default_output
+from streamdenoise.settings import AUTO_PRESET, default, default_output, resolve_preset
 from streamdenoise.sinks import Output, open_sink, output_name
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
@@ -125,12 +126,22 @@ class Report:
 class SinkRunner:
     """One sink, its queue and its thread."""
 
-    def __init__(self, name: str, sink: Sink, metrics: Metrics, fps_hint) -> None:
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        metrics: Metrics,
+        fps_hint: Callable[[], float | None],
+        chosen_preset: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.name = name
         self.sink = sink
         self.metrics = metrics
         self.counters = metrics.add_sink(name)
         self._fps_hint = fps_hint
+        #: The x264 preset ``--model auto`` chose for outputs at ``--preset auto`` (None:
+        #: none chosen); asked when the first frame arrives, after the choice.
+        self._chosen_preset = chosen_preset
         policy: Policy = "lossless" if sink.lossless else "latest"
         size = LOSSLESS_SINK_QUEUE if sink.lossless else LIVE_SINK_QUEUE
         self.queue = FrameQueue(size, policy)
@@ -162,6 +173,8 @@ class SinkRunner:
                     return
                 picked = time.monotonic()
                 if not opened:
+                    if self.sink.x264_preset == AUTO_PRESET:
+                        self.sink.x264_preset = resolve_preset(AUTO_PRESET, self._chosen_preset())
                     self.sink.open(item, self._fps_hint())
                     opened = True
                 self.sink.write(item)
@@ -308,6 +321,9 @@ class Pipeline:
             self._auto.prepare(*size)
             self._size = size
 
+    def _chosen_preset(self) -> str | None:
+        return self._auto.encoder_preset if self._auto is not None else None
+
     def _open_source(self) -> None:
         try:
             self._source.open()
@@ -328,7 +344,9 @@ class Pipeline:
                 sink.stats_provider = self.snapshot
             if source.audio is not None and sink.accepts_audio:
                 sink.audio_input = (source.audio, source.audio.subscribe())
-            self._runners.append(SinkRunner(name, sink, self.metrics, lambda: source.fps))
+            self._runners.append(
+                SinkRunner(name, sink, self.metrics, lambda: source.fps, self._chosen_preset)
+            )
         capture = threading.Thread(
             target=self._capture, args=(source_queue,), name="capture", daemon=True
         )

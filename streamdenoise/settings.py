@@ -34,10 +34,24 @@ Parser = Callable[[Any, str], Any]
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
 )  # fmt: skip
+#: ``--preset auto`` (the default): files, pinned models and GPU runs encode at the first of
+#: these; a live run under ``--model auto`` on a CPU steps down them, before the first frame,
+#: until a model tier keeps the source's rate beside the encoder (the last costs about half
+#: the CPU of the first, for files about 2.7x larger at the same CRF: docs/auto.md).
+AUTO_PRESET = "auto"
+AUTO_PRESET_STEPS = ("veryfast", "superfast", "ultrafast")
 POLICIES = ("latest", "lossless")
 #: Clips per training step when ``--batch`` is not given (the spatial model's clips are 1 frame).
 TRAIN_BATCH = {"spatial": 16}
 TRAIN_BATCH_OTHERS = 6
+
+
+def resolve_preset(preset: str, chosen: str | None = None) -> str:
+    """The libx264 preset an output set to ``preset`` encodes with: itself, or for ``auto``
+    what ``--model auto`` ``chosen`` for this run, else the first step."""
+    if preset != AUTO_PRESET:
+        return preset
+    return chosen or AUTO_PRESET_STEPS[0]
 
 
 def train_batch(model: str) -> int:
@@ -279,8 +293,10 @@ _SETTINGS: tuple[Setting, ...] = (
             metavar="B"),
     Setting("gop", number(int, 1), "keyframe interval in frames", default_help="2 s",
             metavar="N"),
-    Setting("preset", choice(X264_PRESETS), "libx264 preset for file outputs; restreams use "
-            "ultrafast + zerolatency", default="veryfast", metavar="NAME"),
+    Setting("preset", choice((AUTO_PRESET, *X264_PRESETS)), "libx264 preset for file "
+            "outputs; auto: veryfast, or superfast/ultrafast when --model auto needs the CPU "
+            "to keep a live source's rate; restreams use ultrafast + zerolatency",
+            default=AUTO_PRESET, metavar="NAME"),
     Setting("crf", number(int, 0, maximum=51), "libx264 constant quality for file outputs, "
             "0-51", default=20, metavar="Q"),
     Setting("bind", text, "address the http:// preview binds to; any non-loopback address "

@@ -29,6 +29,7 @@ from streamdenoise.models.macs import count_macs
 from streamdenoise.models.nets import NetConfig, build_net
 from streamdenoise.models.tiers import QUALITY_METRIC, discover_tiers, ladder, load_tier
 from streamdenoise.models.weights import save_weights
+from streamdenoise.settings import AUTO_PRESET_STEPS
 from streamdenoise.sources.demo import DemoClip
 
 SMALL, MID, BIG = (8, 16, 32, 64), (16, 32, 64, 128), (32, 64, 128, 256)
@@ -265,16 +266,58 @@ def test_codec_reserve_counts_the_outputs_that_encode(tmp_path):
     """Decoding once, plus each encoding output at its own preset; each part measured once."""
     cache = CalibrationCache(tmp_path / "cache")
     machine = cal.machine_key()
-    frames = cal.calibration_frames(160, 96, cal.CODEC_FRAMES, clean=True)
-    decode = cal.codec_ms(cache, machine, frames, [])
-    one = cal.codec_ms(cache, machine, frames, ["ultrafast"])
-    two = cal.codec_ms(cache, machine, frames, ["ultrafast", "ultrafast"])
+    decode = cal.codec_ms(cache, machine, (160, 96), [])
+    one = cal.codec_ms(cache, machine, (160, 96), ["ultrafast"])
+    two = cal.codec_ms(cache, machine, (160, 96), ["ultrafast", "ultrafast"])
     assert 0 < decode < one < two and two - one == pytest.approx(one - decode)
     # two cameras sharing a denoiser, one output each: a frame pays for one encoder
-    shared = cal.codec_ms(cache, machine, frames, ["ultrafast", "ultrafast"], sources=2)
+    shared = cal.codec_ms(cache, machine, (160, 96), ["ultrafast", "ultrafast"], sources=2)
     assert shared == pytest.approx(one)
     works = sorted(e["key"]["work"] for e in cache.entries())
     assert works == ["decode", "encode ultrafast"]
+
+
+def test_a_recording_at_preset_auto_steps_to_a_cheaper_preset_when_no_tier_fits(tmp_path, caplog):
+    """The encoders' costs of a machine where x264 leaves no tier room stand in the cache
+    (as a calibration there would have left them); the tiers are measured for real."""
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    cache = CalibrationCache(tmp_path / "cache")
+    machine, size = cal.machine_key(), (160, 96)
+
+    def too_slow(preset: str) -> None:  # a million ms a frame: no core count makes room
+        cache.store(cal.codec_key(machine, size, f"encode {preset}"), {"ms_per_frame": 1e6})
+
+    def start(encoders: list[str]) -> tuple[str | None, dict, str]:
+        auto = AutoDenoiser(
+            "torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache
+        )
+        auto.configure(fps=1.0, adaptive=True, encoders=encoders)
+        try:
+            auto.prepare(*size)
+            return auto.encoder_preset, auto.calibration, auto.rung.tier.name
+        finally:
+            auto.close()
+
+    assert start(["auto"])[0] == "veryfast"  # room at the default preset: it stays
+    too_slow("veryfast")
+    with caplog.at_level(logging.WARNING, logger="streamdenoise.auto.denoiser"):
+        preset, calibration, tier = start(["auto"])
+    assert preset == "superfast" and tier == "mid" and calibration["fits"]
+    steps = calibration["x264_preset_steps"]
+    assert [(s["preset"], s["fits"]) for s in steps] == [("veryfast", False), ("superfast", True)]
+    assert steps[0]["codec_ms_per_frame"] > 1e6 > steps[1]["codec_ms_per_frame"]
+    assert calibration["x264_encoders"] == ["superfast"]
+    (line,) = [r.getMessage() for r in caplog.records if "x264 preset" in r.getMessage()]
+    assert line.startswith("auto: recording at x264 preset superfast: beside veryfast no model")
+    # a preset the user named is never changed: no tier fits beside it, the cheapest runs
+    preset, calibration, tier = start(["veryfast"])
+    assert preset is None and calibration["x264_preset_steps"] is None and tier == "small"
+    too_slow("superfast")
+    too_slow("ultrafast")  # no preset leaves room: the cheapest, and the cheapest tier
+    preset, calibration, tier = start(["auto", "ultrafast"])
+    assert preset == "ultrafast" and tier == "small" and not calibration["fits"]
+    assert [s["preset"] for s in calibration["x264_preset_steps"]] == list(AUTO_PRESET_STEPS)
 
 
 @pytest.mark.parametrize("configured", [True, False])
@@ -560,6 +603,22 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     assert "model auto: tiers that ran" in result.stdout and "ladder:" in result.stdout
 
     assert report["auto"]["calibration"]["x264_encoders"] == ["veryfast"]
+    assert report["sinks"][str(tmp_path / "out.mp4")]["x264_preset"] == "veryfast"
+    assert b"subme=2 " in (tmp_path / "out.mp4").read_bytes()  # x264's own record: veryfast
+
+    # where x264 at veryfast leaves no tier room (its cost as a slower machine's calibration
+    # leaves it), the recording is made at superfast: said, reported, and in the file
+    cache = CalibrationCache(tmp_path / "cache" / "streamdenoise")
+    slow = {"ms_per_frame": 1e6}
+    cache.store(cal.codec_key(cal.machine_key(), (160, 96), "encode veryfast"), slow)
+    stepped_out = tmp_path / "stepped.mp4"
+    stepped = run_cli(*args[:-1], stepped_out, "--stats-json", stats, cwd=tmp_path, timeout=300)
+    assert stepped.returncode == 0, stepped.stderr
+    assert "recording at x264 preset superfast" in stepped.stderr
+    report = json.loads(stats.read_text())
+    assert report["sinks"][str(stepped_out)]["x264_preset"] == "superfast"
+    assert report["auto"]["calibration"]["x264_encoders"] == ["superfast"]
+    assert b"subme=1 " in stepped_out.read_bytes()
 
     # the tiers are cached; the reserve follows this run's outputs (the null output encodes
     # nothing, the file encodes at its own preset)

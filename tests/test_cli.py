@@ -132,7 +132,7 @@ def test_default_backend_never_random_weights():
         (["demo", "--duration", "0"], "bad duration"),
         (["demo", "--fps", "-5"], "bad fps"),
         (["demo", "--bitrate", "fast"], "bad bitrate"),
-        (["demo", "--preset", "warp"], "bad preset 'warp': choose from ultrafast"),
+        (["demo", "--preset", "warp"], "bad preset 'warp': choose from auto, ultrafast"),
         (["demo", "--crf", "-3"], "bad crf '-3': must be >= 0"),
         (["demo", "--crf", "60"], "bad crf '60': must be <= 51"),
         (["demo", "--backend", "nope"], "unknown backend 'nope'"),

@@ -24,6 +24,8 @@ import pytest
 from helpers import make_clip, probe, run_cli, start_cli, wait_for
 from rtsp_control import free_port
 
+from streamdenoise.auto import calibration as cal
+from streamdenoise.auto.calibration import CalibrationCache
 from streamdenoise.backends.neural import StreamState
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.frame import Frame
@@ -403,13 +405,22 @@ def hang_up_after_asking(port: int, request: str) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def small_cameras(tmp_path: Path, settings: str, names: tuple[str, ...], extra: str = ""):
-    """``serve`` running ``names`` as 96×64 10 fps cameras with ``settings`` (YAML lines) and
-    ``extra`` settings of the last camera; (process, base URL)."""
+def small_cameras(
+    tmp_path: Path, settings: str, names: tuple[str, ...], extra: str = "", last_out: str = ""
+):
+    """``serve`` running ``names`` as 96×64 10 fps cameras with ``settings`` (YAML lines),
+    outputs `null` (and ``last_out`` for the last camera) and ``extra`` settings of the last
+    camera; (process, base URL)."""
     clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
     port = free_port()
-    cam = f"source: {clip}, loop: true, realtime: true, outputs: ['null']"
-    cams = [f"  {n}: {{{cam}{extra if n == names[-1] else ''}}}" for n in names]
+
+    def cam(name: str) -> str:
+        last = name == names[-1]
+        outputs = ", ".join(["'null'"] + ([f"'{last_out}'"] if last and last_out else []))
+        source = f"source: {clip}, loop: true, realtime: true, outputs: [{outputs}]"
+        return f"  {name}: {{{source}{extra if last else ''}}}"
+
+    cams = [cam(n) for n in names]
     lines = [f"http: {{port: {port}}}", settings, "cameras:", *cams]
     config = write_config(tmp_path / "serve.yaml", "\n".join(lines) + "\n")
     return start_cli("serve", config), f"http://127.0.0.1:{port}/"
@@ -584,16 +595,24 @@ def test_cameras_not_yet_open_count_at_the_rate_of_those_that_are():
 @pytest.mark.slow
 def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypatch):
     """``model: auto`` (the default) shares one denoiser too: one tier, chosen once for the
-    cameras' summed frame rate at their size (calibration cached in a temporary folder)."""
+    cameras' summed frame rate at their size (calibration cached in a temporary folder).
+    Camera b also records to a file at ``preset: auto``, on a machine (its calibration cache
+    says) where x264 at veryfast leaves no tier room: the recording is made at superfast."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cli, base = small_cameras(tmp_path, "defaults: {backend: torch, precision: fp32}", ("a", "b"))
+    cache = CalibrationCache(tmp_path / "cache" / "streamdenoise")
+    slow = {"ms_per_frame": 1e6}
+    cache.store(cal.codec_key(cal.machine_key(), (96, 64), "encode veryfast"), slow)
+    recording = tmp_path / "b.mp4"
+    cli, base = small_cameras(
+        tmp_path, "defaults: {backend: torch, precision: fp32}", ("a", "b"), last_out=recording
+    )
     try:
         wait_for(lambda: all(c["frames_out"] > 5 for c in cameras(base).values()), 120, "frames")
         (denoiser,) = json.loads(get(base + "api/cameras")[1])["denoisers"]
         assert denoiser["cameras"] == 2 and denoiser["auto"] is True
         assert denoiser["tier"] in ("temporal", "temporal-gpu", "spatial"), denoiser
-        # the cameras' only outputs are `null`: no x264 encoder's CPU was set aside
-        assert denoiser["x264_encoders"] == [], denoiser
+        # only b's file encodes (`null` outputs take no CPU), at the preset chosen for it
+        assert denoiser["x264_encoders"] == ["superfast"], denoiser
         metrics = get(base + "metrics")[1]
         assert f'tier="{denoiser["tier"]}"' in metrics
     finally:
@@ -603,3 +622,5 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
     assert denoiser["source_fps"] == 20, denoiser
     tier = re.escape(denoiser["tier"])
     assert re.search(rf"auto: tier {tier}/fp32 for 20 fps of 96x64 cameras", err), err
+    assert "recording at x264 preset superfast" in err, err
+    assert b"subme=1 " in recording.read_bytes()  # x264's own record: superfast

@@ -13,7 +13,12 @@ them at a time:
    int8 score; where int8 is no faster (an AVX2 CPU without VNNI) it never runs.
 3. **Choose** the best rung whose calibrated time fits :data:`TARGET_USAGE` of the frame
    interval, after reserving the CPU that decoding the source and encoding each output
-   (at its own x264 preset) need.
+   (at its own x264 preset) need. Outputs at ``--preset auto`` encode at the first of
+   :data:`~streamdenoise.settings.AUTO_PRESET_STEPS`; where no rung fits beside that, the
+   next, cheaper preset is tried, and so on (the cheapest when none fits): on a small CPU a
+   live recording keeps its frames at the cost of a larger file, as WebRTC lowers encoder
+   complexity before it gives up frame rate. The choice is made once, before the first frame
+   is written (an encoder cannot change preset inside a file).
 4. **Adapt** (:mod:`streamdenoise.auto.adapt`): step one rung down or up on the detector's
    word. The next denoiser is built, prepared for the frame size and warmed up on a
    background thread while the current one keeps streaming; the swap happens between two
@@ -25,10 +30,11 @@ runs, with no calibration.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +48,7 @@ from streamdenoise.backends.base import Denoiser
 from streamdenoise.backends.neural import NeuralDenoiser
 from streamdenoise.errors import BackendUnavailable, UsageError, UserError
 from streamdenoise.models.tiers import Tier, discover_tiers, ladder
-from streamdenoise.settings import default
+from streamdenoise.settings import AUTO_PRESET, AUTO_PRESET_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ INT8_PENALTY_DB = 0.4
 #: measures the real rate).
 ASSUMED_FPS = 30.0
 #: What a run encodes each frame with when the caller does not say: one file output.
-DEFAULT_ENCODER = default("preset")
+DEFAULT_ENCODER = AUTO_PRESET_STEPS[0]
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,9 @@ class AutoDenoiser(Denoiser):
         self.fps: float | None = None
         self.adaptive = False
         self.encoders: list[str] = [DEFAULT_ENCODER]
+        #: The preset chosen for the outputs at ``--preset auto`` (None: none of them, or not
+        #: chosen yet); they read it before their first frame.
+        self.encoder_preset: str | None = None
         self.sources = 1
         self.codec_here = True
         self.rungs: list[Rung] = []
@@ -155,6 +164,7 @@ class AutoDenoiser(Denoiser):
         self._failed: tuple[Rung, str] | None = None
         self._measured_now: set[str] = set()
         self._int8_ok: set[Tier] = set()
+        self._cannot_run: set[Rung] = set()
         self._last_image: np.ndarray | None = None
         self._t0: float | None = None
         self._last_t = 0.0
@@ -187,7 +197,8 @@ class AutoDenoiser(Denoiser):
     ) -> None:
         """The source's frame rate, whether this run may drop frames, and the libx264 preset
         of each output that encodes every frame (their CPU is left to them; default: one file
-        output at the default preset). Several ``sources`` sharing this denoiser (``serve``'s
+        output at the default preset; ``auto`` for outputs whose preset this chooses, see
+        :attr:`encoder_preset`). Several ``sources`` sharing this denoiser (``serve``'s
         cameras): ``fps`` is their sum and ``encoders`` all of theirs, so a frame reserves
         its decoding and its share of them. ``codec_here`` False: the frames are decoded and
         encoded elsewhere (a cluster's stream workers, with CPUs of their own), so nothing
@@ -313,21 +324,27 @@ class AutoDenoiser(Denoiser):
         self._pool[Rung(self.tiers[0], float_precision)] = base
         machine = cal.machine_key(base.device)
         runtime = cal.runtime_key(base)
-        frames = cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
-        on_gpu = base.device.startswith("cuda")
-        if on_gpu or not self.codec_here:
-            codec = 0.0
-        else:
-            clean = cal.calibration_frames(width, height, cal.CODEC_FRAMES, clean=True)
-            codec = cal.codec_ms(
-                self.cache, machine, clean, self.encoders, self.sources, self.recalibrate
-            )
-        reserve = codec / cal.usable_cores()
+        # made once, and only if a tier is measured now (at 1080p they take about a second)
+        frames = functools.cache(
+            lambda: cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
+        )
         interval = 1000 / (self.fps or ASSUMED_FPS)
-        limit = interval * TARGET_USAGE - reserve
-        measured = self._calibrate(machine, runtime, float_precision, frames, limit)
-        self.rungs = self._pareto(float_precision, measured)
-        fitting = [r for r in self.rungs if r in measured and measured[r] <= limit]
+        codec_free = base.device.startswith("cuda") or not self.codec_here
+        choosing = AUTO_PRESET in self.encoders and not codec_free
+        measured: dict[Rung, float] = {}
+        steps: list[dict] = []
+        for preset in AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]:
+            encoders = [preset if e == AUTO_PRESET else e for e in self.encoders]
+            codec = 0.0 if codec_free else self._codec_ms(machine, (width, height), encoders)
+            reserve = codec / cal.usable_cores()
+            limit = interval * TARGET_USAGE - reserve
+            fitting = self._fitting(machine, runtime, float_precision, frames, limit, measured)
+            steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
+                          "fits": bool(fitting)})  # fmt: skip
+            if fitting:
+                break  # else the next, cheaper preset leaves the tiers more of the CPU
+        if AUTO_PRESET in self.encoders:
+            self.encoder_preset = preset
         chosen = fitting[-1] if fitting else self.rungs[0]
         # the frame rate whose budget the chosen rung fits: what a camera may be set to
         fits_fps = (
@@ -338,7 +355,8 @@ class AutoDenoiser(Denoiser):
             "frame_interval_ms": round(interval, 2),
             "fps_assumed": self.fps is None,
             "codec_ms_per_frame": round(codec, 2),
-            "x264_encoders": list(self.encoders),
+            "x264_encoders": encoders,
+            "x264_preset_steps": steps if choosing else None,
             "sources": self.sources,
             "choice_limit_ms": round(limit, 2),
             "measured_now": sorted(self._measured_now),
@@ -347,6 +365,16 @@ class AutoDenoiser(Denoiser):
             "fits": bool(fitting),
             "fits_fps": None if fits_fps is None else round(fits_fps, 1),
         }
+        if choosing and preset != AUTO_PRESET_STEPS[0]:
+            log.warning(
+                "auto: recording at x264 preset %s: beside %s no model tier keeps %.3g fps at "
+                "%dx%d here (the file is larger at the same quality; --preset NAME chooses)",
+                preset,
+                AUTO_PRESET_STEPS[0],
+                1000 / interval,
+                width,
+                height,
+            )
         if not fitting:
             rate = f", which fits about {fits_fps:.3g} fps" if fits_fps else ""
             log.warning(
@@ -366,22 +394,45 @@ class AutoDenoiser(Denoiser):
         if below >= 0 and self.rungs[below] not in self._pool:
             self._build_async(self.rungs[below])  # a step down is needed fast, if at all
 
+    def _codec_ms(self, machine: dict, size: tuple[int, int], encoders: list[str]) -> float:
+        return cal.codec_ms(self.cache, machine, size, encoders, self.sources, self.recalibrate)
+
+    def _fitting(
+        self,
+        machine: dict,
+        runtime: dict,
+        float_precision: str,
+        frames: Callable[[], list[np.ndarray]],
+        limit: float,
+        measured: dict[Rung, float],
+    ) -> list[Rung]:
+        """Calibrates what ``limit`` makes worth measuring, ranks the rungs, and returns
+        those that fit ``limit``, weakest first."""
+        self._calibrate(machine, runtime, float_precision, frames, limit, measured)
+        self.rungs = self._pareto(float_precision, measured)
+        return [r for r in self.rungs if r in measured and measured[r] <= limit]
+
     def _calibrate(
         self,
         machine: dict,
         runtime: dict,
         float_precision: str,
-        frames: list[np.ndarray],
+        frames: Callable[[], list[np.ndarray]],
         limit: float,
-    ) -> dict[Rung, float]:
-        """ms per frame of each rung worth measuring, cheapest tier first."""
-        measured: dict[Rung, float] = {}
+        measured: dict[Rung, float],
+    ) -> None:
+        """Adds to ``measured`` the ms per frame of each rung worth measuring under
+        ``limit`` that it lacks, cheapest tier first."""
         for tier in self.tiers:
             precisions = [float_precision] + (["int8"] if self._int8 else [])
             for precision in precisions:
                 rung = Rung(tier, precision)
+                if rung in measured or rung in self._cannot_run:
+                    continue
                 ms = self._measure(rung, machine, runtime, frames)
-                if ms is not None:
+                if ms is None:
+                    self._cannot_run.add(rung)
+                else:
                     measured[rung] = ms
             float_ms = measured.get(Rung(tier, float_precision))
             int8_ms = measured.get(Rung(tier, "int8"))
@@ -390,12 +441,11 @@ class AutoDenoiser(Denoiser):
             costs = [ms for r, ms in measured.items() if r.tier == tier]
             if costs and min(costs) > limit:
                 break  # dearer tiers will not fit either: leave them unmeasured
-        return measured
 
     def _measure(
-        self, rung: Rung, machine: dict, runtime: dict, frames: list[np.ndarray]
+        self, rung: Rung, machine: dict, runtime: dict, frames: Callable[[], list[np.ndarray]]
     ) -> float | None:
-        height, width = frames[0].shape[:2]
+        width, height = self._size
         key = cal.tier_key(machine, runtime, rung.tier, rung.precision, (width, height))
         found = None if self.recalibrate else self.cache.lookup(key)
         if found is not None:
@@ -416,7 +466,7 @@ class AutoDenoiser(Denoiser):
                     log.warning("auto: cannot run %s: %s", rung.label, err)
                 return None  # e.g. no int8 export of this tier: no int8 rung
             self._pool[rung] = denoiser
-        result = cal.time_denoiser(denoiser, frames)
+        result = cal.time_denoiser(denoiser, frames())
         self.cache.store(key, result)
         self._measured_now.add(rung.label)
         return result["ms_per_frame"]

@@ -119,7 +119,7 @@ class Camera:
             raise
         names = unique_names(self.config.outputs)
         return [
-            SinkRunner(name, sink, self.metrics, self.fps)
+            SinkRunner(name, sink, self.metrics, self.fps, self.worker.encoder_preset)
             for name, sink in zip(names, sinks, strict=True)
         ]
 

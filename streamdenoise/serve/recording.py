@@ -129,7 +129,8 @@ class SegmentedRecorder(Sink):
         path = self._reserve(Path(time.strftime(self.pattern)))
         self._write_journal(path)
         # the reserved (empty) file is this recorder's own: the sink may write over it
-        segment = FileSink(path, dataclasses.replace(self.options, overwrite=True))
+        options = dataclasses.replace(self.options, overwrite=True, preset=self.x264_preset)
+        segment = FileSink(path, options)
         try:
             segment.open(first, self._fps)
         except BaseException:

@@ -91,6 +91,11 @@ class DenoiseService(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the runtime."""
 
+    def encoder_preset(self) -> str | None:
+        """The x264 preset chosen for the cameras' outputs at ``preset: auto`` (None: the
+        default one)."""
+        return None
+
 
 class SharedNeuralService(DenoiseService):
     """A neural backend whose every call may mix streams (batched per frame size)."""
@@ -187,6 +192,10 @@ class SharedAutoService(DenoiseService):
                 self.auto.set_rate(rate)
             self.auto.shared_frames_done(now, frames, busy, self.drops())
         return result
+
+    def encoder_preset(self) -> str | None:
+        with self._lock:
+            return self.auto.encoder_preset
 
     def _choose(self, frame: np.ndarray) -> None:
         per_camera = self.encoders()
@@ -401,6 +410,10 @@ class BatchWorker:
         """Frames the cameras' queues have dropped so far, those of detached cameras too."""
         with self._lock:
             return self._drops_gone + sum(client.drops() for client in self._clients)
+
+    def encoder_preset(self) -> str | None:
+        """The x264 preset of the cameras' outputs at ``preset: auto``, once chosen."""
+        return self.service.encoder_preset()
 
     def source_encoders(self) -> list[list[str]]:
         """The x264 presets each attached camera encodes its frames with, per camera."""

@@ -26,7 +26,8 @@ class Sink(ABC):
     accepts_audio: bool = False
     audio_input: tuple[AudioTrack, AudioBuffer] | None = None
     #: The libx264 preset this sink encodes every frame with, None where it runs no x264:
-    #: ``--model auto`` leaves the CPU that encoding takes to the encoders.
+    #: ``--model auto`` leaves the CPU that encoding takes to the encoders. ``auto`` until
+    #: the sink's runner sets the preset ``--model auto`` chose, before ``open``.
     x264_preset: str | None = None
 
     @abstractmethod

@@ -8,6 +8,7 @@ file that plays up to its last complete fragment. MKV and MPEG-TS are robust by 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from streamdenoise.audio import AudioWriter
 from streamdenoise.errors import SinkError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
+from streamdenoise.settings import resolve_preset
 from streamdenoise.sinks import check_overwrite
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sinks.video_encoder import VideoEncoder
@@ -73,12 +75,13 @@ class FileSink(Sink):
         except (OSError, av.FFmpegError) as err:
             self._remove_empty()
             raise SinkError(f"cannot write {self.path}: {_reason(err)}") from None
+        self.x264_preset = resolve_preset(self.x264_preset)
         self._encoder = VideoEncoder(
             self._container,
             first.width,
             first.height,
             fps,
-            self.options,
+            dataclasses.replace(self.options, preset=self.x264_preset),
             b_frames=fmt in _B_FRAMES_OK,
         )
         if self.audio_input is not None:

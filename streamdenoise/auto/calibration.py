@@ -314,7 +314,7 @@ def codec_ms(
     """The CPU cost per frame of ``size`` (width, height) of decoding its source and encoding
     it once per x264 preset in ``encoders`` (one entry per encoding output; with several
     ``sources`` sharing the denoiser, every source's outputs, of which a frame pays its
-    share): each part cached, else measured now (on clean demo frames, made only then)."""
+    share): each part cached, else measured now (on :func:`codec_frames`, made only then)."""
     frames: list[np.ndarray] = []
     cost: dict[str | None, float] = {}
     for preset in dict.fromkeys([None, *encoders]):

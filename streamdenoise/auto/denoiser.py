@@ -540,8 +540,8 @@ class AutoDenoiser(Denoiser):
 
     # -- switching -------------------------------------------------------------------------------
     def _request(self, rung: Rung, decision: Decision) -> None:
-        self._pending = (rung, decision)
-        with self._lock:
+        with self._lock:  # with the builder's last step: it sees this request, or is done
+            self._pending = (rung, decision)
             if rung in self._building:
                 return  # already on its way (the step down is built ahead); ready when done
         self._build_async(rung)
@@ -568,16 +568,16 @@ class AutoDenoiser(Denoiser):
             if fresh and last is not None:  # first-frame costs (allocations, kernels) now,
                 denoiser.submit(last).result()  # on the path the pipeline will take
             denoiser.reset()
-            with self._lock:
-                self._pool[rung] = denoiser
-                if self._pending and self._pending[0] == rung:
-                    self._ready = denoiser
         except Exception as err:  # a rung that cannot run is left out; streaming goes on
             with self._lock:
                 self._failed = (rung, f"{type(err).__name__}: {err}")
-        finally:
-            with self._lock:
                 self._building.discard(rung)
+            return
+        with self._lock:  # one step: a request made meanwhile is seen, or builds anew
+            self._pool[rung] = denoiser
+            self._building.discard(rung)
+            if self._pending and self._pending[0] == rung:
+                self._ready = denoiser
 
     # -- shared by many streams (serve) ----------------------------------------------------------
     def set_rate(self, fps: float) -> None:

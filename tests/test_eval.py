@@ -162,3 +162,23 @@ def test_eval_under_a_kernel_cap_says_so_and_is_not_merged_with_an_uncapped_run(
     assert "another --noise" in err and "PSNR" not in err and not mixed.exists()
     assert main([*args, "--merge", str(tmp_path / "missing.json")]) == 2
     assert "--merge: cannot read" in capsys.readouterr().err
+
+
+def test_merged_rows_of_another_cpu_say_their_fps_was_measured_there(tmp_path):
+    data = write_sequences(tmp_path / "seqs", count=1)
+    earlier, merged, text = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "b.md"
+    args = ["eval", "--data", str(data), "--sigma", "10"]
+    assert main([*args, "--backends", "identity", "--json", str(earlier)]) == 0
+    report = json.loads(earlier.read_text())  # as if it had run on another machine
+    report["machine"]["cpu"] = {"model": "Other CPU", "cores": 64, "flags": ["avx512f"]}
+    earlier.write_text(json.dumps(report))
+    extra = ["--merge", str(earlier), "--json", str(merged), "--markdown", str(text)]
+    assert main([*args, "--backends", "hqdn3d", *extra]) == 0
+    rows = {r["backend"]: r for r in json.loads(merged.read_text())["results"]}
+    assert rows["identity"]["fps_machine"] == "Other CPU, 64 logical cores (avx512f)"
+    assert "fps_machine" not in rows["hqdn3d"]
+    table = text.read_text()
+    assert "‡1 fps on another machine: Other CPU, 64 logical cores (avx512f)." in table
+    identity = next(line for line in table.splitlines() if line.startswith("| identity |"))
+    hqdn3d = next(line for line in table.splitlines() if line.startswith("| hqdn3d |"))
+    assert identity.endswith(" ‡1 |") and "‡" not in hqdn3d

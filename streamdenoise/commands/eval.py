@@ -41,13 +41,20 @@ def earlier_report(path, noise: str, protocol: str, isa_cap: str | None) -> dict
 
 def merge_reports(report: dict, earlier: dict) -> None:
     """Add ``earlier``'s rows that this run did not recompute (same dataset/backend/σ/noise),
-    so slow baselines can be measured once and the models re-measured alone."""
+    so slow baselines can be measured once and the models re-measured alone. Rows measured on
+    another CPU say which (``fps_machine``): their quality holds anywhere, their fps does not."""
+    from streamdenoise.lab.speed import cpu_description
 
     def key(row: dict) -> tuple:
         return row["dataset"], row["backend"], row["sigma"]
 
     have = {key(r) for r in report["results"]}
-    report["results"] = [r for r in earlier["results"] if key(r) not in have] + report["results"]
+    kept = [r for r in earlier["results"] if key(r) not in have]
+    there = earlier.get("machine")
+    if there and there.get("cpu") != (report.get("machine") or {}).get("cpu"):
+        for row in kept:
+            row.setdefault("fps_machine", cpu_description(there))
+    report["results"] = kept + report["results"]
     report["datasets"] = list(dict.fromkeys(earlier.get("datasets", []) + report["datasets"]))
     report["commands"] = earlier.get("commands", []) + report["commands"]
 

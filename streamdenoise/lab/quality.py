@@ -369,6 +369,9 @@ def markdown(report: dict) -> str:
             " number), since it cannot take unclipped noise."
         )
     datasets = list(dict.fromkeys(r["dataset"] for r in report["results"]))
+    elsewhere = list(
+        dict.fromkeys(r["fps_machine"] for r in report["results"] if "fps_machine" in r)
+    )
     for data in datasets:
         rows = [r for r in report["results"] if r["dataset"] == data]
         sigmas = sorted(dict.fromkeys(r["sigma"] for r in rows), key=_sigma_key)
@@ -394,7 +397,10 @@ def markdown(report: dict) -> str:
             if any(r.get("input") == "8-bit" for r in mine) and report["protocol"] == "float":
                 label = f"{label} †"
             fl = np.mean([r["flicker"] for r in mine])
-            fps = np.mean([r["fps"] for r in mine])
-            lines.append(f"| {label} | " + " | ".join(values) + f" | {fl:+.2f} | {fps:.1f} |")
+            fps = f"{np.mean([r['fps'] for r in mine]):.1f}"
+            if "fps_machine" in mine[0]:  # a merged row of another CPU
+                fps += f" ‡{elsewhere.index(mine[0]['fps_machine']) + 1}"
+            lines.append(f"| {label} | " + " | ".join(values) + f" | {fl:+.2f} | {fps} |")
         lines.append("")
+    lines += [f"‡{n} fps on another machine: {cpu}." for n, cpu in enumerate(elsewhere, 1)]
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
         "--phases", default="1:40,3:50,1:50", help="cameras:seconds, comma-separated, in order"
     )
     parser.add_argument(
-        "--record", action="store_true", help="each camera records (x264 veryfast), else null"
+        "--record", action="store_true", help="each camera records (x264, preset auto), else null"
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -150,6 +150,12 @@ def summarize(samples: list[dict], bounds: list[dict], fps: int) -> list[dict]:
     return out
 
 
+def recordings(denoiser: dict) -> str:
+    """The recordings' x264 preset, as the shared denoiser's first choice counted it."""
+    presets = sorted(set(denoiser.get("x264_encoders") or [])) or ["the default preset"]
+    return f"x264 recordings ({', '.join(presets)}, chosen at the first frame)"
+
+
 def render(doc: dict) -> str:
     result = doc["result"]
     switches = result["samples"][-1]["denoiser"].get("switches", [])
@@ -161,7 +167,7 @@ def render(doc: dict) -> str:
         "",
         f"Cameras: {doc['size']} at {doc['fps']} fps each, a noisy H.264 clip (01_dog.mp4, "
         f"AWGN σ = 15, {doc['bitrate'] / 1e6:.1f} Mbit/s) looped in real time; outputs: "
-        f"{'x264 veryfast recordings' if doc['record'] else 'null'}. Phases applied by "
+        f"{recordings(first) if doc['record'] else 'null'}. Phases applied by "
         "`POST /api/reload`; per phase its first 5 s left out. A fresh calibration cache: "
         f"the first choice, {first.get('tier')}/{first.get('precision')} for "
         f"{first.get('source_fps')} fps, was measured at startup.",

@@ -338,7 +338,9 @@ class AutoDenoiser(Denoiser):
             codec = 0.0 if codec_free else self._codec_ms(machine, (width, height), encoders)
             reserve = codec / cal.usable_cores()
             limit = interval * TARGET_USAGE - reserve
-            fitting = self._fitting(machine, runtime, float_precision, frames, limit, measured)
+            self._calibrate(machine, runtime, float_precision, frames, limit, measured)
+            self.rungs = self._pareto(float_precision, measured)
+            fitting = [r for r in self.rungs if r in measured and measured[r] <= limit]
             steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
                           "fits": bool(fitting)})  # fmt: skip
             if fitting:
@@ -396,21 +398,6 @@ class AutoDenoiser(Denoiser):
 
     def _codec_ms(self, machine: dict, size: tuple[int, int], encoders: list[str]) -> float:
         return cal.codec_ms(self.cache, machine, size, encoders, self.sources, self.recalibrate)
-
-    def _fitting(
-        self,
-        machine: dict,
-        runtime: dict,
-        float_precision: str,
-        frames: Callable[[], list[np.ndarray]],
-        limit: float,
-        measured: dict[Rung, float],
-    ) -> list[Rung]:
-        """Calibrates what ``limit`` makes worth measuring, ranks the rungs, and returns
-        those that fit ``limit``, weakest first."""
-        self._calibrate(machine, runtime, float_precision, frames, limit, measured)
-        self.rungs = self._pareto(float_precision, measured)
-        return [r for r in self.rungs if r in measured and measured[r] <= limit]
 
     def _calibrate(
         self,

@@ -15,7 +15,7 @@ import numpy as np
 
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
-from streamdenoise.settings import X264_PRESETS
+from streamdenoise.settings import X264_PRESETS, resolve_preset
 
 #: Encoder time base: fine enough to keep any source timestamp to within 11 µs.
 TIME_BASE = Fraction(1, 90_000)
@@ -82,7 +82,7 @@ class VideoEncoder:
         codec = self.stream.codec_context
         codec.time_base = TIME_BASE
         codec.gop_size = options.gop or max(round(self.fps * 2), 1)
-        x264 = {"preset": LIVE_PRESET if zerolatency else options.preset}
+        x264 = {"preset": LIVE_PRESET if zerolatency else resolve_preset(options.preset)}
         if zerolatency:
             x264["tune"] = "zerolatency"
         if zerolatency or not b_frames:

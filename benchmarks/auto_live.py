@@ -11,7 +11,8 @@ an IP camera's bitrate: 4 Mbit/s at 720p, scaled by pixel count; ``--source crf1
 ~75 Mbit/s stress case), so the figures include decoding and x264 encoding on the same cores.
 The calibration cache is a fresh folder per invocation of this script: the first ``auto`` case
 per size includes its calibration before streaming starts (reported separately; it is not
-streaming time).
+streaming time). ``--models auto,auto`` runs a second start on the same cache: it reserves what
+each rung's busy time per frame that the first measured while streaming.
 
 Writes ``auto_live[_LABEL].json`` and ``.md`` (with the machine record) to ``--out``. To stand
 in for an AVX2-only CPU on an AVX-512 one, cap the kernels (the cap is recorded)::
@@ -105,8 +106,25 @@ def run_case(clip: Path, model: str, args: argparse.Namespace, work: Path, env: 
         "switches": report.get("switches", []),
         "spans": auto.get("spans"),
         "calibration": auto.get("calibration"),
+        "busy_ms_learned": auto.get("busy_ms_learned"),
         "wall_s": round(wall, 1),
     }
+
+
+def starts(cases: list[dict], index: int) -> str:
+    """A case's model, and which start it was when the same model ran before (one cache)."""
+    model = cases[index]["model"]
+    earlier = sum(c["model"] == model for c in cases[:index])
+    return f"{model} (start {earlier + 1})" if earlier else model
+
+
+def learned(case: dict) -> str:
+    """Rungs judged by an earlier run's busy time → what this run learned, ms per frame."""
+    before = (case.get("calibration") or {}).get("busy_ms_seen_before") or {}
+    now = case.get("busy_ms_learned") or {}
+    said = [f"{label} {ms:.0f}" for label, ms in before.items()]
+    said += [f"→ {label.split(' beside')[0]} {v['busy_ms']:.0f}" for label, v in now.items()]
+    return ", ".join(said) or "-"
 
 
 def render(results: dict) -> str:
@@ -117,7 +135,7 @@ def render(results: dict) -> str:
         lines += [f"## {size}", ""]
         rows = [
             [
-                c["model"],
+                starts(cases, index),
                 str(c.get("ran", "-")),
                 str(c.get("precision", "-")),
                 f"{c['fps_out']:.1f}" if "fps_out" in c else "-",
@@ -125,12 +143,13 @@ def render(results: dict) -> str:
                 f"{c['drops_pct']:.1f} %" if "drops_pct" in c else "-",
                 f"{c['e2e_p99_ms']:.0f}" if c.get("e2e_p99_ms") is not None else "-",
                 str(len(c.get("switches") or [])),
+                learned(c),
                 "; ".join(c.get("error") or []),
             ]
-            for c in cases
+            for index, c in enumerate(cases)
         ]
         header = ["model", "ran at the end", "precision", "fps out", "of source", "drops",
-                  "e2e p99 ms", "switches", "error"]  # fmt: skip
+                  "e2e p99 ms", "switches", "busy ms: seen before → now", "error"]  # fmt: skip
         lines += [*table(header, rows), ""]
         for case in cases:
             for switch in case.get("switches") or []:

@@ -139,6 +139,10 @@ def tiers_table(stats: dict) -> Table:
         f"{calibration.get('choice_limit_ms')} ms; calibrated now: "
         f"{', '.join(calibration.get('measured_now') or []) or 'none (cached)'}"
     )
+    before = calibration.get("busy_ms_seen_before")
+    if before:
+        seen = ", ".join(f"{label} {ms:.0f} ms" for label, ms in before.items())
+        note += f"; judged by the busy time per frame of an earlier run: {seen}"
     table.caption = f"ladder: {rungs} · {note}"
     table.caption_justify = "left"
     return table

@@ -321,6 +321,51 @@ def test_a_recording_at_preset_auto_steps_to_a_cheaper_preset_when_no_tier_fits(
     assert [s["preset"] for s in calibration["x264_preset_steps"]] == list(AUTO_PRESET_STEPS)
 
 
+def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
+    """What live runs measured (each rung's busy time per frame, kept per size, outputs and
+    x264 preset, as a run on a machine where they did not fit would leave it) outweighs the
+    calibration at the next start; the tiers are measured for real."""
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    tiers, cache = discover_tiers(tmp_path)[0], CalibrationCache(tmp_path / "cache")
+
+    def start(size=(160, 96), recalibrate=False) -> AutoDenoiser:
+        auto = AutoDenoiser(
+            "torch", precision="fp32", tiers=tiers, cache=cache, recalibrate=recalibrate
+        )
+        auto.configure(fps=1.0, adaptive=True, encoders=["auto"])
+        try:
+            auto.prepare(*size)
+            return auto
+        finally:
+            auto.close()
+
+    first = start()
+    assert (first.rung.label, first.encoder_preset) == ("mid/fp32", "veryfast")
+    assert first.calibration["busy_ms_seen_before"] is None
+    runtime = cal.runtime_key(first.active)
+    key = cal.pipeline_key(cal.machine_key(), runtime, (160, 96), ["auto"], 1)
+
+    def streamed(label: str, busy_ms: float) -> None:  # at 1 fps: 1000 ms is 100 % busy
+        rungs = (cache.lookup(key) or {}).get("rungs", {})
+        cache.store(key, {"rungs": {**rungs, label: {"busy_ms": busy_ms, "checks": 2}}})
+
+    streamed("mid/fp32 beside veryfast", 1000.0)  # it did not fit: the start is not repeated
+    second = start()
+    assert (second.rung.label, second.encoder_preset) == ("small/fp32", "veryfast")
+    assert second.calibration["busy_ms_seen_before"] == {"mid/fp32": 1000.0}
+    streamed("small/fp32 beside veryfast", 900.0)  # nothing fits beside veryfast: superfast
+    third = start()
+    assert (third.rung.label, third.encoder_preset) == ("mid/fp32", "superfast")
+    assert [s["fits"] for s in third.calibration["x264_preset_steps"]] == [False, True]
+    streamed("mid/fp32 beside superfast", 500.0)  # what fit, measured: trusted as it is
+    assert start().calibration["fits_fps"] == pytest.approx(1000 * TARGET_USAGE / 500.0)
+    # another size, or a calibration asked for afresh, knows nothing of those runs
+    assert start(size=(96, 64)).rung.label == "mid/fp32"
+    fresh = start(recalibrate=True)
+    assert fresh.rung.label == "mid/fp32" and fresh.calibration["busy_ms_seen_before"] is None
+
+
 @pytest.mark.parametrize("configured", [True, False])
 def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path, configured):
     """A lossless run, and frame-by-frame use with no pipeline to say the source's rate."""
@@ -541,6 +586,15 @@ def test_auto_steps_down_under_real_load_and_back_up_when_it_goes(tmp_path, heav
     console.print(tiers_table(report))
     table = console.export_text()
     assert "small" in table and down["reason"][:40] in table and "headroom" in table
+
+    # what each rung was busy per frame while it streamed: reported, and kept for next time
+    learned = report["auto"]["busy_ms_learned"]
+    labels = {"small/fp32 beside no encoder", "big/fp32 beside no encoder"}
+    assert set(learned) == labels and all(v["checks"] >= 2 for v in learned.values())
+    (kept,) = [e["result"]["rungs"] for e in auto.cache.entries() if e["key"]["kind"] == "pipeline"]
+    assert {k: v["busy_ms"] for k, v in kept.items()} == {
+        k: v["busy_ms"] for k, v in learned.items()
+    }
 
 
 @pytest.mark.slow

@@ -72,6 +72,10 @@ class OveruseDetector:
         self._over = 0
         self._headroom_since: float | None = None
         self._settle = rules.settle_frames
+        #: Checks made so far, and the last one's busy time per frame (s): what the owner
+        #: learns the rungs' real cost from.
+        self.checks = 0
+        self.last_busy_s = 0.0
         self._window(None, 0)
 
     def _window(self, start: float | None, drops: int) -> None:
@@ -124,6 +128,7 @@ class OveruseDetector:
         interval = self.interval_s or elapsed / (done + dropped)
         busy = sum(self._busy) / done
         usage = busy / interval
+        self.checks, self.last_busy_s = self.checks + 1, busy
         drop_share = dropped / (done + dropped)
         if usage >= rules.overuse or drop_share > rules.drop_rate:
             self._over += 1

@@ -19,6 +19,11 @@ runtime, device, precision and size), so the file never grows stale entries.
 The cost of decoding a frame of that size, and of encoding it with libx264 (one thread) at
 each preset the run's outputs use, is measured and cached the same way: on a CPU the denoiser
 shares the cores with them.
+
+What neither covers — x264 on the camera's real content, the pipeline's own threads, the
+contention between them — is learned from live runs: each rung's busy time per frame while it
+streamed, kept per machine, runtime, size and outputs (:func:`pipeline_key`), which the next
+start trusts over the calibrated figures for that rung.
 """
 
 from __future__ import annotations
@@ -246,6 +251,22 @@ def time_denoiser(denoiser: Denoiser, frames: list[np.ndarray]) -> dict:
         "frames": len(times),
         "frames_in_flight": window,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def pipeline_key(
+    machine: dict, runtime: dict, size: tuple[int, int], encoders: list[str], sources: int
+) -> dict:
+    """Key of the rungs' busy time per frame learned by live runs at ``size`` with these
+    outputs (``encoders``: their x264 presets as configured, ``auto`` included) and
+    ``sources`` sharing the denoiser; each rung's entry names the presets it ran beside."""
+    outputs = ", ".join(sorted(encoders)) or "none"
+    return {
+        "kind": "pipeline",
+        "machine": machine,
+        "runtime": runtime,
+        "size": f"{size[0]}x{size[1]}",
+        "work": f"beside encoders [{outputs}] of {sources} source(s)",
     }
 
 

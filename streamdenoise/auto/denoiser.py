@@ -13,7 +13,9 @@ them at a time:
    int8 score; where int8 is no faster (an AVX2 CPU without VNNI) it never runs.
 3. **Choose** the best rung whose calibrated time fits :data:`TARGET_USAGE` of the frame
    interval, after reserving the CPU that decoding the source and encoding each output
-   (at its own x264 preset) need. Outputs at ``--preset auto`` encode at the first of
+   (at its own x264 preset) need — or, for a rung that streamed before at this size beside
+   the same encoders, whose busy time per frame then fits (step 5). Outputs at
+   ``--preset auto`` encode at the first of
    :data:`~streamdenoise.settings.AUTO_PRESET_STEPS`; where no rung fits beside that, the
    next, cheaper preset is tried, and so on (the cheapest when none fits): on a small CPU a
    live recording keeps its frames at the cost of a larger file, as WebRTC lowers encoder
@@ -23,6 +25,13 @@ them at a time:
    word. The next denoiser is built, prepared for the frame size and warmed up on a
    background thread while the current one keeps streaming; the swap happens between two
    frames and carries the noise estimate and, where compatible, the recurrent state.
+5. **Learn**: every check of the detector measures the running rung's real busy time per
+   frame, which the calibration cannot know (x264 on the camera's content rather than the
+   demo scene, the pipeline's own threads, the two runtimes contending for the cores: at
+   720p on a 2-core Zen 5, a rung calibrated to 61 % of the interval with the codec's share
+   was busy 94 %). At the end each rung's median is kept per machine, runtime, size, outputs
+   and x264 preset, and the next start judges that rung by it: the start that stepped down
+   twice is not repeated.
 
 Files under the ``lossless`` policy keep every frame, so nothing adapts: the strongest tier
 runs, with no calibration.
@@ -32,11 +41,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +76,9 @@ INT8_PENALTY_DB = 0.4
 #: Frame rate assumed for the first choice when the source declares none (adaptation then
 #: measures the real rate).
 ASSUMED_FPS = 30.0
+#: A rung's busy time is kept after this many checks (~1 s each) of it: the detector steps
+#: down after two over budget, which is what a rung that does not fit gets.
+LEARN_MIN_CHECKS = 2
 #: What a run encodes each frame with when the caller does not say: one file output.
 DEFAULT_ENCODER = AUTO_PRESET_STEPS[0]
 
@@ -169,6 +183,12 @@ class AutoDenoiser(Denoiser):
         self._t0: float | None = None
         self._last_t = 0.0
         self._frames = 0
+        #: Where what the run learns is kept (None: it learns nothing), the encoders it
+        #: streams beside, and each check's busy ms per frame under its rung's label.
+        self._pipeline_key: dict | None = None
+        self._beside: list[str] = []
+        self._busy_ms: dict[str, list[float]] = {}
+        self._checks_seen = 0
 
     # -- Denoiser ------------------------------------------------------------------------------
     @property
@@ -265,6 +285,11 @@ class AutoDenoiser(Denoiser):
     def close(self) -> None:
         for builder in self._builders:
             builder.join(timeout=30)
+        learned = self._learned()
+        if learned and self._pipeline_key is not None:
+            kept = (self.cache.lookup(self._pipeline_key) or {}).get("rungs", {})
+            self.cache.store(self._pipeline_key, {"rungs": {**kept, **learned}})
+            self._pipeline_key = None  # stored once
         for denoiser in self._pool.values():
             denoiser.close()
         self._pool.clear()
@@ -287,7 +312,22 @@ class AutoDenoiser(Denoiser):
             "rules": asdict(self.rules) if self.adaptive else None,
             "spans": spans,
             "switches": list(self.switches),
+            "busy_ms_learned": self._learned(),
         }
+
+    def _learned(self) -> dict[str, dict]:
+        """Each rung's median busy ms per frame in this run, under :meth:`_seen_as` (rungs
+        with too few checks left out)."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return {
+            label: {"busy_ms": round(statistics.median(ms), 2), "checks": len(ms), "at": now}
+            for label, ms in self._busy_ms.items()
+            if len(ms) >= LEARN_MIN_CHECKS
+        }
+
+    def _seen_as(self, rung: Rung, encoders: list[str]) -> str:
+        """A rung's name in what runs learn: with the x264 presets it streamed beside."""
+        return f"{rung.label} beside {', '.join(encoders) or 'no encoder'}"
 
     def _describe_rung(self, rung: Rung) -> dict:
         info = {**rung.tier.describe(), "precision": rung.precision}
@@ -298,7 +338,18 @@ class AutoDenoiser(Denoiser):
 
     # -- the pipeline's per-frame report -----------------------------------------------------------
     def frame_done(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:
-        """After each frame, from the denoise worker: feeds the detector, acts on its word."""
+        """After each frame, from a pipeline's denoise worker: feeds the detector, acts on its
+        word, and keeps each check's busy time under the rung that ran (step 5)."""
+        rung = self.rung
+        self._judge(now, busy_s, denoise_s, drops)
+        detector = self._detector
+        if detector is None or detector.checks == self._checks_seen or rung is None:
+            return
+        self._checks_seen = detector.checks
+        label = self._seen_as(rung, self._beside)
+        self._busy_ms.setdefault(label, []).append(detector.last_busy_s * 1000)
+
+    def _judge(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:
         if self._detector is None:
             return
         decision = self._detector.frame(now, busy_s, denoise_s, drops)
@@ -331,6 +382,12 @@ class AutoDenoiser(Denoiser):
         interval = 1000 / (self.fps or ASSUMED_FPS)
         codec_free = base.device.startswith("cuda") or not self.codec_here
         choosing = AUTO_PRESET in self.encoders and not codec_free
+        self._pipeline_key = cal.pipeline_key(
+            machine, runtime, (width, height), self.encoders, self.sources
+        )
+        learned = None if self.recalibrate else self.cache.lookup(self._pipeline_key)
+        seen = (learned or {}).get("rungs", {})
+        seen_ms = {label: float(v["busy_ms"]) for label, v in seen.items()}
         measured: dict[Rung, float] = {}
         steps: list[dict] = []
         for preset in AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]:
@@ -340,23 +397,33 @@ class AutoDenoiser(Denoiser):
             limit = interval * TARGET_USAGE - reserve
             self._calibrate(machine, runtime, float_precision, frames, limit, measured)
             self.rungs = self._pareto(float_precision, measured)
-            fitting = [r for r in self.rungs if r in measured and measured[r] <= limit]
+            busy = {
+                r: seen_ms.get(self._seen_as(r, encoders), measured[r] + reserve)
+                for r in self.rungs
+                if r in measured
+            }  # predicted busy ms per frame: as streamed before, else as calibrated
+            fitting = [r for r in busy if busy[r] <= interval * TARGET_USAGE]
             steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
                           "fits": bool(fitting)})  # fmt: skip
             if fitting:
                 break  # else the next, cheaper preset leaves the tiers more of the CPU
+        self._beside = encoders
         if AUTO_PRESET in self.encoders:
             self.encoder_preset = preset
         chosen = fitting[-1] if fitting else self.rungs[0]
         # the frame rate whose budget the chosen rung fits: what a camera may be set to
-        fits_fps = (
-            1000 * TARGET_USAGE / (measured[chosen] + reserve) if chosen in measured else None
-        )
+        fits_fps = 1000 * TARGET_USAGE / busy[chosen] if chosen in busy else None
         self.calibration = {
             "size": f"{width}x{height}",
             "frame_interval_ms": round(interval, 2),
             "fps_assumed": self.fps is None,
             "codec_ms_per_frame": round(codec, 2),
+            "busy_ms_seen_before": {
+                r.label: seen_ms[self._seen_as(r, encoders)]
+                for r in self.rungs
+                if self._seen_as(r, encoders) in seen_ms
+            }
+            or None,
             "x264_encoders": encoders,
             "x264_preset_steps": steps if choosing else None,
             "sources": self.sources,
@@ -594,8 +661,8 @@ class AutoDenoiser(Denoiser):
         self._frames += len(images)
         self.spans[-1]["frames"] += len(images)
         self._last_t = now
-        for _ in images:
-            self.frame_done(now, busy_s / len(images), busy_s / len(images), drops)
+        for _ in images:  # the worker's time is the batch's alone: nothing to learn from it
+            self._judge(now, busy_s / len(images), busy_s / len(images), drops)
 
     def _swap_if_ready(self, now: float, carry: bool = True) -> None:
         with self._lock:

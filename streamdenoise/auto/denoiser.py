@@ -445,14 +445,15 @@ class AutoDenoiser(Denoiser):
                 height,
             )
         if not fitting:
-            rate = f", which fits about {fits_fps:.3g} fps" if fits_fps else ""
+            rate = f", within it at about {fits_fps:.3g} fps" if fits_fps else ""
             log.warning(
-                "auto: no model tier sustains %.3g fps at %dx%d here; running the cheapest "
-                "(%s%s): the frames it cannot take are dropped and counted (a source at that "
-                "rate or a smaller size keeps every frame)",
+                "auto: no model tier keeps %.3g fps at %dx%d within %d%% of the frame interval "
+                "here; running the cheapest (%s%s): the frames it cannot take are dropped and "
+                "counted (a source at that rate or a smaller size keeps every frame)",
                 1000 / interval,
                 width,
                 height,
+                round(100 * TARGET_USAGE),
                 chosen.label,
                 rate,
             )

@@ -367,6 +367,31 @@ def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
     assert fresh.rung.label == "mid/fp32" and fresh.calibration["busy_ms_seen_before"] is None
 
 
+def test_what_a_run_learns_is_kept_for_its_size_only(tmp_path):
+    """The busy times a pipeline reports are kept per rung at the size the start was chosen
+    for; after the stream changes size nothing more is learned."""
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    cache = CalibrationCache(tmp_path / "cache")
+    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache)
+    auto.configure(fps=10.0, adaptive=True, encoders=[])
+    now = time.monotonic()
+    try:
+        auto.prepare(160, 96)
+        label = f"{auto.rung.label} beside no encoder"
+        for index in range(40):  # 4 s of frames each busy 20 ms: 3 checks after settling
+            auto.frame_done(now + index / 10, busy_s=0.02, denoise_s=0.01, drops=0)
+        auto.prepare(96, 64)
+        for index in range(40, 80):
+            auto.frame_done(now + index / 10, busy_s=0.09, denoise_s=0.08, drops=0)
+        learned = auto.report()["busy_ms_learned"]
+    finally:
+        auto.close()
+    assert list(learned) == [label] and learned[label]["busy_ms"] == pytest.approx(20.0)
+    (entry,) = [e for e in cache.entries() if e["key"]["kind"] == "pipeline"]
+    assert entry["key"]["size"] == "160x96" and entry["result"]["rungs"][label]["busy_ms"] == 20.0
+
+
 @pytest.mark.parametrize("configured", [True, False])
 def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path, configured):
     """A lossless run, and frame-by-frame use with no pipeline to say the source's rate."""

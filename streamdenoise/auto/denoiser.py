@@ -236,6 +236,7 @@ class AutoDenoiser(Denoiser):
         if self.active is None:
             self._start(width, height)
         else:  # the stream changed size: same rung, prepared again; the detector starts over
+            self._keep_learned()  # what was learned belongs to the size before; no more
             self.active.prepare(width, height)
             if self._detector is not None:
                 self._detector.switched(time.monotonic(), 0)
@@ -285,11 +286,7 @@ class AutoDenoiser(Denoiser):
     def close(self) -> None:
         for builder in self._builders:
             builder.join(timeout=30)
-        learned = self._learned()
-        if learned and self._pipeline_key is not None:
-            kept = (self.cache.lookup(self._pipeline_key) or {}).get("rungs", {})
-            self.cache.store(self._pipeline_key, {"rungs": {**kept, **learned}})
-            self._pipeline_key = None  # stored once
+        self._keep_learned()
         for denoiser in self._pool.values():
             denoiser.close()
         self._pool.clear()
@@ -314,6 +311,15 @@ class AutoDenoiser(Denoiser):
             "switches": list(self.switches),
             "busy_ms_learned": self._learned(),
         }
+
+    def _keep_learned(self) -> None:
+        """Store this run's busy times in the cache, over the rungs' earlier ones; learning
+        stops (a size change: the start was chosen for the size before)."""
+        learned = self._learned()
+        if learned and self._pipeline_key is not None:
+            kept = (self.cache.lookup(self._pipeline_key) or {}).get("rungs", {})
+            self.cache.store(self._pipeline_key, {"rungs": {**kept, **learned}})
+        self._pipeline_key = None
 
     def _learned(self) -> dict[str, dict]:
         """Each rung's median busy ms per frame in this run, under :meth:`_seen_as` (rungs
@@ -344,6 +350,8 @@ class AutoDenoiser(Denoiser):
         self._judge(now, busy_s, denoise_s, drops)
         detector = self._detector
         if detector is None or detector.checks == self._checks_seen or rung is None:
+            return
+        if self._pipeline_key is None:  # not learning (after a size change, or stored)
             return
         self._checks_seen = detector.checks
         label = self._seen_as(rung, self._beside)

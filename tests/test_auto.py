@@ -355,6 +355,10 @@ def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
     second = start()
     assert (second.rung.label, second.encoder_preset) == ("small/fp32", "veryfast")
     assert second.calibration["busy_ms_seen_before"] == {"mid/fp32": 1000.0}
+    # and the rung it went over budget on is tried again only after the longest back-off
+    rules = AdaptRules()
+    assert first.calibration["first_step_up_after_s"] == rules.up_delay_s
+    assert second.calibration["first_step_up_after_s"] == rules.up_delay_max_s
     streamed("small/fp32 beside veryfast", 900.0)  # nothing fits beside veryfast: superfast
     third = start()
     assert (third.rung.label, third.encoder_preset) == ("mid/fp32", "superfast")

@@ -31,7 +31,8 @@ them at a time:
    720p on a 2-core Xeon, a rung calibrated to 73 % of the interval with the codec's share
    was busy 94 %). At the end each rung's median is kept per machine, runtime, size, outputs
    and x264 preset, and the next start judges that rung by it: the start that stepped down
-   twice is not repeated.
+   twice is not repeated, and the rung above the first choice, if it streamed over the
+   step-up target, is tried again only after the longest back-off.
 
 Files under the ``lossless`` policy keep every frame, so nothing adapts: the strongest tier
 runs, with no calibration.
@@ -468,6 +469,16 @@ class AutoDenoiser(Denoiser):
         self._activate(chosen, width, height)
         self._detector = OveruseDetector(self.rules, 1 / self.fps if self.fps else None)
         self._update_detector()
+        above = self.rungs.index(chosen) + 1
+        seen_above = (
+            seen_ms.get(self._seen_as(self.rungs[above], encoders))
+            if above < len(self.rungs)
+            else None
+        )
+        if seen_above is not None and seen_above > interval * self.rules.up_target:
+            # it streamed here over the step-up target: tried again after the longest back-off
+            self._detector.up_delay_s = self.rules.up_delay_max_s
+        self.calibration["first_step_up_after_s"] = self._detector.up_delay_s
         below = self.rungs.index(chosen) - 1
         if below >= 0 and self.rungs[below] not in self._pool:
             self._build_async(self.rungs[below])  # a step down is needed fast, if at all

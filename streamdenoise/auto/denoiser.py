@@ -29,7 +29,7 @@ them at a time:
    frame, which the calibration cannot know (x264 on the camera's content rather than the
    demo scene, the pipeline's own threads, the two runtimes contending for the cores: at
    720p on a 2-core Xeon, a rung calibrated to 73 % of the interval with the codec's share
-   was busy 94 %). At the end each rung's median is kept per machine, runtime, size, outputs
+   was busy 100 %). At the end each rung's median is kept per machine, runtime, size, outputs
    and x264 preset, and the next start judges that rung by it: the start that stepped down
    twice is not repeated, and the rung above the first choice, if it streamed over the
    step-up target, is tried again only after the longest back-off.

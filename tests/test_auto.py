@@ -347,10 +347,17 @@ def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
     runtime = cal.runtime_key(first.active)
     key = cal.pipeline_key(cal.machine_key(), runtime, (160, 96), ["auto"], 1)
 
-    def streamed(label: str, busy_ms: float) -> None:  # at 1 fps: 1000 ms is 100 % busy
-        rungs = (cache.lookup(key) or {}).get("rungs", {})
-        cache.store(key, {"rungs": {**rungs, label: {"busy_ms": busy_ms, "checks": 2}}})
+    digests = {tier.name: tier.digest for tier in tiers}
 
+    def streamed(label: str, busy_ms: float, weights: str | None = None) -> None:
+        """At 1 fps 1000 ms is 100 % busy; by the tier's weights unless ``weights``."""
+        rungs = (cache.lookup(key) or {}).get("rungs", {})
+        weights = weights or digests[label.split("/")[0]]
+        entry = {"busy_ms": busy_ms, "checks": 2, "weights": weights}
+        cache.store(key, {"rungs": {**rungs, label: entry}})
+
+    streamed("mid/fp32 beside veryfast", 1000.0, weights="0" * 64)  # other weights of the name
+    assert start().rung.label == "mid/fp32"
     streamed("mid/fp32 beside veryfast", 1000.0)  # it did not fit: the start is not repeated
     second = start()
     assert (second.rung.label, second.encoder_preset) == ("small/fp32", "veryfast")
@@ -753,6 +760,36 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     for name in rungs:
         sizes = {c["size"] for c in models[name]["calibrated"]}
         assert "160x96" in sizes and models[name]["ladder_rank"] >= 1
+
+
+def test_devices_lists_what_live_runs_saw_each_tier_cost(tmp_path, monkeypatch):
+    """Busy times a live run stored (here as one would, for the shipped ``nano``) show in
+    ``devices`` beside the calibration; those of other weights of the name do not."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    nano = {t.name: t for t in discover_tiers()[0]}["nano"]
+    runtime = {"runtime": "openvino", "version": "openvino 0", "device": "cpu", "threads": None}
+    key = cal.pipeline_key(cal.machine_key(), runtime, (1280, 720), ["auto"], 1)
+    seen = {"busy_ms": 17.7, "checks": 55, "at": "2026-12-02T09:00:00+00:00"}
+    rungs = {
+        "nano/bf16 beside veryfast": {**seen, "weights": nano.digest},
+        "nano/int8 beside veryfast": {**seen, "weights": "0" * 64},
+    }
+    CalibrationCache(tmp_path / "cache" / "streamdenoise").store(key, {"rungs": rungs})
+    found = run_cli("devices", "--json", timeout=120)
+    assert found.returncode == 0, found.stderr
+    streamed = json.loads(found.stdout)["models"]["nano"]["streamed"]
+    assert streamed == [
+        {"runtime": "openvino", "precision": "bf16", "size": "1280x720", "beside": "veryfast",
+         "busy_ms_per_frame": 17.7, "checks": 55, "at": "2026-12-02T09:00:00+00:00"}
+    ]  # fmt: skip
+    from rich.console import Console
+
+    from streamdenoise.commands.devices import models, models_table
+
+    console = Console(record=True, width=400)
+    console.print(models_table(models()))
+    line = "busy 17.7 ms/frame streaming 1280x720 openvino bf16 beside veryfast"
+    assert line in console.export_text()
 
 
 def test_cli_auto_needs_a_neural_backend(tmp_path):

@@ -189,6 +189,7 @@ class AutoDenoiser(Denoiser):
         self._pipeline_key: dict | None = None
         self._beside: list[str] = []
         self._busy_ms: dict[str, list[float]] = {}
+        self._weights: dict[str, str] = {}  # label -> the SHA-256 of the weights that ran
         self._checks_seen = 0
 
     # -- Denoiser ------------------------------------------------------------------------------
@@ -327,7 +328,12 @@ class AutoDenoiser(Denoiser):
         with too few checks left out)."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return {
-            label: {"busy_ms": round(statistics.median(ms), 2), "checks": len(ms), "at": now}
+            label: {
+                "busy_ms": round(statistics.median(ms), 2),
+                "checks": len(ms),
+                "weights": self._weights[label],
+                "at": now,
+            }
             for label, ms in self._busy_ms.items()
             if len(ms) >= LEARN_MIN_CHECKS
         }
@@ -335,6 +341,14 @@ class AutoDenoiser(Denoiser):
     def _seen_as(self, rung: Rung, encoders: list[str]) -> str:
         """A rung's name in what runs learn: with the x264 presets it streamed beside."""
         return f"{rung.label} beside {', '.join(encoders) or 'no encoder'}"
+
+    def _seen_busy(self, seen: dict, rung: Rung, encoders: list[str]) -> float | None:
+        """The busy ms per frame an earlier run measured of ``rung`` beside ``encoders``
+        (None: it never streamed so, or other weights of that name did)."""
+        entry = seen.get(self._seen_as(rung, encoders))
+        if entry is None or entry.get("weights") != rung.tier.digest:
+            return None
+        return float(entry["busy_ms"])
 
     def _describe_rung(self, rung: Rung) -> dict:
         info = {**rung.tier.describe(), "precision": rung.precision}
@@ -357,6 +371,7 @@ class AutoDenoiser(Denoiser):
         self._checks_seen = detector.checks
         label = self._seen_as(rung, self._beside)
         self._busy_ms.setdefault(label, []).append(detector.last_busy_s * 1000)
+        self._weights[label] = rung.tier.digest
 
     def _judge(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:
         if self._detector is None:
@@ -396,7 +411,6 @@ class AutoDenoiser(Denoiser):
         )
         learned = None if self.recalibrate else self.cache.lookup(self._pipeline_key)
         seen = (learned or {}).get("rungs", {})
-        seen_ms = {label: float(v["busy_ms"]) for label, v in seen.items()}
         measured: dict[Rung, float] = {}
         steps: list[dict] = []
         for preset in AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]:
@@ -406,8 +420,9 @@ class AutoDenoiser(Denoiser):
             limit = interval * TARGET_USAGE - reserve
             self._calibrate(machine, runtime, float_precision, frames, limit, measured)
             self.rungs = self._pareto(float_precision, measured)
+            before = {r: self._seen_busy(seen, r, encoders) for r in self.rungs}
             busy = {
-                r: seen_ms.get(self._seen_as(r, encoders), measured[r] + reserve)
+                r: measured[r] + reserve if before[r] is None else before[r]
                 for r in self.rungs
                 if r in measured
             }  # predicted busy ms per frame: as streamed before, else as calibrated
@@ -427,11 +442,7 @@ class AutoDenoiser(Denoiser):
             "frame_interval_ms": round(interval, 2),
             "fps_assumed": self.fps is None,
             "codec_ms_per_frame": round(codec, 2),
-            "busy_ms_seen_before": {
-                r.label: seen_ms[self._seen_as(r, encoders)]
-                for r in self.rungs
-                if self._seen_as(r, encoders) in seen_ms
-            }
+            "busy_ms_seen_before": {r.label: ms for r, ms in before.items() if ms is not None}
             or None,
             "x264_encoders": encoders,
             "x264_preset_steps": steps if choosing else None,
@@ -470,11 +481,7 @@ class AutoDenoiser(Denoiser):
         self._detector = OveruseDetector(self.rules, 1 / self.fps if self.fps else None)
         self._update_detector()
         above = self.rungs.index(chosen) + 1
-        seen_above = (
-            seen_ms.get(self._seen_as(self.rungs[above], encoders))
-            if above < len(self.rungs)
-            else None
-        )
+        seen_above = before.get(self.rungs[above]) if above < len(self.rungs) else None
         if seen_above is not None and seen_above > interval * self.rules.up_target:
             # it streamed here over the step-up target: tried again after the longest back-off
             self._detector.up_delay_s = self.rules.up_delay_max_s

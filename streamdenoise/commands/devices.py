@@ -38,8 +38,9 @@ def backends() -> dict[str, str | None]:
 
 def models() -> dict[str, dict]:
     """Every shipped model tier: its cost per 1280×720 frame (counted from its network
-    config), validation PSNR, place on ``--model auto``'s ladder, and the speeds calibration
-    measured on this machine (from the calibration cache; none until a run calibrated)."""
+    config), validation PSNR, place on ``--model auto``'s ladder, the speeds calibration
+    measured on this machine and the busy time per frame live runs saw while it streamed
+    (from the calibration cache; none until a run calibrated or streamed)."""
     from streamdenoise.auto.calibration import CalibrationCache, machine_key
     from streamdenoise.models.tiers import discover_tiers, ladder
 
@@ -47,11 +48,17 @@ def models() -> dict[str, dict]:
     rungs = ladder(tiers)
     still = [t.name for t in ladder(tiers, still_camera=True)]  # (its top step is rescored)
     machine = machine_key("cpu")
-    measured = [
+    here = [
         e
         for e in CalibrationCache().entries()
-        if e["key"].get("kind") == "tier"
-        and {k: v for k, v in e["key"]["machine"].items() if k != "gpu"} == machine
+        if {k: v for k, v in e["key"]["machine"].items() if k != "gpu"} == machine
+    ]
+    measured = [e for e in here if e["key"].get("kind") == "tier"]
+    streamed = [
+        (e["key"], label, seen)
+        for e in here
+        if e["key"].get("kind") == "pipeline"
+        for label, seen in e["result"].get("rungs", {}).items()
     ]
     found: dict[str, dict] = {}
     for tier in tiers:
@@ -73,6 +80,19 @@ def models() -> dict[str, dict]:
             }
             for e in measured
             if e["key"]["tier"] == tier.name and e["key"]["weights"] == tier.digest
+        ]
+        info["streamed"] = [
+            {
+                "runtime": key["runtime"]["runtime"],
+                "precision": label.split(" beside ")[0].partition("/")[2],
+                "size": key["size"],
+                "beside": label.partition(" beside ")[2],
+                "busy_ms_per_frame": seen["busy_ms"],
+                "checks": seen.get("checks"),
+                "at": seen.get("at"),
+            }
+            for key, label, seen in streamed
+            if label.partition("/")[0] == tier.name and seen.get("weights") == tier.digest
         ]
         found[tier.name] = info
     for name, reason in broken.items():
@@ -164,6 +184,12 @@ def models_table(found: dict[str, dict]):
             + (f" on {c['gpu']}" if c.get("gpu") else "")
             for c in info["calibrated"]
         )
+        seen = ", ".join(
+            f"busy {s['busy_ms_per_frame']:g} ms/frame streaming {s['size']} {s['runtime']} "
+            f"{s['precision']} beside {s['beside']}"
+            for s in info["streamed"]
+        )
+        runs = "; ".join(part for part in (runs, seen) if part)
         table.add_row(
             name,
             f"{info['gmac_per_720p_frame']:.2f}" + (" + host" if info["host_motion"] else ""),

@@ -30,9 +30,10 @@ them at a time:
    demo scene, the pipeline's own threads, the two runtimes contending for the cores: at
    720p on a 2-core Xeon, a rung calibrated to 73 % of the interval with the codec's share
    was busy 100 %). At the end each rung's median is kept per machine, runtime, size, outputs
-   and x264 preset, and the next start judges that rung by it: the start that stepped down
-   twice is not repeated, and the rung above the first choice, if it streamed over the
-   step-up target, is tried again only after the longest back-off.
+   and x264 preset, and the next start judges that rung by it — it fits if it held, below
+   the share at which adaptation steps down: the start that stepped down twice is not
+   repeated, and the rung above the first choice, if it did not hold, is tried again only
+   after the longest back-off.
 
 Files under the ``lossless`` policy keep every frame, so nothing adapts: the strongest tier
 runs, with no calibration.
@@ -64,9 +65,10 @@ from streamdenoise.settings import AUTO_PRESET, AUTO_PRESET_STEPS
 
 log = logging.getLogger(__name__)
 
-#: The first choice must fit in this share of the frame interval: under the detector's
-#: overuse threshold (85 %) so that it is not stepped down at once, and above its step-up
-#: target (70 %) so that it is not promoted at once either.
+#: The first choice's calibrated time must fit in this share of the frame interval: under
+#: the detector's overuse threshold (85 %) so that it is not stepped down at once, and above
+#: its step-up target (70 %) so that it is not promoted at once either. (A rung that streamed
+#: here before is judged by its busy time then, against the overuse threshold: it held.)
 TARGET_USAGE = 0.75
 #: An int8 rung exists only where int8 takes at most this share of the float time.
 INT8_GAIN = 0.9
@@ -421,12 +423,17 @@ class AutoDenoiser(Denoiser):
             self._calibrate(machine, runtime, float_precision, frames, limit, measured)
             self.rungs = self._pareto(float_precision, measured)
             before = {r: self._seen_busy(seen, r, encoders) for r in self.rungs}
-            busy = {
-                r: measured[r] + reserve if before[r] is None else before[r]
+            # busy ms per frame and the share of the interval it may take: as calibrated,
+            # within the first choice's margin; as streamed before, below the share at which
+            # adaptation steps down (it held there)
+            budget = {
+                r: (measured[r] + reserve, TARGET_USAGE)
+                if before[r] is None
+                else (before[r], self.rules.overuse)
                 for r in self.rungs
                 if r in measured
-            }  # predicted busy ms per frame: as streamed before, else as calibrated
-            fitting = [r for r in busy if busy[r] <= interval * TARGET_USAGE]
+            }
+            fitting = [r for r, (ms, share) in budget.items() if ms < interval * share]
             steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
                           "fits": bool(fitting)})  # fmt: skip
             if fitting:
@@ -436,7 +443,7 @@ class AutoDenoiser(Denoiser):
             self.encoder_preset = preset
         chosen = fitting[-1] if fitting else self.rungs[0]
         # the frame rate whose budget the chosen rung fits: what a camera may be set to
-        fits_fps = 1000 * TARGET_USAGE / busy[chosen] if chosen in busy else None
+        fits_fps = 1000 * budget[chosen][1] / budget[chosen][0] if chosen in budget else None
         self.calibration = {
             "size": f"{width}x{height}",
             "frame_interval_ms": round(interval, 2),
@@ -465,15 +472,17 @@ class AutoDenoiser(Denoiser):
                 height,
             )
         if not fitting:
-            rate = f", within it at about {fits_fps:.3g} fps" if fits_fps else ""
+            rate = f", with headroom at about {fits_fps:.3g} fps" if fits_fps else ""
             log.warning(
-                "auto: no model tier keeps %.3g fps at %dx%d within %d%% of the frame interval "
-                "here; running the cheapest (%s%s): the frames it cannot take are dropped and "
-                "counted (a source at that rate or a smaller size keeps every frame)",
+                "auto: no model tier keeps %.3g fps at %dx%d here with headroom (calibrated "
+                "within %d%% of the frame interval, or busy under %d%% of it when it streamed "
+                "here before); running the cheapest (%s%s): the frames it cannot take are "
+                "dropped and counted (a source at that rate or a smaller size keeps every frame)",
                 1000 / interval,
                 width,
                 height,
                 round(100 * TARGET_USAGE),
+                round(100 * self.rules.overuse),
                 chosen.label,
                 rate,
             )
@@ -482,8 +491,8 @@ class AutoDenoiser(Denoiser):
         self._update_detector()
         above = self.rungs.index(chosen) + 1
         seen_above = before.get(self.rungs[above]) if above < len(self.rungs) else None
-        if seen_above is not None and seen_above > interval * self.rules.up_target:
-            # it streamed here over the step-up target: tried again after the longest back-off
+        if seen_above is not None and seen_above >= interval * self.rules.overuse:
+            # it did not hold here: tried again after the longest back-off
             self._detector.up_delay_s = self.rules.up_delay_max_s
         self.calibration["first_step_up_after_s"] = self._detector.up_delay_s
         below = self.rungs.index(chosen) - 1

@@ -768,6 +768,27 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
         assert "160x96" in sizes and models[name]["ladder_rank"] >= 1
 
 
+@pytest.mark.slow
+def test_cli_live_run_teaches_the_next_start(clip, tmp_path, monkeypatch):
+    """Two live runs of the command line on one cache: the first keeps each rung's busy time
+    per frame, the second starts judging those rungs by it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    stats = tmp_path / "stats.json"
+    args = ("run", clip, "--realtime", "--loop", "--duration", "4", "--policy", "latest",
+            "-o", "null", "--stats-json", stats)  # fmt: skip
+    first = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    learned = json.loads(stats.read_text())["auto"]["busy_ms_learned"]
+    assert learned and all(label.endswith(" beside no encoder") for label in learned)
+    assert all(v["checks"] >= 2 and v["busy_ms"] > 0 for v in learned.values())
+    second = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert second.returncode == 0, second.stderr
+    calibration = json.loads(stats.read_text())["auto"]["calibration"]
+    assert calibration["measured_now"] == []
+    seen = {label.partition(" beside")[0]: v["busy_ms"] for label, v in learned.items()}
+    assert calibration["busy_ms_seen_before"] == seen
+
+
 def test_devices_lists_what_live_runs_saw_each_tier_cost(tmp_path, monkeypatch):
     """Busy times a live run stored (here as one would, for the shipped ``nano``) show in
     ``devices`` beside the calibration; those of other weights of the name do not."""

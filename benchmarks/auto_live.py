@@ -11,8 +11,8 @@ an IP camera's bitrate: 4 Mbit/s at 720p, scaled by pixel count; ``--source crf1
 ~75 Mbit/s stress case), so the figures include decoding and x264 encoding on the same cores.
 The calibration cache is a fresh folder per invocation of this script: the first ``auto`` case
 per size includes its calibration before streaming starts (reported separately; it is not
-streaming time). ``--models auto,auto`` runs a second start on the same cache: it reserves what
-each rung's busy time per frame that the first measured while streaming.
+streaming time). ``--models auto,auto`` runs a second start on the same cache: it judges the
+rungs by the busy time per frame the first measured while they streamed.
 
 Writes ``auto_live[_LABEL].json`` and ``.md`` (with the machine record) to ``--out``. To stand
 in for an AVX2-only CPU on an AVX-512 one, cap the kernels (the cap is recorded)::
@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from suite.clips import camera_bitrate, make_noisy_clip  # noqa: E402
 from suite.report import machine_lines, table  # noqa: E402
 
+from streamdenoise.auto.calibration import parse_seen_label  # noqa: E402
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 
 
@@ -123,7 +124,9 @@ def learned(case: dict) -> str:
     before = (case.get("calibration") or {}).get("busy_ms_seen_before") or {}
     now = case.get("busy_ms_learned") or {}
     said = [f"{label} {ms:.0f}" for label, ms in before.items()]
-    said += [f"→ {label.split(' beside')[0]} {v['busy_ms']:.0f}" for label, v in now.items()]
+    for label, seen in now.items():
+        tier, precision, _ = parse_seen_label(label)
+        said.append(f"→ {tier}/{precision} {seen['busy_ms']:.0f}")
     return ", ".join(said) or "-"
 
 

@@ -270,6 +270,19 @@ def pipeline_key(
     }
 
 
+def seen_label(rung: str, encoders: list[str]) -> str:
+    """A rung's name (``tier/precision``) in a :func:`pipeline_key` entry: with the x264
+    presets it streamed beside."""
+    return f"{rung} beside {', '.join(encoders) or 'no encoder'}"
+
+
+def parse_seen_label(label: str) -> tuple[str, str, str]:
+    """(tier, precision, the presets it streamed beside) of a :func:`seen_label`."""
+    rung, _, beside = label.partition(" beside ")
+    tier, _, precision = rung.partition("/")
+    return tier, precision, beside
+
+
 def codec_key(machine: dict, size: tuple[int, int], work: str) -> dict:
     """Key of one codec cost: ``work`` is "decode" or "encode PRESET"."""
     import av

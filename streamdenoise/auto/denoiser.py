@@ -326,7 +326,8 @@ class AutoDenoiser(Denoiser):
         self._pipeline_key = None
 
     def _learned(self) -> dict[str, dict]:
-        """Each rung's median busy ms per frame in this run, under :meth:`_seen_as` (rungs
+        """Each rung's median busy ms per frame in this run, under its
+        :func:`~streamdenoise.auto.calibration.seen_label` (rungs
         with too few checks left out)."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return {
@@ -340,14 +341,10 @@ class AutoDenoiser(Denoiser):
             if len(ms) >= LEARN_MIN_CHECKS
         }
 
-    def _seen_as(self, rung: Rung, encoders: list[str]) -> str:
-        """A rung's name in what runs learn: with the x264 presets it streamed beside."""
-        return f"{rung.label} beside {', '.join(encoders) or 'no encoder'}"
-
     def _seen_busy(self, seen: dict, rung: Rung, encoders: list[str]) -> float | None:
         """The busy ms per frame an earlier run measured of ``rung`` beside ``encoders``
         (None: it never streamed so, or other weights of that name did)."""
-        entry = seen.get(self._seen_as(rung, encoders))
+        entry = seen.get(cal.seen_label(rung.label, encoders))
         if entry is None or entry.get("weights") != rung.tier.digest:
             return None
         return float(entry["busy_ms"])
@@ -371,7 +368,7 @@ class AutoDenoiser(Denoiser):
         if self._pipeline_key is None:  # not learning (after a size change, or stored)
             return
         self._checks_seen = detector.checks
-        label = self._seen_as(rung, self._beside)
+        label = cal.seen_label(rung.label, self._beside)
         self._busy_ms.setdefault(label, []).append(detector.last_busy_s * 1000)
         self._weights[label] = rung.tier.digest
 

@@ -41,7 +41,7 @@ def models() -> dict[str, dict]:
     config), validation PSNR, place on ``--model auto``'s ladder, the speeds calibration
     measured on this machine and the busy time per frame live runs saw while it streamed
     (from the calibration cache; none until a run calibrated or streamed)."""
-    from streamdenoise.auto.calibration import CalibrationCache, machine_key
+    from streamdenoise.auto.calibration import CalibrationCache, machine_key, parse_seen_label
     from streamdenoise.models.tiers import discover_tiers, ladder
 
     tiers, broken = discover_tiers()
@@ -55,7 +55,7 @@ def models() -> dict[str, dict]:
     ]
     measured = [e for e in here if e["key"].get("kind") == "tier"]
     streamed = [
-        (e["key"], label, seen)
+        (e["key"], *parse_seen_label(label), seen)
         for e in here
         if e["key"].get("kind") == "pipeline"
         for label, seen in e["result"].get("rungs", {}).items()
@@ -84,15 +84,15 @@ def models() -> dict[str, dict]:
         info["streamed"] = [
             {
                 "runtime": key["runtime"]["runtime"],
-                "precision": label.split(" beside ")[0].partition("/")[2],
+                "precision": precision,
                 "size": key["size"],
-                "beside": label.partition(" beside ")[2],
+                "beside": beside,
                 "busy_ms_per_frame": seen["busy_ms"],
                 "checks": seen.get("checks"),
                 "at": seen.get("at"),
             }
-            for key, label, seen in streamed
-            if label.partition("/")[0] == tier.name and seen.get("weights") == tier.digest
+            for key, name, precision, beside, seen in streamed
+            if name == tier.name and seen.get("weights") == tier.digest
         ]
         found[tier.name] = info
     for name, reason in broken.items():

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from streamdenoise.lab.speed import machine_record
 from streamdenoise.models import align, load_model
+from streamdenoise.models.macs import count_module_macs
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = 24  # nano's quarter-resolution width
@@ -78,12 +79,7 @@ class RecurrentNano(nn.Module):
             past = align.warp(state, self.search(grey, state[:, FEATURES:]))
         past = past[:, :FEATURES]
         weight = torch.sigmoid(self.gate(torch.cat([features, past], 1)))
-        skips = [n.enc0(features + weight * (past - features))]
-        for down, enc in zip(n.downs, n.encs, strict=True):
-            skips.append(enc(down(skips[-1])))
-        y = skips.pop()
-        for up, dec in zip(reversed(n.ups), reversed(n.decs), strict=True):
-            y = dec(F.relu(up(y) + skips.pop()))
+        y = n.unet(features + weight * (past - features))
         return F.pixel_shuffle(n.tail(y), 4), torch.cat([y, grey], 1)
 
 
@@ -98,22 +94,7 @@ class PerFrame(nn.Module):
 
 def conv_macs(model: nn.Module, inputs: tuple) -> int:
     """Multiply-accumulates of the model's conv modules, plus its motion search's."""
-    total = 0
-
-    def hook(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        kernel = mod.kernel_size[0] * mod.kernel_size[1]
-        if isinstance(mod, nn.ConvTranspose2d):
-            total += args[0].numel() * mod.out_channels * kernel
-        else:
-            total += out.numel() * mod.in_channels // mod.groups * kernel
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules()
-             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]  # fmt: skip
-    with torch.no_grad():
-        model(*inputs)
-    for handle in hooks:
-        handle.remove()
+    total = count_module_macs(model, inputs)
     search = getattr(model, "search", None)
     if search is not None:
         height, width = inputs[0].shape[-2:]

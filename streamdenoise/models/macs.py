@@ -16,6 +16,19 @@ def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
     """MACs of one forward pass of ``net`` on a width×height frame (padded as inference does)."""
     m = net.config.multiple
     h, w = -(-height // m) * m, -(-width // m) * m
+    device = next(net.parameters()).device
+    x = torch.zeros(1, 3, h, w, device=device)
+    sigma = torch.zeros(1, 3, 1, 1, device=device)
+    state = (initial_state(x, net.config.state_channels),) if net.config.temporal else ()
+    total = count_module_macs(net, (x, sigma, *state))
+    if net.align is not None:  # its convs are functional: no module hooks see them
+        total += net.align.macs(h, w)
+    return total
+
+
+def count_module_macs(model: nn.Module, inputs: tuple) -> int:
+    """MACs of the conv and transposed-conv modules of one ``model(*inputs)`` pass (functional
+    convs are not seen)."""
     total = 0
 
     def conv_hook(mod: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -32,23 +45,15 @@ def count_net_macs(net: UNetDenoiser, width: int, height: int) -> int:
 
     hooks = [
         mod.register_forward_hook(conv_hook)
-        for mod in net.modules()
+        for mod in model.modules()
         if isinstance(mod, nn.Conv2d | nn.ConvTranspose2d)
     ]
-    device = next(net.parameters()).device
     try:
-        x = torch.zeros(1, 3, h, w, device=device)
-        sigma = torch.zeros(1, 3, 1, 1, device=device)
         with torch.no_grad():
-            if net.config.temporal:
-                net(x, sigma, initial_state(x, net.config.state_channels))
-            else:
-                net(x, sigma)
+            model(*inputs)
     finally:
         for hook in hooks:
             hook.remove()
-    if net.align is not None:  # its convs are functional: no module hooks see them
-        total += net.align.macs(h, w)
     return total
 
 

@@ -252,12 +252,7 @@ class UNetDenoiser(nn.Module):
             x = torch.cat([base, noisy, prev[:, :3]], 1)
         else:
             x = noisy
-        skips = [self.enc0(F.relu(self.head(x) + self.sigma_bias(sigma)))]
-        for down, enc in zip(self.downs, self.encs, strict=True):
-            skips.append(enc(down(skips[-1])))
-        y = skips.pop()
-        for up, dec in zip(reversed(self.ups), reversed(self.decs), strict=True):
-            y = dec(F.relu(up(y) + skips.pop()))
+        y = self.unet(F.relu(self.head(x) + self.sigma_bias(sigma)))
         r = self.config.unshuffle
         out = F.pixel_shuffle(self.tail(y), r)
         if self.residual:
@@ -265,6 +260,17 @@ class UNetDenoiser(nn.Module):
         if self.gate is not None:
             return torch.cat([out, base], 1)
         return out
+
+    def unet(self, stem: torch.Tensor) -> torch.Tensor:
+        """The encoder-decoder: the stem's features in, the last decoder features (at the
+        stem's resolution, before the output conv) out."""
+        skips = [self.enc0(stem)]
+        for down, enc in zip(self.downs, self.encs, strict=True):
+            skips.append(enc(down(skips[-1])))
+        y = skips.pop()
+        for up, dec in zip(reversed(self.ups), reversed(self.decs), strict=True):
+            y = dec(F.relu(up(y) + skips.pop()))
+        return y
 
 
 def build_net(config: NetConfig) -> UNetDenoiser:

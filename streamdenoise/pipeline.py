@@ -44,7 +44,7 @@ from streamdenoise.metrics import Metrics
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.redact import redact
 from streamdenoise.runtime import create_denoiser
-from streamdenoise.settings import AUTO_PRESET, default, default_output, resolve_preset
+from streamdenoise.settings import default, default_output
 from streamdenoise.sinks import Output, open_sink, output_name
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sources import open_source
@@ -140,7 +140,8 @@ class SinkRunner:
         self.counters = metrics.add_sink(name)
         self._fps_hint = fps_hint
         #: The x264 preset ``--model auto`` chose for outputs at ``--preset auto`` (None:
-        #: none chosen); asked when the first frame arrives, after the choice.
+        #: none chosen); the sink asks when its first frame arrives, after the choice (a
+        #: segmented recording at each segment).
         self._chosen_preset = chosen_preset
         policy: Policy = "lossless" if sink.lossless else "latest"
         size = LOSSLESS_SINK_QUEUE if sink.lossless else LIVE_SINK_QUEUE
@@ -173,8 +174,7 @@ class SinkRunner:
                     return
                 picked = time.monotonic()
                 if not opened:
-                    if self.sink.x264_preset == AUTO_PRESET:
-                        self.sink.x264_preset = resolve_preset(AUTO_PRESET, self._chosen_preset())
+                    self.sink.take_preset(self._chosen_preset)
                     self.sink.open(item, self._fps_hint())
                     opened = True
                 self.sink.write(item)
@@ -314,7 +314,7 @@ class Pipeline:
         self._auto.configure(
             self._source.fps,
             adaptive=self._policy() == "latest",
-            encoders=[sink.x264_preset for sink in sinks if sink.x264_preset],
+            encoders=[sink.x264_choice for sink in sinks if sink.x264_choice],
         )
         size = self._source.frame_size
         if size is not None:

@@ -322,6 +322,52 @@ def test_a_recording_at_preset_auto_steps_to_a_cheaper_preset_when_no_tier_fits(
     assert [s["preset"] for s in calibration["x264_preset_steps"]] == list(AUTO_PRESET_STEPS)
 
 
+def test_the_preset_is_chosen_again_when_the_cameras_sharing_the_denoiser_change(tmp_path, caplog):
+    """``serve``: a shared denoiser chose veryfast for one camera; with three cameras, each
+    recording, the interval is a third, and the same encoders per frame leave no rung room
+    at veryfast: superfast. One camera again: veryfast. The rung that runs is not touched
+    (adaptation's business)."""
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    write_tier(tmp_path, "mid", MID, 29.0)
+    cache = CalibrationCache(tmp_path / "cache")
+    machine, size = cal.machine_key(), (160, 96)
+    # half of a 1 fps interval for each frame's encoding, over the cores there are
+    veryfast = {"ms_per_frame": 500.0 * cal.usable_cores()}
+    cache.store(cal.codec_key(machine, size, "encode veryfast"), veryfast)
+    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache)
+    auto.configure(fps=1.0, adaptive=True, encoders=["auto"], sources=1)
+    try:
+        auto.prepare(*size)
+        assert auto.encoder_preset == "veryfast" and auto.rung.tier.name == "mid"
+        rungs, rung = list(auto.rungs), auto.rung
+        # every preset's cost measured at the start, on an idle machine: none later, beside
+        # the streams (where the cores are busy and the figure would be kept)
+        entries = cache.entries()
+        works = {e["key"].get("work") for e in entries if e["key"]["kind"] == "codec"}
+        assert works == {"decode", *(f"encode {p}" for p in AUTO_PRESET_STEPS)}
+        with caplog.at_level(logging.WARNING, logger="streamdenoise.auto.denoiser"):
+            chosen = auto.choose_preset_again(3.0, ["auto", "auto", "auto"], 3)
+        assert chosen == auto.encoder_preset == "superfast"
+        (choice,) = auto.preset_choices
+        assert (choice["sources"], choice["fps"], choice["preset"]) == (3, 3.0, "superfast")
+        assert [(s["preset"], s["fits"]) for s in choice["steps"]] == [
+            ("veryfast", False),
+            ("superfast", True),
+        ]
+        assert choice["x264_encoders"] == ["superfast"] * 3
+        (line,) = [r.getMessage() for r in caplog.records if "next file" in r.getMessage()]
+        assert "encode at x264 superfast from their next file (3 cameras, 3 fps" in line, line
+        assert (auto.rungs, auto.rung) == (rungs, rung)
+        assert auto.choose_preset_again(1.0, ["auto"], 1) == "veryfast"
+        # outputs with presets of their own: nothing to choose
+        assert auto.choose_preset_again(3.0, ["ultrafast"] * 3, 3) is None
+        assert auto.encoder_preset == "veryfast" and len(auto.preset_choices) == 2
+        assert auto.report()["x264_preset_choices"] == auto.preset_choices
+        assert cache.entries() == entries
+    finally:
+        auto.close()
+
+
 def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
     """What live runs measured (each rung's busy time per frame, kept per size, outputs and
     x264 preset, as a run on a machine where they did not fit would leave it) outweighs the

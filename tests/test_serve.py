@@ -274,6 +274,32 @@ def test_segments_never_overwrite(tmp_path):
     assert [probe(taken.parent / f"seg-{n}.mp4").frames for n in (1, 2, 3)] == [10, 10, 10]
 
 
+def test_a_recording_at_preset_auto_takes_the_choice_at_each_segment(tmp_path):
+    """An encoder cannot change preset inside a file; each segment is a file of its own, so a
+    recording at ``auto`` asks what the shared denoiser chose whenever one opens. A recording
+    at a named preset never asks."""
+    choices = iter(["veryfast", "ultrafast", None])  # None: nothing chosen, the first step
+    pattern = str(tmp_path / "{camera}" / "seg.mp4")
+    recorder = SegmentedRecorder("yard", RecordConfig(path=pattern, segment_s=1.0),
+                                 SinkOptions(preset="auto"))  # fmt: skip
+    assert recorder.x264_choice == "auto"
+    recorder.take_preset(lambda: next(choices))
+    record(recorder, 30, noisy=False)
+    assert recorder.x264_choice == "auto"
+    segments = [tmp_path / "yard" / name for name in ("seg.mp4", "seg-1.mp4", "seg-2.mp4")]
+    # x264's own record of its settings in each file: subme 2 veryfast, 0 ultrafast
+    assert [b"subme=2 " in p.read_bytes() for p in segments] == [True, False, True]
+    assert b"subme=0 " in segments[1].read_bytes()
+    stats = recorder.stats()
+    assert stats["segments_per_x264_preset"] == {"veryfast": 2, "ultrafast": 1}, stats
+    named = SegmentedRecorder("yard", RecordConfig(path=pattern, segment_s=1.0),
+                              SinkOptions(preset="superfast"))  # fmt: skip
+    named.take_preset(lambda: pytest.fail("a named preset asked for the choice"))
+    record(named, 10, noisy=False)
+    assert named.x264_choice == "superfast"
+    assert named.stats()["segments_per_x264_preset"] == {"superfast": 1}
+
+
 def test_retention_by_size_and_by_age(tmp_path):
     pattern = str(tmp_path / "{camera}" / "%Y" / "%H%M%S.mp4")
     folder = tmp_path / "yard"
@@ -624,3 +650,61 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
     assert re.search(rf"auto: tier {tier}/fp32 for 20 fps of 96x64 cameras", err), err
     assert "recording at x264 preset superfast" in err, err
     assert b"subme=1 " in recording.read_bytes()  # x264's own record: superfast
+
+
+@pytest.mark.slow
+def test_recordings_take_a_new_preset_at_their_next_segment_as_cameras_come_and_go(
+    tmp_path, monkeypatch
+):
+    """One recording camera, then three, then one, by reload. The calibration cache says
+    x264 at veryfast takes half of one camera's frame interval per frame (over the cores
+    there are): room for a tier beside one camera, none beside three (a third of the
+    interval each frame, the same encoding per frame). The shared ``model: auto`` chooses
+    again at each change and every recording takes the choice at its next segment."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = CalibrationCache(tmp_path / "cache" / "streamdenoise")
+    veryfast = {"ms_per_frame": 50.0 * cal.usable_cores()}  # 10 fps: a 100 ms interval
+    cache.store(cal.codec_key(cal.machine_key(), (96, 64), "encode veryfast"), veryfast)
+    clip = make_clip(tmp_path / "small.mp4", frames=20, size=(96, 64), fps=10)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    record = f"record: {{segment: 1s, path: '{tmp_path}/rec/{{camera}}/%H%M%S.mp4'}}"
+    cam = f"{{source: {clip}, loop: true, realtime: true, outputs: [record], {record}}}"
+    head = f"http: {{port: {port}}}\ndefaults: {{backend: torch, precision: fp32}}\ncameras:\n"
+    config = write_config(tmp_path / "serve.yaml", head + f"  a: {cam}\n")
+    cli = start_cli("serve", config)
+
+    def segments(name: str, preset: str) -> int:
+        (output,) = cameras(base)[name]["outputs"]
+        return output.get("segments_per_x264_preset", {}).get(preset, 0)
+
+    def reload(names: str) -> None:
+        config.write_text(head + "".join(f"  {n}: {cam}\n" for n in names))
+        status, body = get(base + "api/reload", method="POST")
+        assert status == 200, body
+
+    try:
+        wait_for(lambda: segments("a", "veryfast") >= 2, 120, "veryfast segments of a")
+        reload("abc")
+        wait_for(lambda: all(segments(n, "superfast") >= 2 for n in "abc"), 60, "superfast")
+        (denoiser,) = json.loads(get(base + "api/cameras")[1])["denoisers"]
+        assert denoiser["x264_preset"] == "superfast", denoiser
+        choice = denoiser["x264_preset_choices"][-1]
+        assert (choice["sources"], choice["fps"], choice["preset"]) == (3, 30, "superfast")
+        before = segments("a", "veryfast")
+        reload("a")
+        wait_for(lambda: segments("a", "veryfast") >= before + 2, 60, "veryfast again")
+    finally:
+        code, err = stop(cli)
+    assert code == 130, err
+    assert "Traceback" not in err, err
+    assert "encode at x264 superfast from their next file (3 cameras, 30 fps" in err, err
+    assert "encode at x264 veryfast from their next file (1 camera, 10 fps" in err, err
+
+    def subme(name: str) -> list[int]:  # x264's own record: 2 at veryfast, 1 at superfast
+        files = sorted((tmp_path / "rec" / name).glob("*.mp4"), key=lambda f: f.stat().st_mtime)
+        return [int(re.search(rb"subme=(\d) ", f.read_bytes())[1]) for f in files]
+
+    assert subme("a")[:2] == [2, 2] and 1 in subme("a") and subme("a")[-1] == 2, subme("a")
+    for name in "bc":  # the first segment may open before the new choice is made
+        assert set(subme(name)[1:]) == {1}, (name, subme(name))

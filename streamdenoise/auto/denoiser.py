@@ -96,6 +96,20 @@ class Rung:
         return f"{self.tier.name}/{self.precision}"
 
 
+@dataclass
+class PresetTrial:
+    """One x264 preset tried for the outputs at ``auto``: what it leaves the rungs, and
+    which of them fit beside it."""
+
+    preset: str
+    encoders: list[str]  # every encoding output's preset, this one in place of auto
+    codec_ms: float  # decoding and encoding a frame
+    limit_ms: float  # what a rung's calibrated time may be beside them
+    before: dict[Rung, float | None]  # busy ms per frame when a rung streamed so before
+    budget: dict[Rung, tuple[float, float]]  # ms per frame, the share it may take
+    fitting: list[Rung]
+
+
 class AutoDenoiser(Denoiser):
     """Runs the best model tier that sustains the source's frame rate (module docstring).
 
@@ -161,6 +175,8 @@ class AutoDenoiser(Denoiser):
         #: The preset chosen for the outputs at ``--preset auto`` (None: none of them, or not
         #: chosen yet); they read it before their first frame.
         self.encoder_preset: str | None = None
+        #: Each later choice of it (``serve``, as cameras come and go).
+        self.preset_choices: list[dict] = []
         self.sources = 1
         self.codec_here = True
         self.rungs: list[Rung] = []
@@ -180,6 +196,12 @@ class AutoDenoiser(Denoiser):
         self._ready: NeuralDenoiser | None = None
         self._failed: tuple[Rung, str] | None = None
         self._measured_now: set[str] = set()
+        #: Calibrated ms per frame of each rung measured at the start, and what they were
+        #: measured on (a later preset choice judges by them).
+        self._measured: dict[Rung, float] = {}
+        self._machine: dict = {}
+        self._runtime_key: dict = {}
+        self._codec_free = False
         self._int8_ok: set[Tier] = set()
         self._cannot_run: set[Rung] = set()
         self._last_image: np.ndarray | None = None
@@ -314,6 +336,7 @@ class AutoDenoiser(Denoiser):
             "spans": spans,
             "switches": list(self.switches),
             "busy_ms_learned": self._learned(),
+            "x264_preset_choices": list(self.preset_choices) or None,
         }
 
     def _keep_learned(self) -> None:
@@ -403,41 +426,30 @@ class AutoDenoiser(Denoiser):
             lambda: cal.calibration_frames(width, height, cal.WARMUP_FRAMES + cal.MAX_FRAMES)
         )
         interval = 1000 / (self.fps or ASSUMED_FPS)
-        codec_free = base.device.startswith("cuda") or not self.codec_here
-        choosing = AUTO_PRESET in self.encoders and not codec_free
+        self._machine, self._runtime_key = machine, runtime
+        self._codec_free = base.device.startswith("cuda") or not self.codec_here
+        choosing = AUTO_PRESET in self.encoders and not self._codec_free
         self._pipeline_key = cal.pipeline_key(
             machine, runtime, (width, height), self.encoders, self.sources
         )
-        learned = None if self.recalibrate else self.cache.lookup(self._pipeline_key)
-        seen = (learned or {}).get("rungs", {})
-        measured: dict[Rung, float] = {}
-        steps: list[dict] = []
-        for preset in AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]:
-            encoders = [preset if e == AUTO_PRESET else e for e in self.encoders]
-            codec = 0.0 if codec_free else self._codec_ms(machine, (width, height), encoders)
-            reserve = codec / cal.usable_cores()
-            limit = interval * TARGET_USAGE - reserve
+        if not self._codec_free:  # each part measured now, before the stream: later choices
+            # (serve's, as cameras come and go) read them instead of timing x264 beside it
+            steps = AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]
+            parts = {p if e == AUTO_PRESET else e: None for p in steps for e in self.encoders}
+            cal.codec_ms(self.cache, machine, (width, height), list(parts), 1, self.recalibrate)
+        measured = self._measured
+
+        def calibrate(limit: float) -> list[Rung]:
             self._calibrate(machine, runtime, float_precision, frames, limit, measured)
             self.rungs = self._pareto(float_precision, measured)
-            before = {r: self._seen_busy(seen, r, encoders) for r in self.rungs}
-            # busy ms per frame and the share of the interval it may take: as calibrated,
-            # within the first choice's margin; as streamed before, below the share at which
-            # adaptation steps down (it held there)
-            budget = {
-                r: (measured[r] + reserve, TARGET_USAGE)
-                if before[r] is None
-                else (before[r], self.rules.overuse)
-                for r in self.rungs
-                if r in measured
-            }
-            fitting = [r for r, (ms, share) in budget.items() if ms < interval * share]
-            steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
-                          "fits": bool(fitting)})  # fmt: skip
-            if fitting:
-                break  # else the next, cheaper preset leaves the tiers more of the CPU
+            return self.rungs
+
+        trial, steps = self._try_presets(self.encoders, self.sources, interval, calibrate)
+        encoders, codec, limit = trial.encoders, trial.codec_ms, trial.limit_ms
+        before, budget, fitting = trial.before, trial.budget, trial.fitting
         self._beside = encoders
         if AUTO_PRESET in self.encoders:
-            self.encoder_preset = preset
+            self.encoder_preset = trial.preset
         chosen = fitting[-1] if fitting else self.rungs[0]
         # the frame rate whose budget the chosen rung fits: what a camera may be set to
         fits_fps = 1000 * budget[chosen][1] / budget[chosen][0] if chosen in budget else None
@@ -458,11 +470,11 @@ class AutoDenoiser(Denoiser):
             "fits": bool(fitting),
             "fits_fps": None if fits_fps is None else round(fits_fps, 1),
         }
-        if choosing and preset != AUTO_PRESET_STEPS[0]:
+        if choosing and trial.preset != AUTO_PRESET_STEPS[0]:
             log.warning(
                 "auto: recording at x264 preset %s: beside %s no model tier keeps %.3g fps at "
                 "%dx%d here (the file is larger at the same quality; --preset NAME chooses)",
-                preset,
+                trial.preset,
                 AUTO_PRESET_STEPS[0],
                 1000 / interval,
                 width,
@@ -496,8 +508,85 @@ class AutoDenoiser(Denoiser):
         if below >= 0 and self.rungs[below] not in self._pool:
             self._build_async(self.rungs[below])  # a step down is needed fast, if at all
 
-    def _codec_ms(self, machine: dict, size: tuple[int, int], encoders: list[str]) -> float:
-        return cal.codec_ms(self.cache, machine, size, encoders, self.sources, self.recalibrate)
+    def _try_presets(
+        self,
+        encoders: list[str],
+        sources: int,
+        interval: float,
+        calibrate: Callable[[float], list[Rung]],
+    ) -> tuple[PresetTrial, list[dict]]:
+        """The outputs at ``auto`` in ``encoders`` take each of ``AUTO_PRESET_STEPS`` in turn
+        until a rung fits beside them (the cheapest when none does); the others keep their
+        own. ``calibrate(limit)``: the rungs, after measuring those worth measuring under
+        ``limit`` ms. Returns the last trial and a record of each step."""
+        key = cal.pipeline_key(self._machine, self._runtime_key, self._size, encoders, sources)
+        learned = None if self.recalibrate else self.cache.lookup(key)
+        seen = (learned or {}).get("rungs", {})
+        choosing = AUTO_PRESET in encoders and not self._codec_free
+        steps: list[dict] = []
+        for preset in AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]:
+            beside = [preset if e == AUTO_PRESET else e for e in encoders]
+            codec = 0.0
+            if not self._codec_free:
+                codec = cal.codec_ms(self.cache, self._machine, self._size, beside, sources)
+            reserve = codec / cal.usable_cores()
+            limit = interval * TARGET_USAGE - reserve
+            rungs = calibrate(limit)
+            before = {r: self._seen_busy(seen, r, beside) for r in rungs}
+            # busy ms per frame and the share of the interval it may take: as calibrated,
+            # within the first choice's margin; as streamed before, below the share at which
+            # adaptation steps down (it held there)
+            budget = {
+                r: (self._measured[r] + reserve, TARGET_USAGE)
+                if before[r] is None
+                else (before[r], self.rules.overuse)
+                for r in rungs
+                if r in self._measured
+            }
+            fitting = [r for r, (ms, share) in budget.items() if ms < interval * share]
+            trial = PresetTrial(preset, beside, codec, limit, before, budget, fitting)
+            steps.append({"preset": preset, "codec_ms_per_frame": round(codec, 2),
+                          "fits": bool(fitting)})  # fmt: skip
+            if fitting:
+                break  # else the next, cheaper preset leaves the tiers more of the CPU
+        return trial, steps
+
+    def choose_preset_again(
+        self, fps: float | None, encoders: Sequence[str], sources: int
+    ) -> str | None:
+        """``serve``: the cameras sharing this denoiser changed — their summed ``fps``, their
+        outputs' ``encoders``, how many ``sources``. Chooses the x264 preset that outputs at
+        ``auto`` take from now on (a segmented recording at its next segment) as the start
+        did, on the tiers and x264 presets measured then (a preset whose cost the cache has
+        lost is measured again: call this off the streams' threads). Returns the choice
+        (None: no output at ``auto``, or none encodes here)."""
+        encoders, sources = list(encoders), max(1, sources)
+        if self._size is None or AUTO_PRESET not in encoders or self._codec_free:
+            return None
+        rungs = list(self.rungs)
+        interval = 1000 / (fps if fps and fps > 0 else ASSUMED_FPS)
+        trial, steps = self._try_presets(encoders, sources, interval, lambda _: rungs)
+        previous, self.encoder_preset = self.encoder_preset, trial.preset
+        self.preset_choices.append(
+            {
+                "t_s": None if self._t0 is None else round(time.monotonic() - self._t0, 2),
+                "sources": sources,
+                "fps": fps,
+                "x264_encoders": trial.encoders,
+                "preset": trial.preset,
+                "steps": steps,
+            }
+        )
+        if trial.preset != previous:
+            log.warning(
+                "auto: outputs at preset auto encode at x264 %s from their next file (%s, "
+                "%.3g fps together, at %dx%d)",
+                trial.preset,
+                f"{sources} camera" if sources <= 1 else f"{sources} cameras",
+                1000 / interval,
+                *self._size,
+            )
+        return trial.preset
 
     def _calibrate(
         self,

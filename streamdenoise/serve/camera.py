@@ -133,8 +133,9 @@ class Camera:
         return self.queue.drops
 
     def encoders(self) -> list[str]:
-        """The libx264 preset of each output that encodes every frame of this camera."""
-        return [runner.sink.x264_preset for runner in self.runners if runner.sink.x264_preset]
+        """The libx264 preset of each output that encodes every frame of this camera (``auto``
+        where it takes the shared denoiser's choice, a recording at each segment)."""
+        return [runner.sink.x264_choice for runner in self.runners if runner.sink.x264_choice]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:

@@ -10,6 +10,10 @@ file is created exclusively). Retention runs after each segment is closed: segme
 than ``keep`` go first, then the oldest while the camera's total is above ``max_size``.
 Only files the pattern could have produced are touched, never the one being written.
 
+A recording at ``preset: auto`` asks for the x264 preset at each segment it opens: the
+shared ``model: auto`` denoiser chooses again as cameras come and go (an encoder cannot
+change preset inside a file, but each segment has its own).
+
 A writer that dies (killed, power lost, its cluster node gone) cannot finalize its segment,
 and a file cut off mid-packet does not decode to its end. So while a segment is open a
 journal next to the recordings (``.CAMERA.recording``, in the pattern's fixed folder) names
@@ -27,12 +31,14 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from streamdenoise.errors import SinkError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig
+from streamdenoise.settings import AUTO_PRESET, resolve_preset
 from streamdenoise.sinks.base import Sink
 from streamdenoise.sinks.file import FileSink, muxer
 
@@ -75,6 +81,10 @@ class SegmentedRecorder(Sink):
         self.config = config
         self.options = options
         self.x264_preset = options.preset
+        #: Segments opened at each x264 preset.
+        self.presets: dict[str, int] = {}
+        self._follows_choice = options.preset == AUTO_PRESET
+        self._chosen: Callable[[], str | None] = lambda: None
         self.pattern = config.path.replace("{camera}", camera)
         self.root = _fixed_root(self.pattern)
         self._regex = _pattern_regex(str(Path(self.pattern)))
@@ -95,6 +105,15 @@ class SegmentedRecorder(Sink):
         self._recover()
 
     # -- Sink --------------------------------------------------------------------------------
+    def take_preset(self, chosen: Callable[[], str | None]) -> None:
+        """At ``auto``: asked again at each segment."""
+        if self._follows_choice:
+            self._chosen = chosen
+
+    @property
+    def x264_choice(self) -> str | None:
+        return AUTO_PRESET if self._follows_choice else self.x264_preset
+
     def open(self, first: Frame, fps: float | None) -> None:
         self._fps = fps
 
@@ -122,10 +141,14 @@ class SegmentedRecorder(Sink):
             "current": str(self.current) if self.current else None,
             "deleted": self.deleted,
             "deleted_bytes": self.deleted_bytes,
+            "x264_preset": self.x264_preset,
+            "segments_per_x264_preset": dict(self.presets),
         }
 
     # -- segments ------------------------------------------------------------------------------
     def _open_segment(self, first: Frame, now: float) -> None:
+        if self._follows_choice:
+            self.x264_preset = resolve_preset(AUTO_PRESET, self._chosen())
         path = self._reserve(Path(time.strftime(self.pattern)))
         self._write_journal(path)
         # the reserved (empty) file is this recorder's own: the sink may write over it
@@ -139,6 +162,7 @@ class SegmentedRecorder(Sink):
             raise
         self._segment, self._segment_start, self.current = segment, now, path
         self.segments += 1
+        self.presets[self.x264_preset] = self.presets.get(self.x264_preset, 0) + 1
 
     def _reserve(self, path: Path) -> Path:
         """``path``, or the first free ``path-N``; created empty, exclusively, so that no

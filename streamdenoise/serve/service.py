@@ -42,6 +42,7 @@ from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import UserError
 from streamdenoise.frame import EndOfStream, Frame
 from streamdenoise.redact import redact, redact_obj
+from streamdenoise.settings import AUTO_PRESET
 
 if TYPE_CHECKING:  # torch comes with them: a process that only schedules frames never loads it
     from streamdenoise.backends.neural import NeuralDenoiser, StreamState
@@ -145,7 +146,9 @@ class SharedAutoService(DenoiseService):
     summed frame interval the calls take (and the cameras' queue drops); a tier that falls
     behind steps down, headroom held for a while steps up, the next tier built and warmed up
     on the side while the current one runs. Each camera's recurrent state starts afresh on the
-    new tier (its noise level kept)."""
+    new tier (its noise level kept). When cameras come or go, the x264 preset of their outputs
+    at ``preset: auto`` is chosen again for the new load (on a thread of its own: a preset
+    not yet measured is measured then); recordings take it at their next segment."""
 
     def __init__(self, auto) -> None:
         self.auto = auto
@@ -163,6 +166,10 @@ class SharedAutoService(DenoiseService):
         self._threads = 0
         self._services: dict[int, SharedNeuralService] = {}  # by the tier's denoiser
         self._lock = threading.Lock()
+        #: The cameras the preset was last chosen for: their outputs' presets, how many, the
+        #: summed rate; and the thread choosing again, while it runs.
+        self._chosen_for: tuple | None = None
+        self._choosing: threading.Thread | None = None
 
     def new_state(self, strength: float | None = None) -> StreamState:
         from streamdenoise.backends.neural import StreamState
@@ -190,8 +197,37 @@ class SharedAutoService(DenoiseService):
             rate = self.rate()
             if rate and rate != self.auto.fps:
                 self.auto.set_rate(rate)
+            self._choose_preset_again(rate)
             self.auto.shared_frames_done(now, frames, busy, self.drops())
         return result
+
+    def _cameras(self, per_camera: list[list[str]] | None, rate: float | None) -> tuple:
+        per_camera = per_camera or []
+        return tuple(p for presets in per_camera for p in presets), len(per_camera), rate
+
+    def _choose_preset_again(self, rate: float | None) -> None:
+        """The cameras' outputs or summed rate changed since the preset was chosen: choose
+        again for those at ``auto`` (once per change, whatever comes of it)."""
+        if not self.codec_here or self._choosing is not None:
+            return
+        cameras = self._cameras(self.encoders(), rate)
+        if cameras == self._chosen_for:
+            return
+        self._chosen_for = cameras
+        if AUTO_PRESET in cameras[0]:
+            self._choosing = threading.Thread(
+                target=self._choose_preset, args=cameras, name="auto preset", daemon=True
+            )
+            self._choosing.start()
+
+    def _choose_preset(self, encoders: tuple[str, ...], sources: int, rate: float | None) -> None:
+        try:
+            self.auto.choose_preset_again(rate, encoders, sources)
+        except Exception as err:  # the outputs keep the preset they have
+            log.warning("auto: cannot choose the x264 preset again: %s", err)
+        finally:
+            with self._lock:
+                self._choosing = None
 
     def encoder_preset(self) -> str | None:
         with self._lock:
@@ -199,6 +235,7 @@ class SharedAutoService(DenoiseService):
 
     def _choose(self, frame: np.ndarray) -> None:
         per_camera = self.encoders()
+        self._chosen_for = self._cameras(per_camera, self.rate())
         if not self.codec_here:
             self.auto.configure(self.rate(), adaptive=True, encoders=(), codec_here=False)
         elif per_camera:
@@ -238,12 +275,19 @@ class SharedAutoService(DenoiseService):
             described["source_fps"] = self.auto.fps
             described["rungs"] = [rung.label for rung in self.auto.rungs]  # weakest first
             described["switches"] = list(self.auto.switches)
-        for key in ("x264_encoders", "codec_ms_per_frame"):  # what the choice left CPU for
+        # what the first choice left CPU for, and the presets it tried
+        for key in ("x264_encoders", "codec_ms_per_frame", "x264_preset_steps"):
             if key in self.auto.calibration:
                 described[key] = self.auto.calibration[key]
+        if self.auto.encoder_preset:
+            described["x264_preset"] = self.auto.encoder_preset
+            described["x264_preset_choices"] = list(self.auto.preset_choices)
         return described
 
     def close(self) -> None:
+        choosing = self._choosing
+        if choosing is not None:
+            choosing.join(timeout=30)
         for service in self._services.values():
             service.stop_threads()
         self.auto.close()  # every tier's denoiser

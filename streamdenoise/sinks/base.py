@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from streamdenoise.audio import AudioBuffer, AudioTrack
 from streamdenoise.frame import Frame
+from streamdenoise.settings import AUTO_PRESET, resolve_preset
 
 
 class Sink(ABC):
@@ -27,8 +29,20 @@ class Sink(ABC):
     audio_input: tuple[AudioTrack, AudioBuffer] | None = None
     #: The libx264 preset this sink encodes every frame with, None where it runs no x264:
     #: ``--model auto`` leaves the CPU that encoding takes to the encoders. ``auto`` until
-    #: the sink's runner sets the preset ``--model auto`` chose, before ``open``.
+    #: :meth:`take_preset`, before ``open``.
     x264_preset: str | None = None
+
+    def take_preset(self, chosen: Callable[[], str | None]) -> None:
+        """Before ``open``: an output at ``auto`` encodes at the preset ``--model auto`` has
+        chosen by now (``chosen()``; None: the first step)."""
+        if self.x264_preset == AUTO_PRESET:
+            self.x264_preset = resolve_preset(AUTO_PRESET, chosen())
+
+    @property
+    def x264_choice(self) -> str | None:
+        """The preset as a choice of ``--model auto`` counts it: the one this output encodes
+        with, or ``auto`` where it still takes what is chosen."""
+        return self.x264_preset
 
     @abstractmethod
     def open(self, first: Frame, fps: float | None) -> None: ...

@@ -147,8 +147,8 @@ class SharedAutoService(DenoiseService):
     behind steps down, headroom held for a while steps up, the next tier built and warmed up
     on the side while the current one runs. Each camera's recurrent state starts afresh on the
     new tier (its noise level kept). When cameras come or go, the x264 preset of their outputs
-    at ``preset: auto`` is chosen again for the new load (on a thread of its own: a preset
-    not yet measured is measured then); recordings take it at their next segment."""
+    at ``preset: auto`` is chosen again for the new load, from the costs the start measured
+    (on a thread of its own); recordings take it at their next segment."""
 
     def __init__(self, auto) -> None:
         self.auto = auto

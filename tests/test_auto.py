@@ -364,6 +364,21 @@ def test_the_preset_is_chosen_again_when_the_cameras_sharing_the_denoiser_change
         assert auto.encoder_preset == "veryfast" and len(auto.preset_choices) == 2
         assert auto.report()["x264_preset_choices"] == auto.preset_choices
         assert cache.entries() == entries
+        assert auto.preset_choices[0]["fits"]
+        assert not [r for r in caplog.records if "more than" in r.getMessage()]
+        # five cameras where no preset leaves room: the cheapest, and the rate that fits said
+        for preset in AUTO_PRESET_STEPS:
+            cache.store(cal.codec_key(machine, size, f"encode {preset}"), veryfast)
+        with caplog.at_level(logging.WARNING, logger="streamdenoise.auto.denoiser"):
+            assert auto.choose_preset_again(5.0, ["auto"] * 5, 5) == "ultrafast"
+        choice = auto.preset_choices[-1]
+        assert not choice["fits"] and 0 < choice["cheapest_fits_fps"] < 5, choice
+        line = caplog.records[-1].getMessage()
+        assert line.startswith("auto: 5 cameras at 5 fps together at 160x96 are more than"), line
+        assert (
+            f"the cheapest tier (small/fp32) has it for about {choice['cheapest_fits_fps']:g} fps"
+            in line
+        )
     finally:
         auto.close()
 

@@ -109,6 +109,13 @@ class PresetTrial:
     budget: dict[Rung, tuple[float, float]]  # ms per frame, the share it may take
     fitting: list[Rung]
 
+    def headroom_fps(self, rung: Rung) -> float | None:
+        """The frame rate whose budget ``rung`` fits beside these encoders (None: unmeasured)."""
+        if rung not in self.budget:
+            return None
+        ms, share = self.budget[rung]
+        return 1000 * share / ms
+
 
 class AutoDenoiser(Denoiser):
     """Runs the best model tier that sustains the source's frame rate (module docstring).
@@ -446,13 +453,12 @@ class AutoDenoiser(Denoiser):
 
         trial, steps = self._try_presets(self.encoders, self.sources, interval, calibrate)
         encoders, codec, limit = trial.encoders, trial.codec_ms, trial.limit_ms
-        before, budget, fitting = trial.before, trial.budget, trial.fitting
+        before, fitting = trial.before, trial.fitting
         self._beside = encoders
         if AUTO_PRESET in self.encoders:
             self.encoder_preset = trial.preset
         chosen = fitting[-1] if fitting else self.rungs[0]
-        # the frame rate whose budget the chosen rung fits: what a camera may be set to
-        fits_fps = 1000 * budget[chosen][1] / budget[chosen][0] if chosen in budget else None
+        fits_fps = trial.headroom_fps(chosen)  # what a camera may be set to
         self.calibration = {
             "size": f"{width}x{height}",
             "frame_interval_ms": round(interval, 2),
@@ -567,6 +573,8 @@ class AutoDenoiser(Denoiser):
         interval = 1000 / (fps if fps and fps > 0 else ASSUMED_FPS)
         trial, steps = self._try_presets(encoders, sources, interval, lambda _: rungs)
         previous, self.encoder_preset = self.encoder_preset, trial.preset
+        headroom = trial.headroom_fps(rungs[0]) if rungs else None
+        headroom = None if headroom is None else round(headroom, 1)
         self.preset_choices.append(
             {
                 "t_s": None if self._t0 is None else round(time.monotonic() - self._t0, 2),
@@ -575,16 +583,31 @@ class AutoDenoiser(Denoiser):
                 "x264_encoders": trial.encoders,
                 "preset": trial.preset,
                 "steps": steps,
+                "fits": bool(trial.fitting),
+                "cheapest_fits_fps": headroom,
             }
         )
+        cameras = f"{sources} camera" if sources == 1 else f"{sources} cameras"
         if trial.preset != previous:
             log.warning(
                 "auto: outputs at preset auto encode at x264 %s from their next file (%s, "
                 "%.3g fps together, at %dx%d)",
                 trial.preset,
-                f"{sources} camera" if sources <= 1 else f"{sources} cameras",
+                cameras,
                 1000 / interval,
                 *self._size,
+            )
+        if not trial.fitting and headroom is not None:
+            log.warning(
+                "auto: %s at %.3g fps together at %dx%d are more than this machine keeps with "
+                "headroom, even with their outputs at x264 %s: the cheapest tier (%s) has it "
+                "for about %g fps; the frames it cannot take are dropped and counted",
+                cameras,
+                1000 / interval,
+                *self._size,
+                trial.preset,
+                rungs[0].label,
+                headroom,
             )
         return trial.preset
 

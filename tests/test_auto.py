@@ -363,6 +363,10 @@ def test_the_preset_is_chosen_again_when_the_cameras_sharing_the_denoiser_change
         assert auto.choose_preset_again(3.0, ["ultrafast"] * 3, 3) is None
         assert auto.encoder_preset == "veryfast" and len(auto.preset_choices) == 2
         assert auto.report()["x264_preset_choices"] == auto.preset_choices
+        # a preset the start did not measure (another output's): timed for this choice, but
+        # beside the streams, so not kept
+        assert auto.choose_preset_again(2.0, ["auto", "faster"], 2) == "veryfast"
+        assert auto.preset_choices[-1]["steps"][0]["codec_ms_per_frame"] > 0
         assert cache.entries() == entries
         assert auto.preset_choices[0]["fits"]
         assert not [r for r in caplog.records if "more than" in r.getMessage()]

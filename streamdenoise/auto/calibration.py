@@ -344,11 +344,13 @@ def codec_ms(
     encoders: list[str],
     sources: int = 1,
     refresh: bool = False,
+    keep: bool = True,
 ) -> float:
     """The CPU cost per frame of ``size`` (width, height) of decoding its source and encoding
     it once per x264 preset in ``encoders`` (one entry per encoding output; with several
     ``sources`` sharing the denoiser, every source's outputs, of which a frame pays its
-    share): each part cached, else measured now (on :func:`codec_frames`, made only then)."""
+    share): each part cached, else measured now (on :func:`codec_frames`, made only then)
+    and cached unless not ``keep`` (a figure taken beside running streams is high)."""
     frames: list[np.ndarray] = []
     cost: dict[str | None, float] = {}
     for preset in dict.fromkeys([None, *encoders]):
@@ -358,6 +360,7 @@ def codec_ms(
         if found is None:
             frames = frames or codec_frames(*size, CODEC_FRAMES)
             found = {"ms_per_frame": round(measure_codec_ms(frames, preset), 3)}
-            cache.store(key, found)
+            if keep:
+                cache.store(key, found)
         cost[preset] = float(found["ms_per_frame"])
     return cost[None] + sum(cost[preset] for preset in encoders) / max(1, sources)

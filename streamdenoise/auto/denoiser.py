@@ -520,11 +520,14 @@ class AutoDenoiser(Denoiser):
         sources: int,
         interval: float,
         calibrate: Callable[[float], list[Rung]],
+        streaming: bool = False,
     ) -> tuple[PresetTrial, list[dict]]:
         """The outputs at ``auto`` in ``encoders`` take each of ``AUTO_PRESET_STEPS`` in turn
         until a rung fits beside them (the cheapest when none does); the others keep their
         own. ``calibrate(limit)``: the rungs, after measuring those worth measuring under
-        ``limit`` ms. Returns the last trial and a record of each step."""
+        ``limit`` ms. ``streaming``: a codec cost missing from the cache is measured beside
+        the streams, so it is used once and not kept. Returns the last trial and a record
+        of each step."""
         key = cal.pipeline_key(self._machine, self._runtime_key, self._size, encoders, sources)
         learned = None if self.recalibrate else self.cache.lookup(key)
         seen = (learned or {}).get("rungs", {})
@@ -534,7 +537,9 @@ class AutoDenoiser(Denoiser):
             beside = [preset if e == AUTO_PRESET else e for e in encoders]
             codec = 0.0
             if not self._codec_free:
-                codec = cal.codec_ms(self.cache, self._machine, self._size, beside, sources)
+                codec = cal.codec_ms(
+                    self.cache, self._machine, self._size, beside, sources, keep=not streaming
+                )
             reserve = codec / cal.usable_cores()
             limit = interval * TARGET_USAGE - reserve
             rungs = calibrate(limit)
@@ -563,15 +568,18 @@ class AutoDenoiser(Denoiser):
         """``serve``: the cameras sharing this denoiser changed — their summed ``fps``, their
         outputs' ``encoders``, how many ``sources``. Chooses the x264 preset that outputs at
         ``auto`` take from now on (a segmented recording at its next segment) as the start
-        did, on the tiers and x264 presets measured then (a preset whose cost the cache has
-        lost is measured again: call this off the streams' threads). Returns the choice
-        (None: no output at ``auto``, or none encodes here)."""
+        did, on the tiers and x264 presets measured then (the cost of a preset the start did
+        not measure, another output's, is measured for this choice and not kept: call this
+        off the streams' threads). Returns the choice (None: no output at ``auto``, or none
+        encodes here)."""
         encoders, sources = list(encoders), max(1, sources)
         if self._size is None or AUTO_PRESET not in encoders or self._codec_free:
             return None
         rungs = list(self.rungs)
         interval = 1000 / (fps if fps and fps > 0 else ASSUMED_FPS)
-        trial, steps = self._try_presets(encoders, sources, interval, lambda _: rungs)
+        trial, steps = self._try_presets(
+            encoders, sources, interval, lambda _: rungs, streaming=True
+        )
         previous, self.encoder_preset = self.encoder_preset, trial.preset
         headroom = trial.headroom_fps(rungs[0]) if rungs else None
         headroom = None if headroom is None else round(headroom, 1)

@@ -691,6 +691,10 @@ def test_recordings_take_a_new_preset_at_their_next_segment_as_cameras_come_and_
         assert denoiser["x264_preset"] == "superfast", denoiser
         choice = denoiser["x264_preset_choices"][-1]
         assert (choice["sources"], choice["fps"], choice["preset"]) == (3, 30, "superfast")
+        metrics = get(base + "metrics")[1]
+        for name in "abc":
+            sample = f'streamdenoise_camera_output_segments_total{{camera="{name}",output="record"'
+            assert f'{sample},preset="superfast"}}' in metrics, metrics
         before = segments("a", "veryfast")
         reload("a")
         wait_for(lambda: segments("a", "veryfast") >= before + 2, 60, "veryfast again")

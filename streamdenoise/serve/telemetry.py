@@ -106,6 +106,9 @@ def _camera_families(cameras: list) -> Iterable[Metric]:
     reconnects = counter("reconnects", "Reconnects of the source")
     failures = counter("denoise_failures", "Frames the denoiser failed on")
     written = counter("output_frames", "Frames written per output", ("output",))
+    segments = counter(
+        "output_segments", "Segments a recording opened, by x264 preset", ("output", "preset")
+    )
     fps_in = gauge("fps_in", "Frames captured per second (last 2 s)")
     fps_out = gauge("fps_out", "Frames denoised per second (last 2 s)")
     for camera in cameras:
@@ -118,10 +121,14 @@ def _camera_families(cameras: list) -> Iterable[Metric]:
         reconnects.add_metric([name], camera.reconnects)
         failures.add_metric([name], camera.denoise_failures)
         for runner in camera.runners:
-            written.add_metric([name, redact(runner.name)], runner.counters.frames_written)
+            output = redact(runner.name)
+            written.add_metric([name, output], runner.counters.frames_written)
+            for preset, count in runner.sink.stats().get("segments_per_x264_preset", {}).items():
+                segments.add_metric([name, output, preset], count)
         fps_in.add_metric([name], camera.metrics.rate_in.rate())
         fps_out.add_metric([name], camera.metrics.rate_out.rate())
-    yield from (frames_in, frames_out, drops, reconnects, failures, written, fps_in, fps_out)
+    yield from (frames_in, frames_out, drops, reconnects, failures, written, segments)
+    yield from (fps_in, fps_out)
     yield from state_families(
         (camera.name, camera.state, camera.unready_reason() is None) for camera in cameras
     )

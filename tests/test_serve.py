@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_clip, probe, run_cli, start_cli, wait_for
+from helpers import make_clip, probe, prometheus, run_cli, start_cli, wait_for
 from rtsp_control import free_port
 
 from streamdenoise.auto import calibration as cal
@@ -691,10 +691,14 @@ def test_recordings_take_a_new_preset_at_their_next_segment_as_cameras_come_and_
         assert denoiser["x264_preset"] == "superfast", denoiser
         choice = denoiser["x264_preset_choices"][-1]
         assert (choice["sources"], choice["fps"], choice["preset"]) == (3, 30, "superfast")
-        metrics = get(base + "metrics")[1]
-        for name in "abc":
-            sample = f'streamdenoise_camera_output_segments_total{{camera="{name}",output="record"'
-            assert f'{sample},preset="superfast"}}' in metrics, metrics
+        # what a dashboard sees: a real Prometheus scraping the service
+        job = f"  - job_name: site\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        with prometheus(tmp_path, job) as query:
+            series = (
+                'streamdenoise_camera_output_segments_total{output="record",preset="superfast"}'
+            )
+            found = wait_for(lambda: len(r := query(f"{series} > 0")) == 3 and r, 30, "scraped")
+        assert {s["metric"]["camera"] for s in found} == {"a", "b", "c"}
         before = segments("a", "veryfast")
         reload("a")
         wait_for(lambda: segments("a", "veryfast") >= before + 2, 60, "veryfast again")

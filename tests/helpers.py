@@ -8,6 +8,7 @@ it as ``from helpers import ...`` (``tests/`` is on sys.path through conftest.py
 * :func:`run_cli` / :func:`start_cli` run ``streamdenoise`` as a subprocess, with the test-only
   ``test-blur`` backend registered (so pipeline tests don't depend on any shipped backend).
 * :func:`prometheus` runs a real Prometheus (the Debian package) scraping given targets.
+* :func:`chromium` runs headless Chromium (the Debian package) on a page.
 """
 
 from __future__ import annotations
@@ -256,6 +257,20 @@ def fetch(url: str, timeout: float = 10) -> tuple[int, str]:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(errors="replace")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium (the Debian package) on a fresh profile with ``args`` (``--dump-dom
+    URL``, ``--screenshot=PATH URL``...), given 6 s of page time to run its scripts."""
+    import pytest
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian package chromium is not installed")
+    profile = f"--user-data-dir={tmp_path / 'chromium'}"
+    argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            profile, "--virtual-time-budget=6000", *args]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_clip, probe, prometheus, run_cli, start_cli, wait_for
+from helpers import chromium, make_clip, probe, prometheus, run_cli, start_cli, wait_for
 from rtsp_control import free_port
 
 from streamdenoise.auto import calibration as cal
@@ -699,6 +699,10 @@ def test_recordings_take_a_new_preset_at_their_next_segment_as_cameras_come_and_
             )
             found = wait_for(lambda: len(r := query(f"{series} > 0")) == 3 and r, 30, "scraped")
         assert {s["metric"]["camera"] for s in found} == {"a", "b", "c"}
+        # and an operator: the dashboard in a real browser names the tier and the preset
+        page = chromium(tmp_path, "--dump-dom", base).stdout
+        assert re.search(r"torch/auto/fp32: 3 cam, mean batch [\d.]+, tier [\w-]+/fp32, "
+                         r"recordings x264 superfast", page), page[-2000:]  # fmt: skip
         before = segments("a", "veryfast")
         reload("a")
         wait_for(lambda: segments("a", "veryfast") >= before + 2, 60, "veryfast again")

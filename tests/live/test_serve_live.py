@@ -14,13 +14,12 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
 
 import pytest
-from helpers import REPO_ROOT, fetch, make_clip, prometheus, start_cli, wait_for
+from helpers import REPO_ROOT, chromium, fetch, make_clip, prometheus, start_cli, wait_for
 from rtsp_control import RtspServer, free_port, gst_rtsp_missing
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
@@ -148,23 +147,13 @@ def test_prometheus_scrapes_a_token_protected_service(tmp_path):
 
 
 def test_dashboard_in_headless_chromium(site, tmp_path):
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("Debian package chromium is not installed")
-    common = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=6000"]  # fmt: skip
-    dom = subprocess.run(
-        [*common, "--dump-dom", site["base"]], capture_output=True, text=True, timeout=120
-    )
+    dom = chromium(tmp_path, "--dump-dom", site["base"])
     assert dom.stdout.count('class="tile"') == 4, dom.stdout[-2000:]
     for name in ("gate", "yard", "dock", "lobby"):
         assert f'data-camera="{name}"' in dom.stdout
+    assert "test-blur: 4 cam, mean batch" in dom.stdout, dom.stdout[-2000:]
     shot = tmp_path / "dashboard.png"
-    subprocess.run(
-        [*common, "--window-size=1280,760", f"--screenshot={shot}", site["base"]],
-        capture_output=True,
-        timeout=120,
-    )
+    chromium(tmp_path, "--window-size=1280,760", f"--screenshot={shot}", site["base"])
     assert shot.stat().st_size > 10_000
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):  # the docs' picture, made by this test
         shutil.copyfile(shot, SCREENSHOT)

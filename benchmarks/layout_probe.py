@@ -1,12 +1,15 @@
-"""What a cheaper per-frame layout would cost on this CPU before training it: candidate
-networks with random weights (speed does not depend on the values) timed beside the shipped
-``tiny`` through a backend's ``process()``, one interleaved run (:mod:`tier_speed`'s timing).
+"""What another per-frame layout would cost on this CPU before training it: candidate
+networks with random weights (speed does not depend on the values) timed beside shipped
+tiers through a backend's ``process()``, one interleaved run (:mod:`tier_speed`'s timing).
 
     python benchmarks/layout_probe.py --label zen3
+    python benchmarks/layout_probe.py --family wider --precisions bf16 --label xeon-amx
 
-Each candidate is ``tiny``'s network with other channels per level, convolutions per level
-or levels, or entering at quarter resolution (a stride-4 stem: no half-resolution tensor at
-all; the output conv predicts each 4×4 block). Writes JSON + markdown under ``--out``.
+``cheaper`` (the default): ``tiny``'s network with other channels per level, convolutions per
+level or levels, or entering at quarter resolution (a stride-4 stem: no half-resolution
+tensor at all; the output conv predicts each 4×4 block), timed beside ``tiny``. ``wider``:
+``nano``'s quarter-resolution layout with more channels or convolutions — a rung between
+``nano`` and ``spatial`` — timed beside both. Writes JSON + markdown under ``--out``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from streamdenoise.models.nets import build_net
 from streamdenoise.models.weights import save_weights
 
 #: name → (channels per level, convolutions per level, stem stride)
-CANDIDATES = {
+CHEAPER = {
     "half-12ch": ((12, 16, 32, 64), (1, 1, 2, 2), 2),
     "one-conv": ((16, 16, 32, 64), (1, 1, 1, 1), 2),
     "slim": ((12, 12, 24, 48), (1, 1, 1, 1), 2),
@@ -32,11 +35,19 @@ CANDIDATES = {
     "quarter-48": ((48, 32, 64), (1, 2, 2), 4),
     "quarter-32-conv": ((32, 32, 64), (2, 2, 2), 4),
 }
+WIDER = {
+    "quarter-32-48-96": ((32, 48, 96), (1, 2, 2), 4),
+    "quarter-48-64-128": ((48, 64, 128), (1, 2, 2), 4),
+    "quarter-48-64-128-conv": ((48, 64, 128), (2, 2, 2), 4),
+    "quarter-64-96-192": ((64, 96, 192), (1, 2, 2), 4),
+}
+#: family → (its candidates, the shipped tiers they are timed beside; the first is the ratio's)
+FAMILIES = {"cheaper": (CHEAPER, ["tiny"]), "wider": (WIDER, ["nano", "spatial"])}
 
 
-def candidate_files(folder: Path) -> list[str]:
+def candidate_files(folder: Path, candidates: dict) -> list[str]:
     paths = []
-    for name, (channels, convs, stride) in CANDIDATES.items():
+    for name, (channels, convs, stride) in candidates.items():
         config = TINY_CONFIG.from_dict(
             TINY_CONFIG.to_dict()
             | {
@@ -55,20 +66,21 @@ def candidate_files(folder: Path) -> list[str]:
 
 
 def to_markdown(doc: dict) -> str:
+    candidates, shipped = FAMILIES[doc.get("family", "cheaper")]
     lines = [
-        f"# Per-frame layouts against `tiny` through `{doc['backend']}` `process()` "
+        f"# Per-frame layouts against `{shipped[0]}` through `{doc['backend']}` `process()` "
         f"({doc['label']})",
         "",
         f"CPU: {doc['machine']['cpu'].get('model')} "
         f"({', '.join(doc['machine']['cpu'].get('flags', []))}); random weights; median ms per "
         "frame over interleaved rounds. Channels and convolutions per level (stem stride): "
-        + "; ".join(f"{n} {c} × {v} (/{s})" for n, (c, v, s) in CANDIDATES.items()),
+        + "; ".join(f"{n} {c} × {v} (/{s})" for n, (c, v, s) in candidates.items()),
         "",
-        "| layout | precision | size | GMAC | ms/frame | × tiny |",
+        f"| layout | precision | size | GMAC | ms/frame | × {shipped[0]} |",
         "|---|---|---|---:|---:|---:|",
     ]
     base = {(r["size"], r["precision"]): r["ms_per_frame_p50"] for r in doc["rows"]
-            if r["model"] == "tiny"}  # fmt: skip
+            if r["model"] == shipped[0]}  # fmt: skip
     for r in doc["rows"]:
         ratio = r["ms_per_frame_p50"] / base[(r["size"], r["precision"])]
         lines.append(
@@ -79,9 +91,13 @@ def to_markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0], "layout_probe").parse_args()
+    parser = arguments(__doc__.splitlines()[0], "layout_probe")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="cheaper")
+    args = parser.parse_args()
+    candidates, shipped = FAMILIES[args.family]
     with tempfile.TemporaryDirectory() as folder:
-        run(args, ["tiny", *candidate_files(Path(folder))], to_markdown)
+        models = [*shipped, *candidate_files(Path(folder), candidates)]
+        run(args, models, to_markdown, {"family": args.family})
 
 
 if __name__ == "__main__":

@@ -104,8 +104,9 @@ def arguments(description: str, name: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace, models: list[str], markdown) -> None:
-    """Measure ``models`` as ``args`` say and write the report (``markdown(doc)``)."""
+def run(args: argparse.Namespace, models: list[str], markdown, extra: dict | None = None) -> None:
+    """Measure ``models`` as ``args`` say and write the report (``markdown(doc)``; ``extra``
+    goes into the doc)."""
     rows = []
     for text in args.sizes.split(","):
         size = tuple(int(v) for v in text.split("x"))
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace, models: list[str], markdown) -> None:
         "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "machine": machine_record(),
         "rows": rows,
+        **(extra or {}),
     }
     write_report(args.out.with_name(f"{args.out.name}_{args.label}"), doc, markdown(doc))
 

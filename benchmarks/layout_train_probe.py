@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from suite.report import machine_lines, table  # noqa: E402
+from suite.report import machine_lines, save_results, table  # noqa: E402
 
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 from streamdenoise.models.macs import count_config_macs  # noqa: E402
@@ -201,12 +201,7 @@ def main() -> int:
         return 0
     paths = args.report or launch(args)
     doc = {"machine": machine_record(), "command": " ".join(sys.argv), "layouts": summary(paths)}
-    name = "layout_train_probe" + (f"_{args.label}" if args.label else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (args.out / f"{name}.md").write_text(render(doc))
-    plot(doc, args.out / f"{name}.png")
-    print(render(doc))
+    save_results(args.out, "layout_train_probe", args.label, doc, render, plot)
     return 0
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from serve_cameras import cli, free_port, wait_delivering  # noqa: E402
 from suite.clips import camera_bitrate, make_noisy_clip  # noqa: E402
-from suite.report import machine_lines, table  # noqa: E402
+from suite.report import machine_lines, save_results, table  # noqa: E402
 
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 
@@ -347,12 +347,7 @@ def main() -> int:
             "preset": args.preset,
             "result": run(args, clip, work, env),
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "serve_auto" + (f"_{args.label}" if args.label else "")
-    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (args.out / f"{name}.md").write_text(render(doc))
-    plot(doc, args.out / f"{name}.png")
-    print(render(doc))
+    save_results(args.out, "serve_auto", args.label, doc, render, plot)
     return 0
 
 

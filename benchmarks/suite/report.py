@@ -206,3 +206,13 @@ def render(results: dict) -> str:
 def write(results: dict, path: Path) -> Path:
     path.write_text(render(results), encoding="utf-8")
     return path
+
+
+def save_results(out: Path, name: str, label: str, doc: dict, render, plot) -> None:
+    """``NAME[_LABEL].json`` / ``.md`` / ``.png`` under ``out``: a benchmark's doc, its
+    markdown (``render(doc)``, echoed) and its picture (``plot(doc, path)``)."""
+    from streamdenoise.lab.speed import write_report
+
+    stem = out / (name + (f"_{label}" if label else ""))
+    write_report(stem, doc, render(doc))
+    plot(doc, stem.with_suffix(".png"))

@@ -442,8 +442,8 @@ class AutoDenoiser(Denoiser):
         if not self._codec_free:  # each part measured now, before the stream: later choices
             # (serve's, as cameras come and go) read them instead of timing x264 beside it
             steps = AUTO_PRESET_STEPS if choosing else AUTO_PRESET_STEPS[:1]
-            parts = {p if e == AUTO_PRESET else e: None for p in steps for e in self.encoders}
-            cal.codec_ms(self.cache, machine, (width, height), list(parts), 1, self.recalibrate)
+            every = [p if e == AUTO_PRESET else e for p in steps for e in self.encoders]
+            cal.codec_ms(self.cache, machine, (width, height), every, 1, self.recalibrate)
         measured = self._measured
 
         def calibrate(limit: float) -> list[Rung]:

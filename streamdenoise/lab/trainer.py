@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -133,6 +133,13 @@ NANO_CONFIG = NetConfig(
     extra={"tail_kernel": 1, "residual": False},
 )
 
+# ``nano`` with twice its channels (about 3 GMAC): the rung above it on CPUs with bf16
+# matrix units (AMX), where its arithmetic is nearly free — 0.6x ``spatial``'s MACs, and on
+# two Xeon cores 0.75x its time in bf16 — while it validates above ``spatial`` on the Vid4
+# crops (benchmarks/results/layout_train_probe_xeon-amx.md). On AVX2 in fp32 it costs
+# 2.1x ``nano``'s time: there ``auto`` finds it too slow.
+WIDE_CONFIG = replace(NANO_CONFIG, channels=(48, 64, 128))
+
 
 def default_net_config(model: str) -> NetConfig:
     """The architecture each shipped model name stands for: the same net; the recurrent
@@ -149,6 +156,8 @@ def default_net_config(model: str) -> NetConfig:
         return TINY_CONFIG
     if model == "nano":
         return NANO_CONFIG
+    if model == "wide":
+        return WIDE_CONFIG
     if model == "temporal-gpu":
         # motion searched inside the graph, on the device that runs the network
         return NetConfig(temporal=True, motion="graph", extra={"align": "fine"})

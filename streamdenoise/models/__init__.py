@@ -18,7 +18,7 @@ MODEL_NAMES = ("temporal", "temporal-gpu", "spatial", "fixed", "fast", "tiny", "
 # Every architecture `streamdenoise train` knows: the shipped models, the recurrent CPU tier
 # in training ("small", motion search inside the graph) and "small-spatial", the per-frame
 # network of the same cost that "fast" was grown from (see docs/models.md, "Tiers").
-TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial")
+TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial", "wide")
 DEFAULT_MODEL = "temporal"
 
 

@@ -430,7 +430,7 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
     Setting("finetune_model", text, "model to start from: temporal, temporal-gpu, fixed, "
-            "spatial, fast, tiny, nano or a weights file", default="temporal", metavar="NAME",
+            "spatial, wide, fast, tiny, nano or a weights file", default="temporal", metavar="NAME",
             flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),

@@ -81,7 +81,9 @@ def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
     # by cost, the tiers that measure motion on the host after those that do not
     assert tiers == sorted(tiers, key=lambda t: (t.host_motion, t.gmac_720p, t.quality))
     names = [t.name for t in ladder(tiers)]
-    assert names[-3:] == ["spatial", "temporal-gpu", "temporal"]
+    assert names[-3:] == ["wide", "temporal-gpu", "temporal"]
+    # wide scores above spatial at 0.6x its cost: spatial is never the right step
+    assert by_name["wide"].quality > by_name["spatial"].quality and "spatial" not in names
     # fixed costs what temporal costs and scores lower: only used when asked for by name,
     # or for a camera that never moves, where it is the recurrent step in temporal's place
     assert "fixed" not in names

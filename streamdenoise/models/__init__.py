@@ -12,13 +12,14 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # same network with its motion search inside the graph: no host work, for GPUs), "fixed"
 # (recurrent with a running average of the noisy frames: for fixed cameras, where most of the
 # picture stands still), "spatial" (per frame), "fast" (per frame, the CPU tier: about 2 GMAC
-# per 720p frame), "tiny" (per frame, about 1 GMAC: 1080p on small CPUs) and "nano" (per
-# frame, entering at 1/4 resolution: 720p30 on two AVX2 cores).
-MODEL_NAMES = ("temporal", "temporal-gpu", "spatial", "fixed", "fast", "tiny", "nano")
+# per 720p frame), "tiny" (per frame, about 1 GMAC: 1080p on small CPUs), "nano" (per
+# frame, entering at 1/4 resolution: 720p30 on two AVX2 cores) and "wide" (nano with twice
+# its channels, about 3 GMAC: the rung above it on CPUs with bf16 matrix units).
+MODEL_NAMES = ("temporal", "temporal-gpu", "spatial", "fixed", "wide", "fast", "tiny", "nano")
 # Every architecture `streamdenoise train` knows: the shipped models, the recurrent CPU tier
 # in training ("small", motion search inside the graph) and "small-spatial", the per-frame
 # network of the same cost that "fast" was grown from (see docs/models.md, "Tiers").
-TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial", "wide")
+TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial")
 DEFAULT_MODEL = "temporal"
 
 

@@ -134,10 +134,9 @@ NANO_CONFIG = NetConfig(
 )
 
 # ``nano`` with twice its channels (about 3 GMAC): the rung above it on CPUs with bf16
-# matrix units (AMX), where its arithmetic is nearly free — 0.6x ``spatial``'s MACs, and on
-# two Xeon cores 0.75x its time in bf16 — while it validates above ``spatial`` on the Vid4
-# crops (benchmarks/results/layout_train_probe_xeon-amx.md). On AVX2 in fp32 it costs
-# 2.1x ``nano``'s time: there ``auto`` finds it too slow.
+# matrix units (AMX), where its arithmetic is nearly free — 0.6x ``spatial``'s MACs and
+# about 0.65x its time there — while it scores above ``spatial`` (docs/models.md). In fp32
+# it costs 2.1x ``nano``'s time; ``auto``'s calibration decides where it fits.
 WIDE_CONFIG = replace(NANO_CONFIG, channels=(48, 64, 128))
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from streamdenoise.backends import BACKENDS
 from streamdenoise.errors import UsageError
-from streamdenoise.models import TRAINABLE_MODELS
+from streamdenoise.models import MODEL_NAMES, TRAINABLE_MODELS
 from streamdenoise.runtime import DEVICE_PATTERN, PRECISIONS, RUNTIMES
 
 Parser = Callable[[Any, str], Any]
@@ -429,9 +429,8 @@ _SETTINGS: tuple[Setting, ...] = (
             kind="positional", metavar="SOURCE"),
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
-    Setting("finetune_model", text, "model to start from: temporal, temporal-gpu, fixed, "
-            "spatial, wide, fast, tiny, nano or a weights file", default="temporal", metavar="NAME",
-            flag="--model"),
+    Setting("finetune_model", text, f"model to start from: {', '.join(MODEL_NAMES)} or a "
+            "weights file", default="temporal", metavar="NAME", flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),
     Setting("dry_run", switch, "only estimate the noise level and the likely gain (a short "

@@ -48,16 +48,21 @@ class QuarterSearch(nn.Module):
         self.aligner.stages = ((2, 4, 3), (1, 2, 3))  # factors relative to the 1/4 grid
 
     def forward(self, cur: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-        a, flow = self.aligner, None
-        for i, (factor, _, _) in enumerate(a.stages):
-            cur_s, past_s = F.avg_pool2d(cur, factor), F.avg_pool2d(past, factor)
-            if flow is None:
-                flow = a._match(cur_s, past_s, i)
-            else:
-                up = a.stages[i - 1][0] // factor
-                flow = F.interpolate(flow, scale_factor=up, mode="bilinear") * up
-                flow = flow + a._match(cur_s, align.warp(past_s, flow), i)
-        return flow
+        return search_flow(self.aligner, cur, past)
+
+
+def search_flow(a: align.CostVolumeAligner, cur: torch.Tensor, past: torch.Tensor):
+    """Coarse-to-fine flow between two grey images by ``a``'s stages, on their own grid."""
+    flow = None
+    for i, (factor, _, _) in enumerate(a.stages):
+        cur_s, past_s = F.avg_pool2d(cur, factor), F.avg_pool2d(past, factor)
+        if flow is None:
+            flow = a._match(cur_s, past_s, i)
+        else:
+            up = a.stages[i - 1][0] // factor
+            flow = F.interpolate(flow, scale_factor=up, mode="bilinear") * up
+            flow = flow + a._match(cur_s, align.warp(past_s, flow), i)
+    return flow
 
 
 class RecurrentNano(nn.Module):
@@ -102,11 +107,17 @@ def conv_macs(model: nn.Module, inputs: tuple) -> int:
     return total
 
 
+def state_names(count: int) -> list[str]:
+    """Graph names of ``count`` state tensors: state, state1, …"""
+    return ["state" + (str(i) if i else "") for i in range(count)]
+
+
 def export(model: nn.Module, inputs: tuple, path: Path) -> Path:
-    names = ["noisy", "sigma", "state"][: len(inputs)]
-    outputs = ["image", "next_state"][: 1 + (len(inputs) > 2)]
+    """Inputs (noisy, sigma, *state) → outputs (image, *next_state)."""
+    states = state_names(len(inputs) - 2)
     torch.onnx.export(model.eval(), inputs, str(path), opset_version=17, dynamo=False,
-                      input_names=names, output_names=outputs)  # fmt: skip
+                      input_names=["noisy", "sigma", *states],
+                      output_names=["image", *(f"next_{s}" for s in states)])  # fmt: skip
     return path
 
 
@@ -119,12 +130,43 @@ def variants(core, path: Path, inputs: tuple) -> dict:
         return {"": (core.read_model(str(path)), feeds)}
     stateful = core.read_model(str(path))
     manager = ov_passes.Manager()
-    manager.register_pass(ov_passes.MakeStateful({"state": "next_state"}))
+    pairs = {name: f"next_{name}" for name in state_names(len(inputs) - 2)}
+    manager.register_pass(ov_passes.MakeStateful(pairs))
     manager.run_passes(stateful)
     return {
         "state in/out": (core.read_model(str(path)), feeds),
         "OpenVINO state": (stateful, feeds[:2]),
     }
+
+
+def time_models(models: dict, precisions: list[str], rounds: int, frames: int) -> dict:
+    """{(name, how the state is kept, precision): [ms per frame per round]} for ``models``
+    ({name: (module, inputs)}), each exported and compiled by OpenVINO's CPU plugin, timed in
+    interleaved rounds: a noisy neighbour hits every model alike."""
+    import openvino as ov
+
+    core, work = ov.Core(), Path(tempfile.mkdtemp(prefix="recurrent_probe_"))
+    compiled = {}
+    for name, (model, inputs) in models.items():
+        path = export(model, inputs, work / f"{name.replace(' ', '_')}.onnx")
+        for kept, (ov_model, feeds) in variants(core, path, inputs).items():
+            for precision in precisions:
+                config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+                compiled[name, kept, precision] = (
+                    core.compile_model(ov_model, "CPU", config),
+                    feeds,
+                )
+    times: dict = {key: [] for key in compiled}
+    for _ in range(rounds):
+        for key, (model, feeds) in compiled.items():
+            request = model.create_infer_request()
+            for _ in range(3):
+                request.infer(feeds)
+            started = time.perf_counter()
+            for _ in range(frames):
+                request.infer(feeds)
+            times[key].append((time.perf_counter() - started) * 1000 / frames)
+    return times
 
 
 def main() -> None:
@@ -136,8 +178,6 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    import openvino as ov
-
     width, height = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
     nano = load_model("nano")[0].eval()
@@ -148,28 +188,8 @@ def main() -> None:
         "nano +state": (RecurrentNano(nano, search=False), (noisy, sigma, state)),
         "nano +state +search": (RecurrentNano(nano, search=True), (noisy, sigma, state)),
     }
-    core, work = ov.Core(), Path(tempfile.mkdtemp(prefix="recurrent_probe_"))
-    compiled, gmac = {}, {}
-    for name, (model, inputs) in models.items():
-        gmac[name] = conv_macs(model, inputs) / 1e9
-        path = export(model, inputs, work / f"{name.replace(' ', '_')}.onnx")
-        for kept, (ov_model, feeds) in variants(core, path, inputs).items():
-            for precision in args.precisions.split(","):
-                config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
-                compiled[name, kept, precision] = (
-                    core.compile_model(ov_model, "CPU", config),
-                    feeds,
-                )
-    times: dict = {key: [] for key in compiled}
-    for _ in range(args.rounds):  # interleaved: a noisy neighbour hits every model alike
-        for key, (model, feeds) in compiled.items():
-            request = model.create_infer_request()
-            for _ in range(3):
-                request.infer(feeds)
-            started = time.perf_counter()
-            for _ in range(args.frames):
-                request.infer(feeds)
-            times[key].append((time.perf_counter() - started) * 1000 / args.frames)
+    gmac = {name: conv_macs(model, inputs) / 1e9 for name, (model, inputs) in models.items()}
+    times = time_models(models, args.precisions.split(","), args.rounds, args.frames)
     rows = []
     for (name, kept, precision), values in times.items():
         ms = statistics.median(values)

@@ -21,7 +21,7 @@ px) and, when the 1/8 level is kept too, again at 1/8 (±1 px) around that estim
 the values) and times them through OpenVINO in interleaved rounds, the state kept as graph
 inputs and outputs and as OpenVINO state (``MakeStateful``). ``train`` fine-tunes one
 candidate (or ``wide`` itself, the control) from the shipped ``wide`` weights on clips of
-``--frames`` frames, on the threads it is given (run the candidates side by side, one core
+``--clip-frames`` frames, on the threads it is given (run the candidates side by side, one core
 each, for the same minutes). ``report`` writes JSON + markdown + PNG under ``--out``.
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from recurrent_cpu_probe import search_flow, time_models  # noqa: E402
+from recurrent_cpu_probe import relative_rows, time_models  # noqa: E402
 from suite.report import machine_lines, save_results, table  # noqa: E402
 
 from streamdenoise.lab.speed import machine_record  # noqa: E402
@@ -115,7 +114,7 @@ class DeepStateWide(nn.Module):
         grey = flow = None
         if self.search is not None:
             grey = self._grey(noisy)
-            flow = search_flow(self.search, grey.detach(), state[-1].detach())
+            flow = self.search.grey_flow(grey.detach(), state[-1].detach())
         skips = [net.enc0(F.relu(net.head(noisy) + net.sigma_bias(sigma)))]
         kept = []
         for level, (down, enc) in enumerate(zip(net.downs, net.encs, strict=True), start=1):
@@ -169,15 +168,8 @@ def time_candidates(args: argparse.Namespace) -> dict:
         state = model.initial_state(noisy) if isinstance(model, DeepStateWide) else []
         models[name] = (model, (noisy, sigma, *(torch.rand_like(s) for s in state)))
     times = time_models(models, args.precisions.split(","), args.rounds, args.frames)
-    rows = []
-    for (name, kept, precision), values in times.items():
-        ms = statistics.median(values)
-        base = statistics.median(times["wide", "", precision])
-        rows.append({"model": name, "state": kept, "precision": precision,
-                     "gmac_720p": round(gmac[name], 3), "ms_per_frame": round(ms, 2),
-                     "vs_wide": round(ms / base, 3)})  # fmt: skip
     return {"size": args.size, "rounds": args.rounds, "frames_per_round": args.frames,
-            "rows": rows}  # fmt: skip
+            "rows": relative_rows(times, gmac, "wide")}  # fmt: skip
 
 
 def run_clip(model: nn.Module, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -233,7 +225,7 @@ def train_candidate(args: argparse.Namespace) -> None:
     last_val = start
     while time.monotonic() - start < args.minutes * 60:
         seed = args.seed * 1_000_003 + step
-        clean = sampler.batch(seed, args.batch, args.frames, args.patch)
+        clean = sampler.batch(seed, args.batch, args.clip_frames, args.patch)
         noisy = synthesize(clean, seed, p_unclipped=0.5)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = run_clip(model, noisy, trainer.frame_sigmas(noisy))
@@ -248,7 +240,8 @@ def train_candidate(args: argparse.Namespace) -> None:
                     **validate()})  # fmt: skip
     print(json.dumps(history[-1]), flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    recipe = {k: getattr(args, k) for k in ("minutes", "lr", "batch", "frames", "patch", "seed")}
+    recipe = {k: getattr(args, k) for k in ("minutes", "lr", "batch", "patch", "seed")}
+    recipe["frames"] = args.clip_frames
     torch.save({"name": args.name, "state_dict": model.state_dict(), "history": history,
                 "recipe": recipe, "bf16": bf16, "command": " ".join(sys.argv)},
                args.work / f"{args.name}.pt")  # fmt: skip
@@ -338,8 +331,8 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--precisions", default="f32,bf16")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=20, help="time: frames per round; "
-                        "train: frames per clip (default 5)")  # fmt: skip
+    parser.add_argument("--frames", type=int, default=20, help="time: timed frames per round")
+    parser.add_argument("--clip-frames", type=int, default=5, help="train: frames per clip")
     parser.add_argument("--minutes", type=float, default=35.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch", type=int, default=3)
@@ -356,7 +349,6 @@ def main() -> int:
         if len(args.name) != 1 or args.name[0] not in ("wide", *CANDIDATES):
             parser.error(f"train takes one of: wide, {', '.join(CANDIDATES)}")
         args.name = args.name[0]
-        args.frames = 5 if args.frames == 20 else args.frames
         train_candidate(args)
         return 0
     doc: dict = {"machine": machine_record(), "command": " ".join(sys.argv)}

@@ -48,21 +48,7 @@ class QuarterSearch(nn.Module):
         self.aligner.stages = ((2, 4, 3), (1, 2, 3))  # factors relative to the 1/4 grid
 
     def forward(self, cur: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-        return search_flow(self.aligner, cur, past)
-
-
-def search_flow(a: align.CostVolumeAligner, cur: torch.Tensor, past: torch.Tensor):
-    """Coarse-to-fine flow between two grey images by ``a``'s stages, on their own grid."""
-    flow = None
-    for i, (factor, _, _) in enumerate(a.stages):
-        cur_s, past_s = F.avg_pool2d(cur, factor), F.avg_pool2d(past, factor)
-        if flow is None:
-            flow = a._match(cur_s, past_s, i)
-        else:
-            up = a.stages[i - 1][0] // factor
-            flow = F.interpolate(flow, scale_factor=up, mode="bilinear") * up
-            flow = flow + a._match(cur_s, align.warp(past_s, flow), i)
-    return flow
+        return self.aligner.grey_flow(cur, past)
 
 
 class RecurrentNano(nn.Module):
@@ -169,6 +155,19 @@ def time_models(models: dict, precisions: list[str], rounds: int, frames: int) -
     return times
 
 
+def relative_rows(times: dict, gmac: dict, base: str) -> list[dict]:
+    """One row per timed case of :func:`time_models`: median ms per frame and its ratio to
+    model ``base``'s at the same precision (``vs_BASE``)."""
+    rows = []
+    for (name, kept, precision), values in times.items():
+        ms = statistics.median(values)
+        reference = statistics.median(times[base, "", precision])
+        rows.append({"model": name, "state": kept, "precision": precision,
+                     "gmac_720p": round(gmac[name], 3), "ms_per_frame": round(ms, 2),
+                     f"vs_{base}": round(ms / reference, 3)})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720")
@@ -190,13 +189,7 @@ def main() -> None:
     }
     gmac = {name: conv_macs(model, inputs) / 1e9 for name, (model, inputs) in models.items()}
     times = time_models(models, args.precisions.split(","), args.rounds, args.frames)
-    rows = []
-    for (name, kept, precision), values in times.items():
-        ms = statistics.median(values)
-        base = statistics.median(times["nano", "", precision])
-        rows.append({"model": name, "state": kept, "precision": precision,
-                     "gmac_720p": round(gmac[name], 3), "ms_per_frame": round(ms, 2),
-                     "vs_nano": round(ms / base, 3)})  # fmt: skip
+    rows = relative_rows(times, gmac, "nano")
     doc = {"label": args.label, "size": args.size, "machine": machine_record(), "rows": rows,
            "rounds": args.rounds, "frames_per_round": args.frames}  # fmt: skip
     name = "recurrent_cpu_probe" + (f"_{args.label}" if args.label else "")

@@ -97,8 +97,11 @@ class CostVolumeAligner(nn.Module):
     def flow(self, noisy: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """(N, 2, H/f, W/f) flow from ``noisy`` to ``previous`` in pixels of the finest stage
         (factor f)."""
-        cur = F.conv2d(noisy, self.grey)
-        past = F.conv2d(previous, self.grey)
+        return self.grey_flow(F.conv2d(noisy, self.grey), F.conv2d(previous, self.grey))
+
+    def grey_flow(self, cur: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+        """The same search between two grey images (N, 1, H, W), on their own grid: the flow
+        in pixels of the finest stage."""
         flow = None
         for i, (factor, _, _) in enumerate(self.stages):
             cur_s, past_s = F.avg_pool2d(cur, factor), F.avg_pool2d(past, factor)

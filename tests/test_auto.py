@@ -74,16 +74,19 @@ def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
     tiers, broken = discover_tiers()
     assert broken == {}
     by_name = {t.name: t for t in tiers}
-    assert {"spatial", "temporal", "temporal-gpu", "fixed"} <= set(by_name)
+    assert {"spatial", "temporal", "temporal-gpu", "wide-temporal", "fixed"} <= set(by_name)
     # the cost comes from the config alone and agrees with a real forward pass
-    for name in ("temporal", "temporal-gpu"):
+    for name in ("temporal", "temporal-gpu", "wide-temporal"):
         assert by_name[name].gmac_720p * 1e9 == count_macs(name)
     # by cost, the tiers that measure motion on the host after those that do not
     assert tiers == sorted(tiers, key=lambda t: (t.host_motion, t.gmac_720p, t.quality))
     names = [t.name for t in ladder(tiers)]
-    assert names[-3:] == ["wide", "temporal-gpu", "temporal"]
-    # wide scores above spatial at 0.6x its cost: spatial is never the right step
-    assert by_name["wide"].quality > by_name["spatial"].quality and "spatial" not in names
+    assert names[-3:] == ["wide", "temporal-gpu", "wide-temporal"]
+    # wide scores above spatial at 0.6x its cost, wide-temporal above temporal: spatial and
+    # temporal are never the right step
+    for better, worse in (("wide", "spatial"), ("wide-temporal", "temporal")):
+        assert by_name[better].gmac_720p < by_name[worse].gmac_720p
+        assert by_name[better].quality > by_name[worse].quality and worse not in names
     # fixed costs what temporal costs and scores lower: only used when asked for by name,
     # or for a camera that never moves, where it is the recurrent step in temporal's place
     assert "fixed" not in names
@@ -814,13 +817,13 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     assert calibration["measured_now"] == [] and calibration["x264_encoders"] == ["ultrafast"]
 
     # a camera that never moves: the per-frame rungs (cached), then `fixed` (measured now) in
-    # `temporal`'s place
+    # the place of the flow-aligned tier
     still = run_cli(*args, "--still-camera", "-y", "--stats-json", stats, cwd=tmp_path, timeout=300)
     assert still.returncode == 0, still.stderr
     report = json.loads(stats.read_text())
     assert report["auto"]["still_camera"] is True
     still_rungs = [r["name"] for r in report["auto"]["rungs"]]
-    assert still_rungs[-1] == "fixed" and "temporal" not in still_rungs
+    assert still_rungs[-1] == "fixed" and "wide-temporal" not in still_rungs
     measured = report["auto"]["calibration"]["measured_now"]
     assert measured and {label.split("/")[0] for label in measured} == {"fixed"}
 
@@ -829,7 +832,7 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     models = json.loads(found.stdout)["models"]
     assert models["fixed"]["ladder_rank"] is None
     assert models["fixed"]["still_camera_ladder_rank"] == len(ladder(discover_tiers()[0], True))
-    assert models["temporal"]["still_camera_ladder_rank"] is None
+    assert models["wide-temporal"]["still_camera_ladder_rank"] is None
     for name in rungs:
         sizes = {c["size"] for c in models[name]["calibrated"]}
         assert "160x96" in sizes and models[name]["ladder_rank"] >= 1

@@ -10,7 +10,7 @@ import torch
 
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.errors import UserError
-from streamdenoise.lab.trainer import NANO_CONFIG, TINY_CONFIG
+from streamdenoise.lab.trainer import NANO_CONFIG, TINY_CONFIG, default_net_config
 from streamdenoise.models import MODEL_NAMES, WEIGHTS_DIR, weights_path
 from streamdenoise.models.macs import count_net_macs
 from streamdenoise.models.nets import MAX_ACCUMULATION, NetConfig, build_net, initial_state
@@ -185,7 +185,8 @@ def test_shipped_weights_carry_metadata(name):
     meta = blob["metadata"]
     for key in ("training_command", "data", "git_commit", "final_validation"):
         assert meta.get(key), key
-    assert net.config.temporal == name.startswith(("temporal", "fixed"))
+    # the architecture `streamdenoise train --model NAME` builds
+    assert net.config == default_net_config(name)
     assert count_net_macs(net, 1280, 720) <= MAC_BUDGET_720P
 
 
@@ -294,7 +295,7 @@ needs_val_videos = pytest.mark.skipif(
 
 
 @needs_val_videos
-@pytest.mark.parametrize("model", ["temporal", "fixed"])
+@pytest.mark.parametrize("model", ["temporal", "wide-temporal", "fixed"])
 @pytest.mark.parametrize(("name", "pan"), [("still camera", (0, 0)), ("camera pan", (1, -2))])
 def test_recurrent_models_gather_the_past_on_still_and_panning_cameras(model, name, pan):
     """What the running average is for. On a still camera it must beat the spatial model
@@ -316,15 +317,16 @@ WALK_MIN_GAIN = 0.6
 
 
 @needs_val_videos
-def test_temporal_model_gains_on_real_motion():
+@pytest.mark.parametrize("model", ["temporal", "wide-temporal"])
+def test_flow_aligned_models_gain_on_real_motion(model):
     """Walkers and a moving camera (Vid4 `walk`): where a global shift cannot line the past
     up, the flow-aligned state must still add detail over the spatial model."""
     from streamdenoise.lab.data import image_files, read_rgb
 
     files = image_files(VAL_VIDEOS / "vid4-walk")[:10]
     frames = [read_rgb(f)[WALK_CROP] for f in files]
-    gains = gains_over_spatial("temporal", frames)
-    assert np.mean(gains[3:]) >= WALK_MIN_GAIN, np.round(gains, 2)
+    gains = gains_over_spatial(model, frames)
+    assert np.mean(gains[3:]) >= WALK_MIN_GAIN, (model, np.round(gains, 2))
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

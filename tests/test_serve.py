@@ -30,6 +30,7 @@ from streamdenoise.backends.neural import StreamState
 from streamdenoise.backends.torch_backend import TorchDenoiser
 from streamdenoise.frame import Frame
 from streamdenoise.frame_queue import FrameQueue
+from streamdenoise.models.tiers import shipped_ladder
 from streamdenoise.options import SinkOptions
 from streamdenoise.serve.config import RecordConfig, parse_bytes, parse_duration
 from streamdenoise.serve.recording import SegmentedRecorder, salvage
@@ -636,7 +637,7 @@ def test_model_auto_runs_one_calibrated_tier_for_every_camera(tmp_path, monkeypa
         wait_for(lambda: all(c["frames_out"] > 5 for c in cameras(base).values()), 120, "frames")
         (denoiser,) = json.loads(get(base + "api/cameras")[1])["denoisers"]
         assert denoiser["cameras"] == 2 and denoiser["auto"] is True
-        assert denoiser["tier"] in ("temporal", "temporal-gpu", "spatial"), denoiser
+        assert denoiser["tier"] in [t.name for t in shipped_ladder()], denoiser
         # only b's file encodes (`null` outputs take no CPU), at the preset chosen for it
         assert denoiser["x264_encoders"] == ["superfast"], denoiser
         metrics = get(base + "metrics")[1]

@@ -112,7 +112,7 @@ def test_default_backend_never_random_weights():
         assert model == "auto"  # the trained tiers; the strongest one for files
         from streamdenoise.models.tiers import shipped_ladder
 
-        assert shipped_ladder()[-1].name == "temporal" and shipped_ladder()[-1].path.is_file()
+        assert shipped_ladder()[-1].name == "wide-temporal" and shipped_ladder()[-1].path.is_file()
     else:
         assert (backend, model) == ("atadenoise", None)
     # a neural runtime without a model runs auto too; a classical one stays classical

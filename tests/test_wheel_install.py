@@ -132,7 +132,7 @@ def test_built_wheel_runs_the_demo_in_a_fresh_venv(tmp_path):
     stats = json.loads((work / "stats.json").read_text())
     assert stats["frames_out"] == 30
     backend = stats["backend"]
-    assert backend["model"] == "temporal"
+    assert backend["model"] == "wide-temporal"  # the strongest tier: a file is kept whole
     if "onnx" in backend:  # an export runtime ran the export shipped in the wheel
         assert Path(backend["onnx"]).is_relative_to(site)
         assert not (tmp_path / "cache" / "streamdenoise" / "onnx").exists()

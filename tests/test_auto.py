@@ -23,7 +23,7 @@ from streamdenoise.auto import AutoDenoiser
 from streamdenoise.auto import calibration as cal
 from streamdenoise.auto.adapt import AdaptRules, OveruseDetector
 from streamdenoise.auto.calibration import CACHE_FILE, CalibrationCache, machine_key, tier_key
-from streamdenoise.auto.denoiser import TARGET_USAGE
+from streamdenoise.auto.denoiser import TARGET_USAGE, Rung
 from streamdenoise.backends import BACKENDS, create_backend
 from streamdenoise.models import motion
 from streamdenoise.models.macs import count_macs
@@ -241,6 +241,38 @@ def test_auto_calibrates_once_per_machine_size_and_weights(tmp_path):
         kinds
         == [("codec", "decode")] * 2 + [("codec", "encode veryfast")] * 2 + [("tier", None)] * 4
     )
+
+
+def test_an_in_graph_search_over_the_budget_does_not_hide_a_host_motion_tier(tmp_path):
+    """Host-motion tiers rank above every in-graph one, so the climb reaches a slow in-graph
+    search before a flow-aligned tier of fewer GMAC (on a CPU: ``temporal-gpu`` before
+    ``wide-temporal``): the search being over the limit must not leave the flow tier
+    unmeasured, while a tier surely doing more work than one over the limit still is."""
+    write_tier(tmp_path, "per-frame", SMALL, 28.5)
+    write_tier(tmp_path, "in-graph", MID, 29.5, motion="graph")
+    write_tier(tmp_path, "host-flow", SMALL, 29.8, motion="flow")
+    write_tier(tmp_path, "host-flow-big", BIG, 30.0, motion="flow")
+    tiers = {t.name: t for t in discover_tiers(tmp_path)[0]}
+    auto = AutoDenoiser(
+        "torch", precision="fp32", tiers=list(tiers.values()),
+        cache=CalibrationCache(tmp_path / "cache"),
+    )  # fmt: skip
+    auto._size = (160, 96)
+    frames = functools.cache(lambda: cal.calibration_frames(160, 96, 8))
+    runtime = {"runtime": "torch", "version": "test", "device": "cpu", "threads": None}
+    # the two lower tiers as a calibration found them: the search far over the limit
+    measured = {Rung(tiers["per-frame"], "fp32"): 1.0, Rung(tiers["in-graph"], "fp32"): 1e6}
+    try:
+        auto._calibrate(cal.machine_key(), runtime, "fp32", frames, 1e5, measured)
+        assert Rung(tiers["host-flow"], "fp32") in measured  # measured now, for real
+        assert measured[Rung(tiers["host-flow"], "fp32")] < 1e5
+        # more GMAC than a flow tier over the limit, motion handled alike: left unmeasured
+        slow_flow = {**measured, Rung(tiers["host-flow"], "fp32"): 2e5}
+        del slow_flow[Rung(tiers["host-flow-big"], "fp32")]
+        auto._calibrate(cal.machine_key(), runtime, "fp32", frames, 1e5, slow_flow)
+        assert Rung(tiers["host-flow-big"], "fp32") not in slow_flow
+    finally:
+        auto.close()
 
 
 def test_when_no_tier_fits_the_cheapest_runs_and_the_rate_it_fits_is_said(tmp_path, caplog):

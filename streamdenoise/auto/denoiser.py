@@ -629,8 +629,20 @@ class AutoDenoiser(Denoiser):
         measured: dict[Rung, float],
     ) -> None:
         """Adds to ``measured`` the ms per frame of each rung worth measuring under
-        ``limit`` that it lacks, cheapest tier first."""
+        ``limit`` that it lacks, cheapest tier first. A tier is left unmeasured once one over
+        the limit surely does less work: no more GMAC, and per frame or with its motion
+        handled the same way. A recurrent tier's motion work is not in proportion to its
+        GMAC, so an in-graph search over the limit says nothing of a flow-aligned tier ranked
+        above it (on a CPU ``temporal-gpu``'s search costs more than ``wide-temporal``'s
+        host flow)."""
+        too_dear: list[Tier] = []
         for tier in self.tiers:
+            if any(
+                t.gmac_720p <= tier.gmac_720p
+                and (not t.temporal or t.host_motion == tier.host_motion)
+                for t in too_dear
+            ):
+                continue
             precisions = [float_precision] + (["int8"] if self._int8 else [])
             for precision in precisions:
                 rung = Rung(tier, precision)
@@ -647,7 +659,7 @@ class AutoDenoiser(Denoiser):
                 self._int8_ok.add(tier)
             costs = [ms for r, ms in measured.items() if r.tier == tier]
             if costs and min(costs) > limit:
-                break  # dearer tiers will not fit either: leave them unmeasured
+                too_dear.append(tier)  # tiers of more work will not fit either
 
     def _measure(
         self, rung: Rung, machine: dict, runtime: dict, frames: Callable[[], list[np.ndarray]]

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from recurrent_cpu_probe import relative_rows, time_models  # noqa: E402
-from suite.report import machine_lines, save_results, table  # noqa: E402
+from suite.report import machine_lines, plot_both_sets, save_results, table  # noqa: E402
 
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 from streamdenoise.models import align, load_model  # noqa: E402
@@ -305,23 +305,16 @@ def render(doc: dict) -> str:
 def plot(doc: dict, path: Path) -> None:
     if not doc.get("training"):
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for run in doc["training"]:
-        t = [h["minutes"] for h in run["history"]]
-        for axis, key in zip(axes, ("vid4_late", "motion_late"), strict=True):
-            axis.plot(t, [h[key] for h in run["history"]], label=run["name"])
-    for axis, title in zip(axes, ("Vid4 crops", "fast-motion crops"), strict=True):
-        axis.set_title(f"{title}, σ = 25, frames 4–12")
-        axis.set_xlabel("minutes of fine-tuning")
-        axis.set_ylabel("PSNR dB")
-        axis.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    curves = [
+        (
+            run["name"],
+            [h["minutes"] for h in run["history"]],
+            [h["vid4_late"] for h in run["history"]],
+            [h["motion_late"] for h in run["history"]],
+        )
+        for run in doc["training"]
+    ]
+    plot_both_sets(path, curves, "σ = 25, frames 4–12", "minutes of fine-tuning")
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from suite.report import machine_lines, save_results, table  # noqa: E402
+from suite.report import machine_lines, plot_both_sets, save_results, table  # noqa: E402
 
 from streamdenoise.lab.speed import machine_record  # noqa: E402
 from streamdenoise.models.macs import count_config_macs  # noqa: E402
@@ -172,25 +172,16 @@ def render(doc: dict) -> str:
 
 
 def plot(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (vid4, motion) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for row in doc["layouts"]:
-        t = [h["minutes"] for h in row["history"]]
-        label = f"{row['layout']} ({row['gmac_720p']:.2f} GMAC)"
-        vid4.plot(t, [h["val_psnr"] for h in row["history"]], label=label)
-        motion.plot(t, [h.get("val_motion_psnr") for h in row["history"]], label=label)
-    vid4.set_title("Vid4 crops, σ = 25")
-    motion.set_title("fast-motion crops, σ = 25")
-    for axis in (vid4, motion):
-        axis.set_xlabel("minutes of training")
-        axis.set_ylabel("PSNR dB")
-        axis.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    curves = [
+        (
+            f"{row['layout']} ({row['gmac_720p']:.2f} GMAC)",
+            [h["minutes"] for h in row["history"]],
+            [h["val_psnr"] for h in row["history"]],
+            [h.get("val_motion_psnr") for h in row["history"]],
+        )
+        for row in doc["layouts"]
+    ]
+    plot_both_sets(path, curves, "σ = 25", "minutes of training")
 
 
 def main() -> int:

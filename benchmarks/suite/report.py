@@ -216,3 +216,24 @@ def save_results(out: Path, name: str, label: str, doc: dict, render, plot) -> N
     stem = out / (name + (f"_{label}" if label else ""))
     write_report(stem, doc, render(doc))
     plot(doc, stem.with_suffix(".png"))
+
+
+def plot_both_sets(path: Path, curves: list[tuple], subtitle: str, xlabel: str) -> None:
+    """Validation PSNR against training time, Vid4 crops beside the fast-motion crops:
+    ``curves`` holds ``(label, minutes, vid4_psnr, motion_psnr)`` per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for label, minutes, *sets in curves:
+        for axis, values in zip(axes, sets, strict=True):
+            axis.plot(minutes, values, label=label)
+    for axis, title in zip(axes, ("Vid4 crops", "fast-motion crops"), strict=True):
+        axis.set_title(f"{title}, {subtitle}")
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel("PSNR dB")
+        axis.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

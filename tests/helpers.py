@@ -83,7 +83,7 @@ def heavy_backend_class():
         #: Class-wide, so every tier's denoiser carries the same load.
         extra_passes = 0
 
-        def _infer(self, noisy, sigma, prev):
+        def _infer(self, noisy, sigma, prev, flow=None):
             done = 0
             while done < type(self).extra_passes:  # read each pass: unloading ends it at once
                 super()._infer(noisy, sigma, prev)

@@ -197,6 +197,10 @@ def test_calibration_cache_is_keyed_and_invalidated(tmp_path, monkeypatch):
     monkeypatch.setattr(motion, "FLOW_PATCH_STRIDE", motion.FLOW_PATCH_STRIDE + 2)
     assert cache.lookup(tier_key(machine, runtime, flow_tier, "fp32", (320, 180))) is None
     assert tier_key(machine, runtime, tier, "fp32", (320, 180)) == key
+    # ... and where the state is moved along the flow: OpenVINO's graph, or the host for torch
+    assert "in the graph" in flow_key["host_motion"]
+    torch_key = tier_key(machine, {**runtime, "runtime": "torch"}, flow_tier, "fp32", (320, 180))
+    assert "on the host" in torch_key["host_motion"]
 
     (tmp_path / "cache" / CACHE_FILE).write_text("{ truncated")
     assert cache.entries() == [] and cache.lookup(changed[0]) is None

@@ -164,6 +164,25 @@ def test_batched_streams_match_separate_denoisers(on_device, threads):
     assert isinstance(states[0].recurrent, np.ndarray) != on_device  # a tensor on the device
 
 
+def test_openvino_batches_streams_whose_states_its_graph_moves():
+    """The OpenVINO graph moves a flow-aligned state itself, one flow per stream in the
+    batch: three streams through one shared OpenVINO denoiser (two batched) give what a
+    torch denoiser of their own gives."""
+    from streamdenoise.backends import create_backend, unavailable_reason
+
+    if unavailable_reason("openvino"):
+        pytest.skip(unavailable_reason("openvino"))
+    shared = create_backend("openvino", model="temporal", precision="fp32")
+    assert shared.warps_state
+    streams = [moving(seed, 4, size) for seed, size, _ in STREAMS]
+    states = [StreamState(strength=strength) for _, _, strength in STREAMS]
+    for t in range(4):
+        outputs, states = shared.process_batch([s[t] for s in streams], states)
+        for i, image in enumerate(outputs):
+            diff = np.abs(separate_outputs()[i][t].astype(int) - image.astype(int))
+            assert diff.max() <= 1 and diff.mean() < 0.01, (i, t, diff.max(), diff.mean())
+
+
 def test_a_state_handed_to_another_tier_starts_afresh_with_its_noise_level():
     """When a shared ``model: auto`` changes tier, each camera's state goes to the new
     denoiser: its recurrent part (another network's) is dropped, its noise level kept."""
@@ -194,7 +213,7 @@ def test_a_monochrome_frame_gets_the_raised_noise_level():
     denoiser = TorchDenoiser(model="spatial", precision="fp32")
     for image, gain in ((mono[0], MONOCHROME_NOISE_GAIN), (colour[1], 1.0)):
         state = StreamState()
-        _, sigma, _ = denoiser._graph_inputs(image, state)
+        _, sigma, *_ = denoiser._graph_inputs(image, state)
         expected = estimate_noise_sigma(image) / 255 * gain
         assert np.allclose(sigma.flatten(), expected, rtol=1e-5), (gain, sigma, expected)
 

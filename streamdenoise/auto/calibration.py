@@ -10,7 +10,8 @@ under a key of everything that decides the speed:
   AMX), the cores this process may use, and the GPU when the runtime runs on one;
 * the runtime: backend, its package version, device and thread count;
 * the tier's name and the SHA-256 of its weights file, the settings of the motion estimation
-  it does on the host (if any), the precision and the frame size.
+  it does on the host (if any) and whether the host or the runtime's graph moves the state
+  along the dense flow, the precision and the frame size.
 
 A key that differs in any part is a miss, so a new CPU, runtime upgrade or retrained model is
 measured again; storing a result replaces the entry it supersedes (same machine, tier,
@@ -169,8 +170,22 @@ def _same_slot(a: dict, b: dict) -> bool:
     )
 
 
-def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int, int]) -> dict:
+def host_motion_key(runtime: dict, tier) -> str | None:
+    """What the host does for ``tier``'s motion on ``runtime``: the estimator's settings and,
+    for dense flow, whether the host or the runtime's graph moves the state along it."""
+    from streamdenoise.backends import backend_class
     from streamdenoise.models.motion import host_settings
+
+    if not tier.host_motion:
+        return None
+    settings = host_settings(tier.config.motion)
+    if tier.config.motion == "flow":
+        in_graph = getattr(backend_class(runtime["runtime"]), "flow_state_in_graph", False)
+        settings += f"; state moved {'in the graph' if in_graph else 'on the host'}"
+    return settings
+
+
+def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int, int]) -> dict:
     from streamdenoise.runtime import frames_in_flight
 
     return {
@@ -179,7 +194,7 @@ def tier_key(machine: dict, runtime: dict, tier, precision: str, size: tuple[int
         "runtime": runtime,
         "tier": tier.name,
         "weights": tier.digest,
-        "host_motion": host_settings(tier.config.motion) if tier.host_motion else None,
+        "host_motion": host_motion_key(runtime, tier),
         "precision": precision,
         "size": f"{size[0]}x{size[1]}",
         "frames_in_flight": frames_in_flight(

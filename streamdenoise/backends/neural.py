@@ -37,7 +37,7 @@ from streamdenoise.artifacts import Export, find_export
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import UsageError
 from streamdenoise.models import DEFAULT_MODEL, load_model, weights_path
-from streamdenoise.models.motion import MotionCompensator
+from streamdenoise.models.motion import MotionCompensator, padded_flow
 from streamdenoise.models.nets import NetConfig, initial_state
 from streamdenoise.models.noise import estimate_noise_sigma, monochrome_gain
 
@@ -125,6 +125,11 @@ class NeuralDenoiser(Denoiser):
         #: The state of the one stream ``process()`` serves.
         self._stream = StreamState()
         self._motion = MotionCompensator(self.config.motion) if self.temporal else None
+        #: The graph moves the recurrent state along the host's dense flow (``_infer`` gets
+        #: the flow, and ``prev`` as the last call left it): the host only measures motion.
+        self.warps_state = (
+            self.flow_state_in_graph and self.temporal and self.config.motion == "flow"
+        )
         #: Threads for the per-stream work of a batch (None: the calling thread does it all).
         self.executor: Executor | None = None
         self._thread_motion = threading.local()
@@ -140,8 +145,18 @@ class NeuralDenoiser(Denoiser):
     def _setup(self) -> None:
         """Build the runtime graph (called once, at the end of __init__)."""
 
+    #: True where the runtime's graph moves a flow-aligned recurrent state itself
+    #: (:attr:`warps_state`).
+    flow_state_in_graph = False
+
     @abstractmethod
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    def _infer(
+        self,
+        noisy: np.ndarray,
+        sigma: np.ndarray,
+        prev: np.ndarray | None,
+        flow: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Run the network once.
 
         ``noisy``: float32 (1, 3, H, W) in [0, 1], H and W multiples of ``self.multiple``.
@@ -150,7 +165,9 @@ class NeuralDenoiser(Denoiser):
         output, motion-compensated; after a reset ``noisy`` itself, once per 3 channels), or
         None for spatial models. Returns float32 (1, C, H, W), unclipped: the denoised image
         is its first 3 channels, and the whole of it becomes the next ``prev``. C is the
-        model's ``state_channels`` (3 for spatial models).
+        model's ``state_channels`` (3 for spatial models). ``flow``: where
+        :attr:`warps_state`, float32 (1, H, W, 2), the motion ``prev`` is still to be moved
+        along (:func:`~streamdenoise.models.motion.warp_state`'s convention); else None.
         ``noisy`` and ``prev`` are what :meth:`_graph_input` and this method return: host
         arrays by default, GPU tensors where a subclass keeps the frame on the device.
         """
@@ -223,7 +240,7 @@ class NeuralDenoiser(Denoiser):
         self.prepare(width, height)
         if self._strength(self._stream) == 0:
             return super().submit(image)
-        noisy, sigma, _ = self._graph_inputs(image, self._stream)
+        noisy, sigma, *_ = self._graph_inputs(image, self._stream)
         if self._in_flight is None:
             self._in_flight = ThreadPoolExecutor(self.frames_in_flight, "denoise frame")
         return self._in_flight.submit(self._finish_frame, noisy, sigma, height, width)
@@ -299,34 +316,43 @@ class NeuralDenoiser(Denoiser):
             # Per stream and independent (noise level, scene cut, motion, conversion): spread
             # over the executor's threads when there is one; the graph runs once for all.
             inputs = list(run(lambda i: self._graph_inputs(images[i], states[i]), members))
-            xs, sigmas, prevs = zip(*inputs, strict=True)
+            xs, sigmas, prevs, flows = zip(*inputs, strict=True)
             prev = _stack(list(prevs)) if self.temporal else None
+            flow = _stack(list(flows)) if self.warps_state else None
             if parallel:  # one frame of a per-frame model, beside other calls
                 out = self._infer_parallel(xs[0], sigmas[0])
             else:
-                out = self._infer(_stack(list(xs)), np.concatenate(sigmas), prev)
+                out = self._infer(_stack(list(xs)), np.concatenate(sigmas), prev, flow)
+            out, image_out = self._split_output(out)
             for k, i in enumerate(members):
                 if self.temporal:
                     one, keep = out[k : k + 1], shared and self.reuses_output_buffers
                     states[i].recurrent = one.copy() if keep else one
-            crop = functools.partial(self._batch_output, out, to_uint8)
+            crop = functools.partial(self._batch_output, image_out, to_uint8)
             shapes = [images[i].shape[:2] for i in members]
             for i, image in zip(members, run(crop, range(len(members)), shapes), strict=True):
                 outputs[i] = image
         return outputs, list(states)
+
+    def _split_output(self, out) -> tuple:
+        """(the recurrent state, what the image is cropped from) of one graph call's output:
+        the same tensor, unless the runtime's graph hands the image over apart from the state
+        (OpenVINO converts it to uint8 in the graph)."""
+        return out, out
 
     def _batch_output(self, out, to_uint8: bool, k: int, shape: tuple[int, int]) -> np.ndarray:
         """Item ``k`` of a batched graph output as an H×W×3 frame of ``shape``."""
         return self._graph_output(out[k : k + 1], *shape, to_uint8)
 
     def _graph_inputs(self, image: np.ndarray, state: StreamState) -> tuple:
-        """(noisy, sigma, prev) of one stream's frame for the graph; ``state`` updated."""
+        """(noisy, sigma, prev, flow) of one stream's frame for the graph; ``state`` updated.
+        ``flow`` is None unless the graph moves the state itself (:attr:`warps_state`)."""
         scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
         self._detect_scene_cut(image, scale, state)
         sigma = self._noise_level(image, scale, state) * self._strength(state)
         x = self._graph_input(image, scale)
-        prev = self._aligned_state(image, x, state) if self.temporal else None
-        return x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev
+        prev, flow = self._aligned_state(image, x, scale, state) if self.temporal else (None, None)
+        return x, sigma.reshape(1, 3, 1, 1).astype(np.float32), prev, flow
 
     def _compensator(self) -> MotionCompensator:
         """This thread's motion compensator: the flow estimator keeps buffers between calls,
@@ -392,13 +418,19 @@ class NeuralDenoiser(Denoiser):
         return None if state is None else np.array(state)  # a copy, see above
 
     # -- helpers -----------------------------------------------------------------------------
-    def _aligned_state(self, image: np.ndarray, x, state: StreamState):
-        """The recurrent input: the state moved onto the current frame, or after a reset the
-        noisy frame itself."""
+    def _aligned_state(self, image: np.ndarray, x, scale: np.float32, state: StreamState):
+        """(the recurrent input, the flow the graph is still to move it along): the state
+        moved onto the current frame, or after a reset the noisy frame itself; the flow is
+        None unless the graph moves the state (:attr:`warps_state`; zero after a reset)."""
         motion, state.motion = self._compensator().measure(state.motion, image)
         if state.recurrent is None or motion is None:
-            return initial_state(x, self.config.state_channels)
-        return self._motion.apply(state.recurrent, x, motion)
+            if x.dtype == np.uint8:  # the graph converts the frame; the state needs it float
+                x = NeuralDenoiser._graph_input(self, image, scale)
+            prev = initial_state(x, self.config.state_channels)
+            return prev, (np.zeros((1, *x.shape[-2:], 2), np.float32) if self.warps_state else None)
+        if self.warps_state:
+            return state.recurrent, padded_flow(motion, state.recurrent.shape[-2:])
+        return self._motion.apply(state.recurrent, x, motion), None
 
     def _noise_level(self, image: np.ndarray, scale: np.float32, state: StreamState) -> np.ndarray:
         """Per-channel σ on the [0, 1] scale the network is given: the hint if given, else a

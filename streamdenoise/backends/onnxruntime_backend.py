@@ -72,7 +72,7 @@ class OnnxRuntimeDenoiser(NeuralDenoiser):
         self.threads = self.threads or hardware.cpu().physical_cores
         self.graph = OrtGraph(self.onnx_path, self.threads)
 
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None, flow=None):
         return self.graph(feeds(noisy, sigma, prev))
 
     def describe(self) -> dict:

@@ -10,8 +10,10 @@ instructions (AVX512-BF16 or AMX); where the CPU has them it is the default
 Per-frame models take and give uint8 frames as they are (H×W×3 RGB): the conversion to the
 graph's float NCHW and back is compiled into the graph (OpenVINO's pre/post-processing),
 where it runs on every core beside the network instead of costing ~12 ms of one core per
-720p frame on the host (``benchmarks/results/conversion_cost.md``). Recurrent models keep
-float frames: the host builds their state from the float frame after a reset or a cut.
+720p frame on the host (``benchmarks/results/conversion_cost.md``). So do recurrent models
+aligned by dense flow, whose graph also moves the state along the host's flow (GridSample)
+and gives it back without the concatenation the export ends in (:func:`_with_state_warp`):
+the host only measures the flow. Other recurrent models keep float frames.
 
 A pipeline hands a per-frame model two frames at a time on two or more cores
 (:meth:`~streamdenoise.backends.neural.NeuralDenoiser.submit`): that graph is compiled with
@@ -45,7 +47,9 @@ class OpenVINOGraph:
     #: each shape once between them, and its first call runs alone (see :meth:`_compile`).
     _compiling = threading.Lock()
 
-    def __init__(self, onnx_path: Path, precision: str, threads: int | None = None) -> None:
+    def __init__(
+        self, onnx_path: Path, precision: str, threads: int | None = None, warps_state=False
+    ) -> None:
         import openvino as ov
 
         self.core = ov.Core()
@@ -56,6 +60,9 @@ class OpenVINOGraph:
         self.model = self.core.read_model(str(onnx_path))
         self.precision_hint = OV_PRECISION[precision]
         self.threads = threads
+        #: The recurrent state is moved along a ``flow`` input inside the graph, and given
+        #: back as two outputs (see :func:`_with_state_warp`).
+        self.warps_state = warps_state
         #: Idle infer requests per compiled shape: one, or one per stream of a parallel graph.
         self.requests: dict[tuple, queue.SimpleQueue] = {}
 
@@ -96,8 +103,8 @@ class OpenVINOGraph:
         self, batch: int, height: int, width: int, frames_u8: bool = False, streams: int = 1
     ) -> None:
         """Compile for (batch, height, width); ``frames_u8``: the frame goes in as uint8
-        N×H×W×3 and the image comes out so (per-frame models only); ``streams``: calls that
-        may run at once."""
+        N×H×W×3 and the image comes out so (per-frame models, and recurrent ones whose graph
+        moves the state); ``streams``: calls that may run at once."""
         key = (batch, height, width, frames_u8, streams)
         with self._compiling:
             if key not in self.requests:
@@ -117,6 +124,8 @@ class OpenVINOGraph:
                 for i in model.inputs
             }
         )
+        if self.warps_state:
+            model = _with_state_warp(model)
         if frames_u8:
             model = _with_uint8_frames(model)
         compiled = self.core.compile_model(model, "CPU", self.compile_config(streams))
@@ -138,8 +147,11 @@ class OpenVINOGraph:
         idle.put(request)
         return idle
 
-    def __call__(self, feeds: dict[str, np.ndarray], streams: int = 1) -> np.ndarray:
-        """Run the graph; with ``streams`` > 1, safe to call from that many threads at once."""
+    def __call__(self, feeds: dict[str, np.ndarray], streams: int = 1):
+        """Run the graph; with ``streams`` > 1, safe to call from that many threads at once.
+
+        Returns the output; where the graph moves the state, (the state, the image): the
+        image uint8 N×H×W×3 with uint8 frames, else the state itself."""
         noisy = feeds["noisy"]
         frames_u8 = noisy.dtype == np.uint8
         if frames_u8:  # N×H×W×3
@@ -153,19 +165,64 @@ class OpenVINOGraph:
         request = idle.get()
         try:
             request.infer(feeds, share_inputs=True)
-            # The output tensor is reused by the next infer (whose ``prev`` may be this output).
-            return request.get_output_tensor(0).data.copy()
+            # Output tensors are reused by the next infer (whose ``prev`` may be this output).
+            if not self.warps_state:
+                return request.get_output_tensor(0).data.copy()
+            image, average, *converted = (t.data for t in request.output_tensors)
+            state = np.concatenate([image, average], axis=1)
+            return state, (converted[0].copy() if converted else state)
         finally:
             idle.put(request)
 
 
+def _with_state_warp(model):
+    """``model`` (a recurrent export reshaped to one size) moving its ``prev`` input along a
+    ``flow`` input itself: N×H×W×2 float32, where each pixel of the current frame was in the
+    previous one (:func:`~streamdenoise.models.motion.warp_state`'s convention). Bilinear
+    GridSample with replicated borders, as the host's warp samples, in the plugin's vector
+    kernel on every core instead of one OpenCV remap per state channel on the host.
+
+    The state also comes out as its two halves, the image and the running average, instead
+    of their concatenation, which the plugin runs as a reference kernel and reorders back to
+    planar: together ~15 ms of a 720p frame; the host joins them in one copy
+    (``benchmarks/results/recurrent_host_path.md``)."""
+    import openvino as ov
+    from openvino import opset13
+
+    prev = next(p for p in model.get_parameters() if p.get_friendly_name() == "prev")
+    batch, _, height, width = (d.get_length() for d in prev.get_partial_shape())
+    users = list(prev.output(0).get_target_inputs())
+    flow = opset13.parameter([batch, height, width, 2], ov.Type.f32, name="flow")
+    flow.output(0).set_names({"flow"})
+    # pixels → GridSample's [-1, 1] with align_corners: x' = (x + dx)·2/(W−1) − 1
+    scale = np.array([2 / max(width - 1, 1), 2 / max(height - 1, 1)], np.float32)
+    xs = np.arange(width, dtype=np.float32) * scale[0] - 1
+    ys = np.arange(height, dtype=np.float32) * scale[1] - 1
+    identity = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None]), -1)[None]
+    grid = opset13.add(opset13.multiply(flow, scale), identity)
+    attributes = {"align_corners": True, "mode": "bilinear", "padding_mode": "border"}
+    warped = opset13.grid_sample(prev, grid, attributes)
+    for user in users:
+        user.replace_source_output(warped.output(0))
+    (result,) = model.get_results()
+    joined = result.input_value(0).get_node()
+    if joined.get_type_name() != "Concat" or len(joined.inputs()) != 2:
+        raise ValueError("a recurrent export ends in the concatenation of image and average")
+    halves = [opset13.result(joined.input_value(i)) for i in range(2)]
+    return ov.Model(halves, [*model.get_parameters(), flow], model.get_friendly_name())
+
+
 def _with_uint8_frames(model):
     """``model`` taking ``noisy`` as uint8 NHWC (0–255) and giving its image output as uint8
-    NHWC, rounded and clipped as the host would (x·255 + ½, truncated, within 0–255)."""
+    NHWC, rounded and clipped as the host would (x·255 + ½, truncated, within 0–255). A
+    graph that gives a recurrent state's halves (:func:`_with_state_warp`) keeps them float
+    and gives the image a third time, as uint8."""
     import openvino as ov
     from openvino import opset13
     from openvino.preprocess import PrePostProcessor
 
+    if len(model.outputs) > 1:
+        model.add_results([opset13.result(model.get_results()[0].input_value(0))])
     ppp = PrePostProcessor(model)
     frame = ppp.input("noisy")
     frame.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
@@ -176,7 +233,7 @@ def _with_uint8_frames(model):
         scaled = opset13.add(opset13.multiply(node, np.float32(255)), np.float32(0.5))
         return opset13.clamp(scaled, 0.0, 255.0).output(0)
 
-    image = ppp.output(0)
+    image = ppp.output(len(model.outputs) - 1)
     # rounded to uint8 first, then transposed: the plugin's float transpose of a whole frame
     # is a reference (non-vectorised) kernel, four times the bytes of the uint8 one
     image.postprocess().custom(to_8bit).convert_element_type(ov.Type.u8).convert_layout(
@@ -189,6 +246,7 @@ class OpenVINODenoiser(NeuralDenoiser):
     name = "openvino"
     runs_export = True
     runs_in_parallel = True
+    flow_state_in_graph = True  # see _with_state_warp
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -201,24 +259,35 @@ class OpenVINODenoiser(NeuralDenoiser):
             self.onnx_path = find_int8_onnx(Path(self.model).stem, self.net)
         else:
             self.onnx_path = model_onnx(self)
-        self.graph = OpenVINOGraph(self.onnx_path, self.precision, self.threads)
+        self.graph = OpenVINOGraph(self.onnx_path, self.precision, self.threads, self.warps_state)
 
     def prepare(self, width: int, height: int) -> None:
         super().prepare(width, height)
         m = self.multiple
         size = (-(-height // m) * m, -(-width // m) * m)
-        self.graph.prepare(1, *size, not self.temporal, self.frames_in_flight)
+        self.graph.prepare(1, *size, self._frames_u8, self.frames_in_flight)
 
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        return self.graph(feeds(noisy, sigma, prev))
+    @property
+    def _frames_u8(self) -> bool:
+        """uint8 frames cross into the graph as they are (their conversion is compiled in)."""
+        return not self.temporal or self.warps_state
+
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None, flow=None):
+        named = feeds(noisy, sigma, prev)
+        if self.warps_state:  # a graph call without motion (bench --batch) moves nothing
+            shape = (noisy.shape[0], *(prev.shape[-2:]), 2)
+            named["flow"] = np.zeros(shape, np.float32) if flow is None else flow
+        return self.graph(named)
+
+    def _split_output(self, out) -> tuple:
+        return out if isinstance(out, tuple) else (out, out)
 
     def _infer_parallel(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         return self.graph(feeds(noisy, sigma, None), self.frames_in_flight)
 
     def _graph_input(self, image: np.ndarray, scale: np.float32):
-        """uint8 frames of a per-frame model go in as they are (reflect-padded): the graph
-        converts them."""
-        if self.temporal or image.dtype != np.uint8:
+        """uint8 frames go in as they are (reflect-padded) where the graph converts them."""
+        if not self._frames_u8 or image.dtype != np.uint8:
             return super()._graph_input(image, scale)
         m = self.multiple
         pad_h, pad_w = (-image.shape[0]) % m, (-image.shape[1]) % m

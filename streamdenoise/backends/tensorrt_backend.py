@@ -104,7 +104,7 @@ class TensorRTDenoiser(NeuralDenoiser):
         self.close()
         self.runner = EngineRunner(self.engine, self.input_names, *padded)
 
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray, prev: np.ndarray | None, flow=None):
         if self.runner is None or self.runner.shape != noisy.shape[:1] + noisy.shape[2:]:
             raise BackendUnavailable("tensorrt: prepare() was not called for this frame size")
         return self.runner(feeds(noisy, sigma, prev))

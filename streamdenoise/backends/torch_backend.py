@@ -55,7 +55,7 @@ class TorchDenoiser(NeuralDenoiser):
             return self.net(*args)
 
     @torch.inference_mode()
-    def _infer(self, noisy, sigma: np.ndarray, prev):
+    def _infer(self, noisy, sigma: np.ndarray, prev, flow=None):
         args = [self._tensor(noisy), self._tensor(sigma)]
         if prev is not None:
             args.append(self._tensor(prev))

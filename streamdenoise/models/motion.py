@@ -221,9 +221,7 @@ def warp_state(state, flow):
         state = np.ascontiguousarray(state)  # runtimes may hand back channels-last views
         out = np.empty_like(state)
         for i in range(n):
-            f = flow[i]
-            if f.shape[:2] != (h, w):
-                f = np.pad(f, ((0, h - f.shape[0]), (0, w - f.shape[1]), (0, 0)), mode="edge")
+            f = padded_flow(flow[i], (h, w))[0]
             map_x = f[..., 0] + np.arange(w, dtype=np.float32)
             map_y = f[..., 1] + np.arange(h, dtype=np.float32)[:, None]
             for j in range(c):
@@ -248,6 +246,15 @@ def warp_state(state, flow):
         state.float(), grid, mode="bilinear", padding_mode="border", align_corners=True
     )
     return out.to(state.dtype)
+
+
+def padded_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame's flow, (h, w, 2) float32, as (1, H, W, 2) for a state of ``size`` = (H, W)
+    ≥ (h, w): the network's padding below and right of the frame takes the edge values."""
+    h, w = size
+    if flow.shape[:2] != (h, w):
+        flow = np.pad(flow, ((0, h - flow.shape[0]), (0, w - flow.shape[1]), (0, 0)), mode="edge")
+    return flow[None]
 
 
 def _remap_suits(state) -> bool:

@@ -262,7 +262,7 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("recalibrate", switch, "with --model auto: measure the tiers on this machine again "
             "instead of using the cached figures", default=False, kind="switch"),
     Setting("still_camera", switch, "the camera never moves (a fixed mount): --model auto "
-            "climbs to `fixed`, the model for still scenes, instead of `temporal`",
+            "adds `fixed`, the model for still scenes, below the top tier",
             default=False, kind="switch"),
     Setting("precision", choice(PRECISIONS), "inference precision",
             default_help="fp16 on CUDA, bf16 on CPUs with native bf16, else fp32", metavar="P"),

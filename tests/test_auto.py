@@ -88,10 +88,11 @@ def test_shipped_tiers_form_a_ladder_by_cost_and_quality():
         assert by_name[better].gmac_720p < by_name[worse].gmac_720p
         assert by_name[better].quality > by_name[worse].quality and worse not in names
     # fixed costs what temporal costs and scores lower: only used when asked for by name,
-    # or for a camera that never moves, where it is the recurrent step in temporal's place
+    # or for a camera that never moves, where it is the recurrent step below wide-temporal
+    # (which beats it on still scenes too) in the place of temporal-gpu
     assert "fixed" not in names
     still = [t.name for t in ladder(tiers, still_camera=True)]
-    assert still == [*[n for n in names if not by_name[n].temporal], "fixed"]
+    assert still == [*[n for n in names if not by_name[n].temporal], "fixed", "wide-temporal"]
 
 
 def test_still_camera_ladder_tops_the_per_frame_tiers_with_the_shift_tier(tmp_path):
@@ -102,6 +103,12 @@ def test_still_camera_ladder_tops_the_per_frame_tiers_with_the_shift_tier(tmp_pa
     tiers, _ = discover_tiers(tmp_path)
     assert [t.name for t in ladder(tiers)] == ["small", "mid", "moving"]
     assert [t.name for t in ladder(tiers, still_camera=True)] == ["small", "mid", "still"]
+    # a flow-aligned tier scoring above the shift tier's still-scene standing stays on top
+    write_tier(tmp_path, "strong", MID, 30.2, motion="flow")
+    tiers, _ = discover_tiers(tmp_path)
+    assert [t.name for t in ladder(tiers)] == ["small", "mid", "strong"]
+    assert [t.name for t in ladder(tiers, still_camera=True)] == ["small", "mid", "still", "strong"]
+    (tmp_path / "strong.pt").unlink()
     # without a shift tier a still camera gets the usual ladder
     (tmp_path / "still.pt").unlink()
     tiers, _ = discover_tiers(tmp_path)
@@ -852,14 +859,15 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     calibration = json.loads(stats.read_text())["auto"]["calibration"]
     assert calibration["measured_now"] == [] and calibration["x264_encoders"] == ["ultrafast"]
 
-    # a camera that never moves: the per-frame rungs (cached), then `fixed` (measured now) in
-    # the place of the flow-aligned tier
+    # a camera that never moves: the per-frame rungs and wide-temporal (cached), `fixed`
+    # (measured now) below wide-temporal in the place of the in-graph search tier; what stays
+    # a rung is what the measured costs leave
     still = run_cli(*args, "--still-camera", "-y", "--stats-json", stats, cwd=tmp_path, timeout=300)
     assert still.returncode == 0, still.stderr
     report = json.loads(stats.read_text())
     assert report["auto"]["still_camera"] is True
     still_rungs = [r["name"] for r in report["auto"]["rungs"]]
-    assert still_rungs[-1] == "fixed" and "wide-temporal" not in still_rungs
+    assert still_rungs[-1] in ("fixed", "wide-temporal") and "temporal-gpu" not in still_rungs
     measured = report["auto"]["calibration"]["measured_now"]
     assert measured and {label.split("/")[0] for label in measured} == {"fixed"}
 
@@ -867,8 +875,10 @@ def test_cli_live_file_runs_auto_by_default_and_devices_lists_the_calibration(
     assert found.returncode == 0, found.stderr
     models = json.loads(found.stdout)["models"]
     assert models["fixed"]["ladder_rank"] is None
-    assert models["fixed"]["still_camera_ladder_rank"] == len(ladder(discover_tiers()[0], True))
-    assert models["wide-temporal"]["still_camera_ladder_rank"] is None
+    still_ladder = [t.name for t in ladder(discover_tiers()[0], True)]
+    assert models["fixed"]["still_camera_ladder_rank"] == still_ladder.index("fixed") + 1
+    assert models["wide-temporal"]["still_camera_ladder_rank"] == len(still_ladder)
+    assert models["temporal-gpu"]["still_camera_ladder_rank"] is None
     for name in rungs:
         sizes = {c["size"] for c in models[name]["calibrated"]}
         assert "160x96" in sizes and models[name]["ladder_rank"] >= 1

@@ -146,14 +146,18 @@ def ladder(tiers: list[Tier], still_camera: bool = False) -> list[Tier]:
     whose past is lined up by a global shift (``fixed``), above the per-frame ladder: on a
     still scene it beats ``temporal`` and every per-frame tier (docs/quality.md) and skips
     the dense flow's host work. Its recorded quality, measured on moving video, says nothing
-    there; it stands at the best per-frame tier's plus :data:`STILL_SCENE_LEAD_DB`. Without
-    such a tier it is the usual ladder.
+    there; it stands at the best per-frame tier's plus :data:`STILL_SCENE_LEAD_DB`. Above it
+    stay the usual ladder's flow-aligned tiers that score higher than that: a still scene is
+    lined up by a zero flow as well as by a zero shift, and their score holds
+    (``wide-temporal`` beats ``fixed`` on still scenes but at σ = 50). Without a shift tier
+    it is the usual ladder.
     """
     still = [t for t in tiers if t.temporal and t.config.motion == "shift"]
     if still_camera and still:
         per_frame = ladder([t for t in tiers if not t.temporal])
-        best = max(still, key=lambda t: (t.quality or 0.0, -t.gmac_720p))
-        return [*per_frame, _on_still_scenes(best, per_frame)]
+        best = _on_still_scenes(max(still, key=lambda t: (t.quality or 0, -t.gmac_720p)), per_frame)
+        flow = [t for t in ladder(tiers) if t.temporal and t.config.motion == "flow"]
+        return [*per_frame, best, *[t for t in flow if _better(t, best)]]
     rungs: list[Tier] = []
     for tier in sorted(tiers, key=_rank):
         same_kind = rungs and rungs[-1].host_motion == tier.host_motion

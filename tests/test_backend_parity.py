@@ -420,3 +420,20 @@ def test_tensorrt_backend_matches_torch_and_reuses_its_plan(weights_file, isolat
     backend.process(noisy_frames(64, 48, 1)[0])
     backend.close()
     assert "corrupt" in caplog.text
+
+
+@pytest.mark.skipif(not _has("openvino"), reason="openvino not installed")
+def test_openvino_moves_the_state_in_its_graph_for_float_frames_too(weights_file, isolated_cache):
+    """Unclipped float frames (``eval --protocol float``) take the float-frame graph, which
+    moves the state along the flow as the uint8 one does: torch's frames, state carried."""
+    from streamdenoise.backends import create_backend
+
+    reference = create_backend("torch", model=str(weights_file), precision="fp32", device="cpu")
+    candidate = create_backend("openvino", model=str(weights_file), precision="fp32")
+    assert candidate.warps_state and not reference.warps_state
+    frames, _ = clip(1, 33, 50, frames=4, seed=3)
+    for t, frame in enumerate(frames):
+        x = frame[0].transpose(1, 2, 0) * 1.2 - 0.1  # past [0, 1], as unclipped noise goes
+        want, got = reference.process_float(x), candidate.process_float(x)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert float(np.abs(got - want).max()) <= FP32_MAX_ABS, t

@@ -255,10 +255,11 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("backend", parse_backend, f"denoiser: auto, {', '.join(BACKENDS)}", default="auto",
             default_help="auto: the trained model on the fastest runtime here, else atadenoise",
             metavar="NAME"),
-    Setting("model", text, "model name (temporal, spatial, fixed or any other tier that ships) "
-            "or weights file for neural backends; `run` also takes auto: the strongest tier that "
-            "keeps up with the source, adapting while it runs (files kept whole: the strongest)",
-            default_help="run: auto; bench: temporal", metavar="NAME"),
+    Setting("model", text, "model name (wide-temporal, wide, nano, fixed or any other tier "
+            "that ships) or weights file for neural backends; `run` also takes auto: the "
+            "strongest tier that keeps up with the source, adapting while it runs (files kept "
+            "whole: the strongest)",
+            default_help="run: auto; bench: wide-temporal", metavar="NAME"),
     Setting("recalibrate", switch, "with --model auto: measure the tiers on this machine again "
             "instead of using the cached figures", default=False, kind="switch"),
     Setting("still_camera", switch, "the camera never moves (a fixed mount): --model auto "
@@ -404,7 +405,7 @@ _SETTINGS: tuple[Setting, ...] = (
             "grey with the same noise in every channel, as an IR camera sends at night",
             default=0.0, metavar="F"),
     # -- export --------------------------------------------------------------------------------
-    Setting("export_model", text, "model to export", default_help="temporal", metavar="NAME",
+    Setting("export_model", text, "model to export", default_help="wide-temporal", metavar="NAME",
             flag="--model"),
     Setting("format", choice(("onnx", "onnx-int8", "tensorrt")), "onnx: the float graph; "
             "onnx-int8: its int8 QDQ version for `--backend openvino --precision int8` (needs "

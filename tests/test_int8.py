@@ -181,8 +181,8 @@ def int8_margins() -> list[list[float]]:
     files = image_files(VAL_WALK / "vid4-walk")[:6]
     clean = [read_rgb(f).astype(np.float32) / 255 for f in files]
     frames = noisy_sequence(clean, sigma=25)
-    reference = create_backend("openvino", precision="fp32")
-    int8 = create_backend("openvino", precision="int8")
+    reference = create_backend("openvino", model="temporal", precision="fp32")
+    int8 = create_backend("openvino", model="temporal", precision="int8")
     rows = []
     for frame, truth in zip(frames, clean, strict=True):
         expected = reference.process(frame)

@@ -32,7 +32,9 @@ MODEL_NAMES = (
 # in training ("small", motion search inside the graph) and "small-spatial", the per-frame
 # network of the same cost that "fast" was grown from (see docs/models.md, "Tiers").
 TRAINABLE_MODELS = (*MODEL_NAMES, "small", "small-spatial")
-DEFAULT_MODEL = "temporal"
+#: What runs where no model is named (``Denoiser()``, ``bench``, ``export``): the top of the
+#: ladder, what ``run`` gives a file kept whole.
+DEFAULT_MODEL = "wide-temporal"
 
 
 def weights_path(name: str) -> Path:

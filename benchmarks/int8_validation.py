@@ -4,12 +4,14 @@ int8 rungs by what they measure rather than by a fixed penalty.
 Training validates on centre 256² crops of the Vid4 sequences at 8-bit AWGN σ = 25
 (``metadata.final_validation.val_psnr_vid4_crops_sigma25``). This runs the same crops and
 noise through OpenVINO, in fp32 and int8, frame by frame through ``process()`` (blind noise
-estimate, motion compensation, state: what the product runs), and with ``--write`` records
-the recorded figure minus the int8 loss measured here as
-``val_psnr_vid4_crops_sigma25_int8`` in each weights file (the metadata
-only: the network and its exports are unchanged). The fast-motion crops are reported too.
+estimate, motion compensation, state: what the product runs), and with ``--write NAMES``
+records the recorded figure minus the int8 loss measured here as
+``val_psnr_vid4_crops_sigma25_int8`` in those tiers' weights files (the metadata only: the
+network and its exports are unchanged; a file already holding that figure is left as it
+is). The other ``--models`` are measured beside them for comparison. The fast-motion crops are
+reported too.
 
-    python benchmarks/int8_validation.py --models tiny,fast,spatial,temporal --write
+    python benchmarks/int8_validation.py --models new-tier,temporal --write new-tier
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def record(model: str, value: float, command: str) -> None:
     path = weights_path(model)
     old_digest = file_sha256(path)
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    blob["metadata"].setdefault("final_validation", {})[f"{QUALITY_METRIC}_int8"] = value
+    final = blob["metadata"].setdefault("final_validation", {})
+    if final.get(f"{QUALITY_METRIC}_int8") == value:
+        return  # unchanged: the file (and so its digest, which keys its exports) stays
+    final[f"{QUALITY_METRIC}_int8"] = value
     blob["metadata"]["int8_validation"] = {
         "command": command,
         "runtime": "openvino",
@@ -121,9 +126,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="fast,spatial,temporal")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
-    parser.add_argument("--write", action="store_true", help="record int8 in the weights files")
+    parser.add_argument(
+        "--write", default="", metavar="NAMES", help="comma list: record int8 in their weights"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality")
     args = parser.parse_args()
+    writes = set(filter(None, args.write.split(",")))
+    if writes - set(args.models.split(",")):
+        parser.error(f"--write names a model not in --models: {sorted(writes)}")
     command = "python " + " ".join(sys.argv)
     sets = crops(args.data)
     rows = []
@@ -142,11 +152,11 @@ def main() -> int:
         "rows": earlier_rows(args.out / "int8_validation.json", rows) + rows,
     }
     write_report(args.out / "int8_validation", doc, to_markdown(doc))
-    if args.write:
-        # the loss measured here, applied to the figure training recorded: training scores in
-        # torch (and the host's flow differs on crops), so raw OpenVINO figures would compare
-        # an int8 rung with a float one measured another way
-        for row in rows:
+    # the loss measured here, applied to the figure training recorded: training scores in
+    # torch (and the host's flow differs on crops), so raw OpenVINO figures would compare an
+    # int8 rung with a float one measured another way
+    for row in rows:
+        if row["model"] in writes:
             loss = row["videos_fp32"] - row["videos_int8"]
             record(row["model"], round(row["recorded"] - loss, 3), command)
     return 0

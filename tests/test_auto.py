@@ -595,7 +595,13 @@ def test_detector_steps_down_fast_and_up_slowly_with_hysteresis():
     # 30 % now but 75 % predicted for the tier above: stays put however long it lasts
     detector.up_ratio = 2.5
     detector.switched(t2, 0)
-    assert feed(detector, 30, busy=0.012, t=t2)[0] == []
+    decisions, t3 = feed(detector, 30, busy=0.012, t=t2)
+    assert decisions == [] and detector.fitted
+    # ... unless the tier above kept up at this rate before, at 60 % of the interval
+    detector.up_busy_s = 0.024
+    detector.switched(t3, 0)
+    decisions, _ = feed(detector, 12, busy=0.012, t=t3)
+    assert [d.step for _, d in decisions] == [1] and "predicted at 60%" in decisions[0][1].reason
 
 
 def test_detector_backs_off_when_a_step_up_does_not_hold_and_watches_drops():
@@ -641,6 +647,40 @@ def small_and_big_auto(tmp_path: Path) -> AutoDenoiser:
         cache=cache,
         rules=AdaptRules(check_s=0.5, up_delay_s=1.5, settle_frames=2),
     )
+
+
+def test_a_step_back_up_is_judged_by_what_the_tier_took_at_that_rate_before(
+    tmp_path, heavy_backend
+):
+    """A shared ``auto`` whose cameras come and go: the big tier kept up at 8 fps, fell
+    behind at 24 and was left for the small one; back at 8 fps, a step up to it is judged by
+    the busy time it had there. Left at 8 fps itself (a load that is still here), it is not."""
+    auto = small_and_big_auto(tmp_path)
+    auto.configure(8.0, adaptive=True, encoders=())
+    auto.prepare(160, 96)
+    big, small = auto.rungs[1], auto.rungs[0]
+    assert auto.rung == big
+    image = np.zeros((96, 160, 3), np.uint8)
+
+    def stream(t: float, seconds: float, fps: float, busy: float) -> float:
+        for _ in range(int(seconds * fps)):
+            t += 1 / fps
+            auto.shared_frames_done(t, [image], busy, 0)
+        return t
+
+    t = stream(0.0, 3, 8.0, 0.020)  # 16 % of the interval: kept up
+    auto.set_rate(24.0)
+    t = stream(t, 3, 24.0, 0.060)  # 144 %: down
+    for builder in auto._builders:
+        builder.join(timeout=60)
+    assert auto.shared_switch(t) and auto.rung == small
+    assert auto._detector.up_busy_s is None  # it never kept up at 24 fps
+    auto.set_rate(8.0)
+    assert auto._detector.up_busy_s == pytest.approx(0.020)
+    auto._left_at[big] = 8.0  # had it fallen behind at 8 fps, its figure would be stale
+    auto._update_detector()
+    assert auto._detector.up_busy_s is None
+    auto.close()
 
 
 def load_until_step_down(heavy_backend, recent_times, fps: float, runner, auto) -> None:

@@ -14,10 +14,14 @@ waits when a file's encoder falls behind) divided by the source's frame interval
   behind loses frames at once, so this one checks every second: ~2 s from overload to relief.
 * **Up** — only when the next tier up is *predicted* to run at ≤ :attr:`~AdaptRules.up_target`
   of the interval (today's busy time plus the denoise time scaled by the measured or GMAC
-  cost ratio of the two tiers) without a single dropped frame, continuously for
-  :attr:`~AdaptRules.up_delay_s`. The 70 → 85 % band is the hysteresis: a tier that just fits
-  is never promoted into one that would just not. WebRTC, which does not know the cost of its
-  steps, gets the same effect by stepping up only below (85 − 1) / 2 = 42 %.
+  cost ratio of the two tiers; or, if lower, the busy time that tier had earlier in the run
+  at the same frame rate while it kept up) without a single dropped frame, continuously for
+  :attr:`~AdaptRules.up_delay_s`. The ratio scales a calibration taken alone; where that
+  tier has streamed here already at this rate (``serve`` when cameras that came leave
+  again), what it really took is the better guide (the owner offers it only then). The
+  70 → 85 % band is the hysteresis: a tier that just fits is never promoted into one that
+  would just not. WebRTC, which does not know the cost of its steps, gets the same effect by
+  stepping up only below (85 − 1) / 2 = 42 %.
 * **Back-off** — a step up followed within :attr:`~AdaptRules.failed_up_window_s` by a step
   down means the load does not fit: the wait before the next step up doubles, up to
   :attr:`~AdaptRules.up_delay_max_s` (WebRTC: 10 s quick ramp-up, 40 s window, ×2 back-off
@@ -58,8 +62,10 @@ class OveruseDetector:
     """Fed one sample per frame by the denoise worker; answers when to change tier.
 
     ``interval_s`` is the source's frame interval (None: measured from the frames that
-    arrive, processed and dropped). The owner sets :attr:`can_go_down` and :attr:`up_ratio`
-    (cost of the next tier up over the current one; None at the top) for the current tier.
+    arrive, processed and dropped). The owner sets :attr:`can_go_down`, :attr:`up_ratio`
+    (cost of the next tier up over the current one; None at the top) and :attr:`up_busy_s`
+    (that tier's busy time per frame when it kept up earlier at this rate, else None) for the
+    current tier. :attr:`fitted` says whether the last check found the tier keeping up.
     """
 
     def __init__(self, rules: AdaptRules, interval_s: float | None) -> None:
@@ -67,6 +73,8 @@ class OveruseDetector:
         self.interval_s = interval_s
         self.can_go_down = False
         self.up_ratio: float | None = None
+        self.up_busy_s: float | None = None
+        self.fitted = False
         self.up_delay_s = rules.up_delay_s
         self._last_up: float | None = None
         self._over = 0
@@ -130,6 +138,7 @@ class OveruseDetector:
         usage = busy / interval
         self.checks, self.last_busy_s = self.checks + 1, busy
         drop_share = dropped / (done + dropped)
+        self.fitted = usage < rules.overuse and not dropped
         if usage >= rules.overuse or drop_share > rules.drop_rate:
             self._over += 1
             self._headroom_since = None
@@ -153,6 +162,8 @@ class OveruseDetector:
             return None
         denoise = sum(self._denoise) / done
         predicted = (busy + denoise * (self.up_ratio - 1)) / interval
+        if self.up_busy_s is not None:
+            predicted = min(predicted, self.up_busy_s / interval)
         if predicted > rules.up_target:
             self._headroom_since = None
             return None

@@ -221,6 +221,12 @@ class AutoDenoiser(Denoiser):
         self._beside: list[str] = []
         self._busy_ms: dict[str, list[float]] = {}
         self._weights: dict[str, str] = {}  # label -> the SHA-256 of the weights that ran
+        #: Busy seconds per frame of each check a rung kept up in, per source rate, and the
+        #: rate each rung was last left at for a cheaper one: a step back up to a rung left at
+        #: another rate (serve's cameras came, then left again) is judged by what it took
+        #: here before; one left at this very rate fell behind with the load that is here now.
+        self._kept_up: dict[tuple[Rung, float | None], list[float]] = {}
+        self._left_at: dict[Rung, float | None] = {}
         self._checks_seen = 0
 
     # -- Denoiser ------------------------------------------------------------------------------
@@ -405,7 +411,11 @@ class AutoDenoiser(Denoiser):
     def _judge(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:
         if self._detector is None:
             return
+        checks = self._detector.checks
         decision = self._detector.frame(now, busy_s, denoise_s, drops)
+        if self._detector.checks != checks and self._detector.fitted:
+            kept = self._kept_up.setdefault((self.rung, self.fps), [])
+            kept.append(self._detector.last_busy_s)
         if decision is None or self._pending is not None:
             return
         index = self.rungs.index(self.rung) + decision.step
@@ -756,6 +766,9 @@ class AutoDenoiser(Denoiser):
         self._detector.up_ratio = (
             None if above is None else self.cost_ms[above] / self.cost_ms[self.rung]
         )
+        kept = self._kept_up.get((above, self.fps), [])
+        trusted = len(kept) >= LEARN_MIN_CHECKS and self._left_at.get(above) != self.fps
+        self._detector.up_busy_s = statistics.median(kept) if trusted else None
 
     # -- switching -------------------------------------------------------------------------------
     def _request(self, rung: Rung, decision: Decision) -> None:
@@ -804,6 +817,7 @@ class AutoDenoiser(Denoiser):
         self.fps = fps
         if self._detector is not None:
             self._detector.interval_s = 1 / fps
+            self._update_detector()  # what the tier above took at this rate, if it ran so
 
     def shared_switch(self, now: float) -> bool:
         """Between two calls of a denoiser that many streams share (``serve``): switch to the
@@ -863,6 +877,8 @@ class AutoDenoiser(Denoiser):
             }
         )
         log.warning("auto: %s -> %s (%s)", previous.label, rung.label, decision.reason)
+        if decision.step < 0:
+            self._left_at[previous] = self.fps
         self.active, self.rung, self._pending = ready, rung, None
         self._detector.switched(now, decision.step)
         self._update_detector()

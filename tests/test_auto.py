@@ -677,6 +677,14 @@ def test_a_step_back_up_is_judged_by_what_the_tier_took_at_that_rate_before(
     assert auto._detector.up_busy_s is None  # it never kept up at 24 fps
     auto.set_rate(8.0)
     assert auto._detector.up_busy_s == pytest.approx(0.020)
+    # another precision of that tier is judged by it too, scaled by their calibrated costs
+    half = Rung(big.tier, "int8")
+    auto.rungs.insert(1, half)
+    auto.cost_ms[half] = auto.cost_ms[big] / 2
+    auto._update_detector()
+    assert auto._detector.up_busy_s == pytest.approx(0.010)
+    auto.rungs.remove(half)
+    auto._update_detector()
     auto._left_at[big] = 8.0  # had it fallen behind at 8 fps, its figure would be stale
     auto._update_detector()
     assert auto._detector.up_busy_s is None

@@ -766,9 +766,17 @@ class AutoDenoiser(Denoiser):
         self._detector.up_ratio = (
             None if above is None else self.cost_ms[above] / self.cost_ms[self.rung]
         )
-        kept = self._kept_up.get((above, self.fps), [])
-        trusted = len(kept) >= LEARN_MIN_CHECKS and self._left_at.get(above) != self.fps
-        self._detector.up_busy_s = statistics.median(kept) if trusted else None
+        self._detector.up_busy_s = None if above is None else self._busy_seen(above)
+
+    def _busy_seen(self, rung: Rung) -> float | None:
+        """Busy seconds per frame ``rung`` may be expected to take at this rate, from a rung of
+        its tier (itself first) that kept up at this rate before and was left at another:
+        that one's busy time scaled by their calibrated costs. None without such a rung."""
+        for seen in sorted((r for r in self.rungs if r.tier == rung.tier), key=lambda r: r != rung):
+            kept = self._kept_up.get((seen, self.fps), [])
+            if len(kept) >= LEARN_MIN_CHECKS and self._left_at.get(seen) != self.fps:
+                return statistics.median(kept) * self.cost_ms[rung] / self.cost_ms[seen]
+        return None
 
     # -- switching -------------------------------------------------------------------------------
     def _request(self, rung: Rung, decision: Decision) -> None:

@@ -4,7 +4,8 @@ recurrent tier has the past it has on a live camera.
     python benchmarks/cbm3d_steady_state.py --label xeon-amx
 
 CBM3D (colour BM3D, both stages, given the true σ) takes minutes per frame, so it denoises
-only frame ``--frame`` (0-based) of each ``val/videos`` sequence; per-frame tiers denoise that
+only frame ``--frame`` (0-based) of each sequence of ``--data`` (default ``val/videos``; also
+run on ``val/videos-motion``); per-frame tiers denoise that
 frame alone too, and recurrent tiers every frame up to it (scored on that one). The noise is
 ``streamdenoise eval``'s (8-bit AWGN, seed 0): frame k's noise here is the same as in every
 eval run. Time: the seconds each contender spent on the scored frame, one core's worth of
@@ -49,7 +50,7 @@ def run_contender(spec: BackendSpec, noisy: list[np.ndarray], sigma: float, fram
 def to_markdown(doc: dict) -> str:
     sigmas = doc["sigmas"]
     lines = [
-        f"# CBM3D and the CPU tiers on frame {doc['frame']} of each `val/videos` sequence "
+        f"# CBM3D and the CPU tiers on frame {doc['frame']} of each `{doc['data']}` sequence "
         f"({doc['label']})",
         "",
         f"CPU: {cpu_description(doc['machine'])}. 8-bit AWGN (`eval`'s noise, seed 0); "
@@ -103,6 +104,7 @@ def main() -> None:
         "label": args.label,
         "machine": machine_record(),
         "frame": args.frame,
+        "data": f"{args.data.parent.name}/{args.data.name}",
         "sequences": [s.name for s in sequences],
         "sigmas": [f"{s:g}" for s in sigmas],
         "rows": rows,

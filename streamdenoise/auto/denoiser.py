@@ -46,6 +46,7 @@ import logging
 import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -82,6 +83,9 @@ ASSUMED_FPS = 30.0
 #: A rung's busy time is kept after this many checks (~1 s each) of it: the detector steps
 #: down after two over budget, which is what a rung that does not fit gets.
 LEARN_MIN_CHECKS = 2
+#: A rung's most recent checks that kept up, per source rate, that a step back up to it is
+#: judged by (about two minutes of streaming): a run of weeks keeps them in bounded memory.
+KEPT_UP_CHECKS = 120
 #: What a run encodes each frame with when the caller does not say: one file output.
 DEFAULT_ENCODER = AUTO_PRESET_STEPS[0]
 
@@ -225,7 +229,7 @@ class AutoDenoiser(Denoiser):
         #: rate each rung was last left at for a cheaper one: a step back up to a rung left at
         #: another rate (serve's cameras came, then left again) is judged by what it took
         #: here before; one left at this very rate fell behind with the load that is here now.
-        self._kept_up: dict[tuple[Rung, float | None], list[float]] = {}
+        self._kept_up: dict[tuple[Rung, float | None], deque[float]] = {}
         self._left_at: dict[Rung, float | None] = {}
         self._checks_seen = 0
 
@@ -414,7 +418,7 @@ class AutoDenoiser(Denoiser):
         checks = self._detector.checks
         decision = self._detector.frame(now, busy_s, denoise_s, drops)
         if self._detector.checks != checks and self._detector.fitted:
-            kept = self._kept_up.setdefault((self.rung, self.fps), [])
+            kept = self._kept_up.setdefault((self.rung, self.fps), deque(maxlen=KEPT_UP_CHECKS))
             kept.append(self._detector.last_busy_s)
         if decision is None or self._pending is not None:
             return
@@ -773,7 +777,7 @@ class AutoDenoiser(Denoiser):
         its tier (itself first) that kept up at this rate before and was left at another:
         that one's busy time scaled by their calibrated costs. None without such a rung."""
         for seen in sorted((r for r in self.rungs if r.tier == rung.tier), key=lambda r: r != rung):
-            kept = self._kept_up.get((seen, self.fps), [])
+            kept = self._kept_up.get((seen, self.fps), ())
             if len(kept) >= LEARN_MIN_CHECKS and self._left_at.get(seen) != self.fps:
                 return statistics.median(kept) * self.cost_ms[rung] / self.cost_ms[seen]
         return None

@@ -184,8 +184,8 @@ def _with_state_warp(model):
 
     The state also comes out as its two halves, the image and the running average, instead
     of their concatenation, which the plugin runs as a reference kernel and reorders back to
-    planar: together ~15 ms of a 720p frame; the host joins them in one copy
-    (``benchmarks/results/recurrent_host_path.md``)."""
+    planar (7–16 ms of a 720p bf16 call in its per-node profile); the host joins them in one
+    copy (``benchmarks/results/recurrent_host_path_xeon-amx.md``)."""
     import openvino as ov
     from openvino import opset13
 

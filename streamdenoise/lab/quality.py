@@ -344,13 +344,28 @@ def _mean(rows: list[dict], key: str) -> float:
     return round(float(np.mean([r[key] for r in rows])), 4 if key == "ssim" else 3)
 
 
+def _row_fps(cells: list[dict], elsewhere: list[str]) -> str:
+    """A row's fps: the mean over its levels measured on the latest run's machine; a row
+    merged whole from another CPU gives that machine's mean, marked with its footnote
+    (added to ``elsewhere``). Speeds of two machines are never averaged together."""
+    here = [r for r in cells if "fps_machine" not in r]
+    if here:
+        return f"{np.mean([r['fps'] for r in here]):.1f}"
+    there = cells[0]["fps_machine"]
+    if there not in elsewhere:
+        elsewhere.append(there)
+    timed = [r["fps"] for r in cells if r["fps_machine"] == there]
+    return f"{np.mean(timed):.1f} ‡{elsewhere.index(there) + 1}"
+
+
 def markdown(report: dict) -> str:
     """A table per dataset: rows backend, columns σ, cells PSNR / SSIM; flicker and fps."""
     lines = [
         f"Noise: {report['noise']}, protocol: {report['protocol']}, seed {report['seed']}. "
         "Cells: PSNR dB / SSIM (identity = the noisy input); flicker = output minus clean "
-        "frame-to-frame activity (8-bit units, lower is steadier); fps = mean over all levels "
-        "on this machine. ↓ = not above the noisy input at that level.",
+        "frame-to-frame activity (8-bit units, lower is steadier); fps = mean over the levels "
+        "measured on the latest run's machine (‡: all measured on another one). ↓ = not "
+        "above the noisy input at that level.",
         "",
     ]
     machine = report.get("machine")
@@ -369,9 +384,7 @@ def markdown(report: dict) -> str:
             " number), since it cannot take unclipped noise."
         )
     datasets = list(dict.fromkeys(r["dataset"] for r in report["results"]))
-    elsewhere = list(
-        dict.fromkeys(r["fps_machine"] for r in report["results"] if "fps_machine" in r)
-    )
+    elsewhere: list[str] = []  # machines named in footnotes, in order of first mention
     for data in datasets:
         rows = [r for r in report["results"] if r["dataset"] == data]
         sigmas = sorted(dict.fromkeys(r["sigma"] for r in rows), key=_sigma_key)
@@ -397,9 +410,7 @@ def markdown(report: dict) -> str:
             if any(r.get("input") == "8-bit" for r in mine) and report["protocol"] == "float":
                 label = f"{label} †"
             fl = np.mean([r["flicker"] for r in mine])
-            fps = f"{np.mean([r['fps'] for r in mine]):.1f}"
-            if "fps_machine" in mine[0]:  # a merged row of another CPU
-                fps += f" ‡{elsewhere.index(mine[0]['fps_machine']) + 1}"
+            fps = _row_fps(mine, elsewhere)
             lines.append(f"| {label} | " + " | ".join(values) + f" | {fl:+.2f} | {fps} |")
         lines.append("")
     lines += [f"‡{n} fps on another machine: {cpu}." for n, cpu in enumerate(elsewhere, 1)]

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from streamdenoise.backends import BACKENDS
 from streamdenoise.errors import UsageError
-from streamdenoise.models import MODEL_NAMES, TRAINABLE_MODELS
+from streamdenoise.models import DEFAULT_MODEL, MODEL_NAMES, TRAINABLE_MODELS
 from streamdenoise.runtime import DEVICE_PATTERN, PRECISIONS, RUNTIMES
 
 Parser = Callable[[Any, str], Any]
@@ -351,10 +351,11 @@ _SETTINGS: tuple[Setting, ...] = (
             "val/videos (--tune-classical: train/videos)", kind="append", metavar="PATH"),
     Setting("sigma", text, "noise levels, 8-bit scale", default="10,20,30,40,50",
             metavar="LIST"),
-    Setting("eval_backends", text, "comma list: temporal, spatial, BACKEND[:MODEL][@PRECISION], "
-            "identity (= the noisy input), hqdn3d, nlmeans, atadenoise, bm3d, opencv-nlm, "
-            "cbm3d, vbm3d",
-            default="identity,temporal,spatial,hqdn3d,nlmeans,atadenoise,bm3d,opencv-nlm",
+    Setting("eval_backends", text, "comma list: a shipped model's name (torch), "
+            f"BACKEND[:MODEL][@PRECISION] (MODEL: {DEFAULT_MODEL} if left out), identity (= the "
+            "noisy input), hqdn3d, nlmeans, atadenoise, bm3d, opencv-nlm, cbm3d, vbm3d",
+            default=f"identity,{DEFAULT_MODEL},temporal,spatial,hqdn3d,nlmeans,atadenoise,bm3d,"
+            "opencv-nlm",
             metavar="LIST", flag="--backends"),
     Setting("noise", choice(("awgn", "realistic")), "synthetic noise model", default="awgn",
             metavar="NAME"),
@@ -431,7 +432,7 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("finetune_output", path, "weights file to write (.pt)", metavar="OUT.pt",
             flag="--output", short="-o"),
     Setting("finetune_model", text, f"model to start from: {', '.join(MODEL_NAMES)} or a "
-            "weights file", default="temporal", metavar="NAME", flag="--model"),
+            "weights file", default=DEFAULT_MODEL, metavar="NAME", flag="--model"),
     Setting("finetune_minutes", number(float, 0, inclusive=False), "fine-tuning budget, wall "
             "clock", default=10.0, metavar="M", flag="--minutes"),
     Setting("dry_run", switch, "only estimate the noise level and the likely gain (a short "

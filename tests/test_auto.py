@@ -522,6 +522,28 @@ def test_what_a_run_learns_is_kept_for_its_size_only(tmp_path):
     assert entry["key"]["size"] == "160x96" and entry["result"]["rungs"][label]["busy_ms"] == 20.0
 
 
+def test_a_run_learns_from_its_latest_checks_only(tmp_path, monkeypatch):
+    """What a long run learns is the median of its last checks: bounded memory, and the
+    conditions of now rather than of days ago."""
+    import streamdenoise.auto.denoiser as auto_module
+
+    monkeypatch.setattr(auto_module, "LEARNED_CHECKS", 3)
+    write_tier(tmp_path, "small", SMALL, 28.5)
+    cache = CalibrationCache(tmp_path / "cache")
+    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache)
+    auto.configure(fps=10.0, adaptive=True, encoders=[])
+    now = time.monotonic()
+    try:
+        auto.prepare(160, 96)
+        for index in range(200):  # 20 s: busy 20 ms per frame, then 30 ms for the last 10 s
+            busy = 0.02 if index < 100 else 0.03
+            auto.frame_done(now + index / 10, busy_s=busy, denoise_s=busy / 2, drops=0)
+        (learned,) = auto.report()["busy_ms_learned"].values()
+    finally:
+        auto.close()
+    assert learned["checks"] == 3 and learned["busy_ms"] == pytest.approx(30.0)
+
+
 @pytest.mark.parametrize("configured", [True, False])
 def test_lossless_runs_the_strongest_tier_without_calibrating(tmp_path, configured):
     """A lossless run, and frame-by-frame use with no pipeline to say the source's rate."""

@@ -15,6 +15,7 @@ from helpers import make_clip, run_cli
 
 from streamdenoise.lab.camera_noise import estimate_noise_model
 from streamdenoise.lab.camera_tuning import FrameStore, heldback_indices
+from streamdenoise.models import DEFAULT_MODEL
 from streamdenoise.models.weights import load_weights
 
 TINY = ("--patch", "32", "--batch", "1", "--minutes", "0.15", "--model", "spatial")
@@ -43,6 +44,37 @@ def test_a_short_finetune_writes_weights_that_run_loads(tmp_path, clip):
     assert not out.with_suffix(".ckpt").exists()  # the checkpoint goes once the file is written
     video = tmp_path / "out.mp4"
     ran = run_cli("run", str(clip), "--model", str(out), "-o", str(video), "-q", timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert video.stat().st_size > 0
+
+
+def test_by_default_the_recurrent_default_model_is_tuned_and_runs(tmp_path, clip):
+    """No --model: the model ``run`` uses by default, recurrent, trained through its temporal
+    path; the file runs through OpenVINO, whose graph moves the state along the flow."""
+    out = tmp_path / "mycam.pt"
+    args = ("--patch", "32", "--batch", "1", "--minutes", "0.15")
+    done = run_cli("finetune", str(clip), *args, "-o", str(out), timeout=300)
+    assert done.returncode == 0, done.stderr
+    _, blob = load_weights(out, expect_temporal=True)
+    info = blob["metadata"]["finetune"]
+    assert info["start_model"] == DEFAULT_MODEL and blob["config"]["temporal"]
+    assert (
+        info["validation"]["heldback_loss"]["finetuned"]
+        < info["validation"]["heldback_loss"]["start"]
+    )
+    video = tmp_path / "out.mp4"
+    ran = run_cli(
+        "run",
+        str(clip),
+        "--model",
+        str(out),
+        "--backend",
+        "openvino",
+        "-o",
+        str(video),
+        "-q",
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr
     assert video.stat().st_size > 0
 

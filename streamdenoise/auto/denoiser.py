@@ -83,6 +83,10 @@ ASSUMED_FPS = 30.0
 #: A rung's busy time is kept after this many checks (~1 s each) of it: the detector steps
 #: down after two over budget, which is what a rung that does not fit gets.
 LEARN_MIN_CHECKS = 2
+#: A rung's most recent checks whose busy time a run learns for the next start (their
+#: median; about an hour of streaming): a run of weeks keeps them in bounded memory, and
+#: what it leaves for the next start is how the machine was lately, not weeks ago.
+LEARNED_CHECKS = 3600
 #: A rung's most recent checks that kept up, per source rate, that a step back up to it is
 #: judged by (about two minutes of streaming): a run of weeks keeps them in bounded memory.
 KEPT_UP_CHECKS = 120
@@ -223,7 +227,7 @@ class AutoDenoiser(Denoiser):
         #: streams beside, and each check's busy ms per frame under its rung's label.
         self._pipeline_key: dict | None = None
         self._beside: list[str] = []
-        self._busy_ms: dict[str, list[float]] = {}
+        self._busy_ms: dict[str, deque[float]] = {}
         self._weights: dict[str, str] = {}  # label -> the SHA-256 of the weights that ran
         #: Busy seconds per frame of each check a rung kept up in, per source rate, and the
         #: rate each rung was last left at for a cheaper one: a step back up to a rung left at
@@ -366,7 +370,8 @@ class AutoDenoiser(Denoiser):
         self._pipeline_key = None
 
     def _learned(self) -> dict[str, dict]:
-        """Each rung's median busy ms per frame in this run, under its
+        """Each rung's median busy ms per frame in this run (its last
+        :data:`LEARNED_CHECKS` checks), under its
         :func:`~streamdenoise.auto.calibration.seen_label` (rungs
         with too few checks left out)."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -409,7 +414,8 @@ class AutoDenoiser(Denoiser):
             return
         self._checks_seen = detector.checks
         label = cal.seen_label(rung.label, self._beside)
-        self._busy_ms.setdefault(label, []).append(detector.last_busy_s * 1000)
+        learned = self._busy_ms.setdefault(label, deque(maxlen=LEARNED_CHECKS))
+        learned.append(detector.last_busy_s * 1000)
         self._weights[label] = rung.tier.digest
 
     def _judge(self, now: float, busy_s: float, denoise_s: float, drops: int) -> None:

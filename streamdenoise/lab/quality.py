@@ -26,7 +26,7 @@ from streamdenoise.errors import UsageError, UserError
 from streamdenoise.lab.data import IMAGE_EXTS, image_files, read_rgb
 from streamdenoise.lab.image_metrics import flicker, psnr, ssim
 from streamdenoise.lab.speed import cpu_description
-from streamdenoise.models import MODEL_NAMES
+from streamdenoise.models import DEFAULT_MODEL, MODEL_NAMES
 from streamdenoise.models.noise import realistic_eval_noise
 
 # The noise level of real pairs: what the camera did, nothing synthesised.
@@ -85,13 +85,14 @@ class BackendSpec:
 
     @classmethod
     def parse(cls, text: str) -> BackendSpec:
-        """``temporal`` / ``spatial`` (torch backend), ``BACKEND[:MODEL][@PRECISION]``."""
+        """A shipped model's name (torch backend), ``BACKEND[:MODEL][@PRECISION]`` (a neural
+        runtime without a model runs the default one, as ``run`` does)."""
         body, _, precision = text.partition("@")
         name, _, model = body.partition(":")
         if name in MODEL_NAMES:
             name, model = "torch", name
         if name in ("torch", "onnxruntime", "openvino", "tensorrt") and not model:
-            model = "temporal"
+            model = DEFAULT_MODEL
         return cls(text, name, model or None, precision or None)
 
 

@@ -8,15 +8,14 @@ from streamdenoise.errors import UsageError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-# Shipped models: "temporal" (recurrent; the default, for any video), "temporal-gpu" (the
-# same network with its motion search inside the graph: no host work, for GPUs), "fixed"
-# (recurrent with a running average of the noisy frames: for fixed cameras, where most of the
-# picture stands still), "spatial" (per frame), "fast" (per frame, the CPU tier: about 2 GMAC
-# per 720p frame), "tiny" (per frame, about 1 GMAC: 1080p on small CPUs), "nano" (per
-# frame, entering at 1/4 resolution: 720p30 on two AVX2 cores), "wide" (nano with twice
-# its channels, about 3 GMAC: the rung above it on CPUs with bf16 matrix units) and
-# "wide-temporal" (wide's network made recurrent as "temporal" is: cleaner than "temporal"
-# at 0.6x its multiply-adds).
+# Shipped models: "wide-temporal" (recurrent, the default: the top of the ladder, for any
+# video), "temporal" (recurrent, wider and costlier, below wide-temporal everywhere; runs when
+# named), "temporal-gpu" (temporal's network with its motion search inside the graph: no host
+# work, for GPUs), "fixed" (recurrent, aligned by a global shift: for fixed cameras, where
+# most of the picture stands still), "spatial" (per frame), "fast" (per frame, about 2 GMAC
+# per 720p frame), "tiny" (per frame, about 1 GMAC), "nano" (per frame, entering at 1/4
+# resolution: 720p30 on two AVX2 cores) and "wide" (nano with twice its channels, about 3
+# GMAC: the rung above it on CPUs with bf16 matrix units; wide-temporal is it made recurrent).
 MODEL_NAMES = (
     "temporal",
     "temporal-gpu",

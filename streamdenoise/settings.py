@@ -405,6 +405,10 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("monochrome", number(float, 0, maximum=1), "share of the training clips made "
             "grey with the same noise in every channel, as an IR camera sends at night",
             default=0.0, metavar="F"),
+    Setting("isp_noise", number(float, 0, maximum=1), "share of the colour training clips "
+            "rendered by a simulated camera: sensor noise on a Bayer mosaic, demosaicked, "
+            "sharpened and compressed, against the same rendering without noise",
+            default=0.0, metavar="F"),
     # -- export --------------------------------------------------------------------------------
     Setting("export_model", text, "model to export", default_help="wide-temporal", metavar="NAME",
             flag="--model"),
@@ -489,7 +493,7 @@ EVAL = (
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32", "loss",
-    "unclipped_noise", "monochrome",
+    "unclipped_noise", "monochrome", "isp_noise",
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",

@@ -165,3 +165,35 @@ def test_compression_roundtrips_keep_shape():
     out = h264_roundtrip(frames, 28)
     assert out.shape == frames.shape
     assert np.abs(out.astype(int) - frames).mean() < 6
+
+
+def test_isp_clips_render_a_camera_whose_noise_is_spread_over_neighbours():
+    """A simulated camera's pair: the target is the noise-free rendering (colour kept
+    through mosaic and demosaicking), the noisy clip differs from it by noise that is
+    correlated between neighbouring pixels, unlike white noise; deterministic per seed; the
+    trainer renders only colour clips."""
+    from streamdenoise.lab.trainer import with_isp_noise
+    from streamdenoise.models.noise import isp_clips
+
+    colour = torch.from_numpy(smooth_scene(64, 64)).permute(2, 0, 1).float()
+    clean = colour.expand(8, 2, 3, 64, 64).contiguous()
+    target, noisy = isp_clips(clean, np.random.default_rng(3))
+    again = isp_clips(clean, np.random.default_rng(3))
+    assert torch.equal(target, again[0]) and torch.equal(noisy, again[1])
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the demosaicking's borders
+    # the rendering keeps the scene's colours (sharpening moves edges, not flat colour)
+    assert (target[inner].mean((0, 1, 3, 4)) - clean[inner].mean((0, 1, 3, 4))).abs().max() < 0.03
+    residual = (noisy - target)[inner].numpy()
+    assert residual.std() > 3 / 255
+    white = np.random.default_rng(0).standard_normal(residual.shape)
+
+    def neighbour_correlation(x: np.ndarray) -> float:
+        return float(np.corrcoef(x[..., :, :-1].ravel(), x[..., :, 1:].ravel())[0, 1])
+
+    assert neighbour_correlation(residual) > 0.2 > abs(neighbour_correlation(white))
+    grey = torch.zeros(8, dtype=torch.bool)
+    grey[:4] = True
+    white_noisy = clean + 0.05 * torch.randn_like(clean)
+    targets, clips = with_isp_noise(clean, white_noisy, grey, 1.0, seed=4)
+    assert torch.equal(clips[:4], white_noisy[:4]) and torch.equal(targets[:4], clean[:4])
+    assert not torch.equal(clips[4:], white_noisy[4:]) and not torch.equal(targets[4:], clean[4:])

@@ -54,12 +54,14 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
         checkpoint=str(tmp_path / "ckpt"),
         out=str(tmp_path / "temporal.pt"),
         unclipped_noise=0.5,  # float frames past [0, 1] go through the optical flow too
+        isp_noise=0.5,  # and clips rendered by a simulated camera, with their own targets
     )
     metrics = train(cfg, command="test", log=lambda _: None)
     assert metrics["steps"] == 2
     _, blob = load_weights(tmp_path / "temporal.pt", expect_temporal=True)
     assert blob["metadata"]["training_command"] == "test"
     assert blob["metadata"]["train_config"]["unclipped_noise"] == 0.5
+    assert blob["metadata"]["train_config"]["isp_noise"] == 0.5
     assert blob["metadata"]["final_validation"] == metrics
     resumed = TrainConfig(
         **{**cfg.__dict__, "resume": str(tmp_path / "ckpt" / "temporal-last.pt"), "max_steps": 3}

@@ -21,6 +21,7 @@ CONFIG_SETTINGS = (
     "loss",
     "unclipped_noise",
     "monochrome",
+    "isp_noise",
 )
 
 

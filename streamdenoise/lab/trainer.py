@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamdenoise.lab.data import VAL_MOTION_DIRS, ClipSampler, train_video_dirs, val_clips
@@ -22,6 +23,7 @@ from streamdenoise.models.motion import MotionCompensator
 from streamdenoise.models.nets import NetConfig, UNetDenoiser, build_net, initial_state
 from streamdenoise.models.noise import (
     estimate_noise_sigma_torch,
+    isp_clips,
     monochrome_gain_torch,
     synthesize,
     to_monochrome,
@@ -59,6 +61,8 @@ class TrainConfig:
     unclipped_noise: float = default("unclipped_noise")
     #: share of the clips made grey with the same noise in every channel (IR cameras at night)
     monochrome: float = default("monochrome")
+    #: share of the colour clips rendered by a simulated camera ISP (models.noise.isp_clips)
+    isp_noise: float = default("isp_noise")
     net: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -207,6 +211,21 @@ def optimizer_step(opt: torch.optim.Optimizer, net: UNetDenoiser, loss: torch.Te
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
+
+
+def with_isp_noise(
+    clean: torch.Tensor, noisy: torch.Tensor, grey: torch.Tensor, share: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, noisy clips) with a ``share`` of the colour clips replaced by a simulated
+    camera's rendering and noisy output (:func:`~streamdenoise.models.noise.isp_clips`); grey
+    clips (a monochrome sensor has no Bayer mosaic) keep their noise."""
+    rng = np.random.default_rng([seed, 7])
+    chosen = torch.from_numpy(rng.random(clean.shape[0]) < share) & ~grey
+    if not chosen.any():
+        return clean, noisy
+    clean, noisy = clean.clone(), noisy.clone()
+    clean[chosen], noisy[chosen] = isp_clips(clean[chosen], rng)
+    return clean, noisy
 
 
 def frame_sigmas(noisy: torch.Tensor) -> torch.Tensor:
@@ -365,6 +384,8 @@ def train(
         # a generator of its own: with --monochrome 0 the clips and noise are as they were
         clean, grey = to_monochrome(clean, cfg.monochrome, torch.Generator().manual_seed(~seed))
         noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
+        if cfg.isp_noise > 0:
+            clean, noisy = with_isp_noise(clean, noisy, grey, cfg.isp_noise, seed)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             out = run_clip(net, noisy, frame_sigmas(noisy))
         loss = training_loss(out.float(), clean, cfg.loss)

@@ -291,6 +291,69 @@ def synthesize(
     return torch.where(unclipped.view(n, 1, 1, 1, 1), noisy, quantize(noisy))
 
 
+#: OpenCV's demosaicking methods a simulated camera picks from (codes for 16-bit raw, and
+#: VNG, which takes 8-bit raw only).
+_DEMOSAIC = ("", "_EA", "_VNG")
+#: The four Bayer phases, by OpenCV's names (taken from the second row: RGGB data is "BG").
+_BAYER = ("BG", "GB", "RG", "GR")
+
+
+def isp_clips(clean: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips (N, T, 3, H, W) through a simulated camera: (its noise-free rendering, its noisy
+    8-bit output), each clip with parameters of its own.
+
+    Sensor noise (Poisson–Gaussian in linear light) goes onto a Bayer mosaic, then the ISP
+    every camera has: demosaicking (bilinear, edge-aware or VNG), the sRGB curve and unsharp
+    sharpening, and a codec (JPEG or H.264, as :func:`compress_clips`). Demosaicking spreads
+    each pixel's noise over its neighbours and sharpening amplifies it: noise that is not
+    white, which a network trained on white noise keeps as texture. The target is the same
+    rendering without noise and codec — a denoiser is to remove the noise, not the camera's
+    sharpening — so the pair replaces the clip *and* its target.
+    """
+    target, noisy = torch.empty_like(clean), torch.empty_like(clean)
+    for i, clip in enumerate(clean):
+        lin = srgb_to_linear(clip.clamp(0, 1)).permute(0, 2, 3, 1).numpy()  # T×H×W×3
+        shot, read = rng.uniform(0.001, 0.03), rng.uniform(0.001, 0.03)
+        phase = int(rng.integers(4))
+        method = _DEMOSAIC[int(rng.integers(len(_DEMOSAIC)))]
+        amount, radius = rng.uniform(0.0, 1.2), rng.uniform(0.6, 1.5)
+        raw = _mosaic(lin, phase)
+        std = np.sqrt(shot * raw + read**2)
+        sensed = raw + rng.standard_normal(raw.shape, np.float32) * std
+        for out, mosaic in ((target, raw), (noisy, sensed)):
+            frames = [_render(m, phase, method, amount, radius) for m in mosaic]
+            out[i] = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    return target, compress_clips(noisy, rng)
+
+
+def _mosaic(rgb: np.ndarray, phase: int) -> np.ndarray:
+    """The …×H×W Bayer mosaic of linear …×H×W×3 ``rgb`` in the pattern ``_BAYER[phase]``
+    names (OpenCV reads a pattern's name from its second row and column)."""
+    mosaic = np.empty(rgb.shape[:-1], rgb.dtype)
+    # red's place in the 2×2 cell for "BG", "GB", "RG", "GR" (OpenCV's BG is RGGB data);
+    # blue's is opposite it, green's the other two
+    ry, rx = ((0, 0), (0, 1), (1, 1), (1, 0))[phase]
+    for y in range(2):
+        for x in range(2):
+            channel = 0 if (y, x) == (ry, rx) else 2 if (y, x) == (1 - ry, 1 - rx) else 1
+            mosaic[..., y::2, x::2] = rgb[..., y::2, x::2, channel]
+    return mosaic
+
+
+def _render(raw: np.ndarray, phase: int, method: str, amount: float, radius: float):
+    """A linear H×W Bayer mosaic demosaicked, gamma-encoded and sharpened: float32 H×W×3."""
+    code = getattr(cv2, f"COLOR_Bayer{_BAYER[phase]}2RGB{method}")
+    if method == "_VNG":  # 8-bit only
+        rgb = cv2.cvtColor((np.clip(raw, 0, 1) * 255 + 0.5).astype(np.uint8), code)
+        rgb = rgb.astype(np.float32) / 255
+    else:
+        rgb = cv2.cvtColor((np.clip(raw, 0, 1) * 65535 + 0.5).astype(np.uint16), code)
+        rgb = rgb.astype(np.float32) / 65535
+    out = np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
+    blur = cv2.GaussianBlur(out, (0, 0), radius)
+    return np.clip(out + amount * (out - blur), 0, 1)
+
+
 def _same_in_every_channel(noisy: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
     """``noisy`` (N, T, 3, H, W) with the first channel copied to all three in ``clips``:
     on a grey clip, the noise of one sensor channel."""

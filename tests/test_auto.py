@@ -497,14 +497,21 @@ def test_a_rung_that_streamed_before_is_judged_by_its_busy_time_then(tmp_path):
     assert fresh.rung.label == "mid/fp32" and fresh.calibration["busy_ms_seen_before"] is None
 
 
+def learning_auto(folder: Path) -> tuple[AutoDenoiser, CalibrationCache]:
+    """An adaptive torch fp32 ``auto`` over the tiers written in ``folder``, for a 10 fps
+    source with no encoder beside it, learning into a cache there."""
+    cache = CalibrationCache(folder / "cache")
+    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(folder)[0], cache=cache)
+    auto.configure(fps=10.0, adaptive=True, encoders=[])
+    return auto, cache
+
+
 def test_what_a_run_learns_is_kept_for_its_size_only(tmp_path):
     """The busy times a pipeline reports are kept per rung at the size the start was chosen
     for; after the stream changes size nothing more is learned."""
     write_tier(tmp_path, "small", SMALL, 28.5)
     write_tier(tmp_path, "mid", MID, 29.0)
-    cache = CalibrationCache(tmp_path / "cache")
-    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache)
-    auto.configure(fps=10.0, adaptive=True, encoders=[])
+    auto, cache = learning_auto(tmp_path)
     now = time.monotonic()
     try:
         auto.prepare(160, 96)
@@ -529,9 +536,7 @@ def test_a_run_learns_from_its_latest_checks_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(auto_module, "LEARNED_CHECKS", 3)
     write_tier(tmp_path, "small", SMALL, 28.5)
-    cache = CalibrationCache(tmp_path / "cache")
-    auto = AutoDenoiser("torch", precision="fp32", tiers=discover_tiers(tmp_path)[0], cache=cache)
-    auto.configure(fps=10.0, adaptive=True, encoders=[])
+    auto, _ = learning_auto(tmp_path)
     now = time.monotonic()
     try:
         auto.prepare(160, 96)

@@ -349,7 +349,7 @@ def _render(raw: np.ndarray, phase: int, method: str, amount: float, radius: flo
     else:
         rgb = cv2.cvtColor((np.clip(raw, 0, 1) * 65535 + 0.5).astype(np.uint16), code)
         rgb = rgb.astype(np.float32) / 65535
-    out = np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
+    out = linear_to_srgb(torch.from_numpy(rgb)).numpy()
     blur = cv2.GaussianBlur(out, (0, 0), radius)
     return np.clip(out + amount * (out - blur), 0, 1)
 

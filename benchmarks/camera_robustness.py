@@ -26,8 +26,6 @@ from pathlib import Path
 import finetune_camera  # the simulated camera, shared with that benchmark
 import numpy as np
 
-from streamdenoise.backends import create_backend
-from streamdenoise.lab.image_metrics import psnr, ssim
 from streamdenoise.lab.quality import BackendSpec, evaluate
 from streamdenoise.lab.speed import cpu_description, machine_record, write_report
 
@@ -36,32 +34,14 @@ VAL = ROOT.parent / "shared/datasets/val"
 
 
 def simulated_camera() -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(the camera's noisy frames, their noise-free rendering), as ``finetune_camera`` makes
-    them (same seed, same clip)."""
-    clean = list(finetune_camera.load_sequence(finetune_camera.DATA / "val/videos/vid4-walk", 40))
-    rng = np.random.default_rng(0)
+    """(the camera's noisy frames, their noise-free rendering): ``finetune_camera``'s clip."""
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "camera.mp4"
-        finetune_camera.write_clip([finetune_camera.camera(f, rng) for f in clean], clip)
-        noisy = finetune_camera.read_clip(clip)
-    ref = [
-        finetune_camera.camera(f, None)[: n.shape[0], : n.shape[1]]
-        for f, n in zip(clean, noisy, strict=True)
-    ]
-    return noisy, ref
+        return finetune_camera.simulate("val/videos/vid4-walk", 40, Path(tmp) / "camera.mp4")
 
 
 def camera_scores(model: str, noisy: list[np.ndarray], ref: list[np.ndarray]) -> dict:
-    backend = create_backend("torch", model=model)
-    try:
-        outs = [backend.process(f) for f in noisy]
-    finally:
-        backend.close()
-    pairs = list(zip(outs, ref, strict=True))
-    return {
-        "psnr": round(float(np.mean([psnr(o, r) for o, r in pairs])), 3),
-        "ssim": round(float(np.mean([ssim(o, r) for o, r in pairs])), 4),
-    }
+    scores = finetune_camera.score(model, noisy, ref)
+    return {key: scores[key] for key in ("psnr", "ssim")}
 
 
 def eval_scores(spec: BackendSpec) -> dict:

@@ -133,14 +133,21 @@ def main() -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> dict:
-    """Simulate the clip, fine-tune every model on it, score before and after."""
-    clean = list(load_sequence(DATA / args.sequence, args.max_frames))
+def simulate(sequence: str, max_frames: int, clip: Path) -> tuple[list, list]:
+    """The camera's MP4 of ``sequence`` written to ``clip``: (its decoded noisy frames, the
+    camera's noise-free rendering of each), deterministic (seed 0)."""
+    clean = list(load_sequence(DATA / sequence, max_frames))
     rng = np.random.default_rng(0)
-    clip = tmp / "camera.mp4"
     write_clip([camera(f, rng) for f in clean], clip)
     noisy = read_clip(clip)
     ref = [camera(f, None)[: n.shape[0], : n.shape[1]] for f, n in zip(clean, noisy, strict=True)]
+    return noisy, ref
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> dict:
+    """Simulate the clip, fine-tune every model on it, score before and after."""
+    clip = tmp / "camera.mp4"
+    noisy, ref = simulate(args.sequence, args.max_frames, clip)
     noisy_psnr = float(np.mean([psnr(n, r) for n, r in zip(noisy, ref, strict=True)]))
     rows = []
     for entry in args.models.split(","):

@@ -30,8 +30,14 @@ import cv2
 import numpy as np
 
 import streamdenoise.models.motion as motion
-from streamdenoise.lab.image_metrics import flicker, psnr, ssim
-from streamdenoise.lab.quality import BackendSpec, create, load_sequences, make_noisy, run_backend
+from streamdenoise.lab.quality import (
+    BackendSpec,
+    create,
+    load_sequences,
+    make_noisy,
+    run_backend,
+    sequence_scores,
+)
 from streamdenoise.lab.speed import cpu_description, machine_record, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,18 +80,11 @@ def score(model: str, source: str | None, sequences, sigma: float) -> dict:
             outs, _ = run_backend(backend, seq.frames, noisy)
         finally:
             backend.close()
-        pairs = list(zip(outs, seq.frames, strict=True))
-        rows.append(
-            (
-                np.mean([psnr(o, c) for o, c in pairs]),
-                np.mean([ssim(o, c) for o, c in pairs]),
-                flicker(outs, seq.frames),
-            )
-        )
-    psnr_db, ssim_, flick = (
-        round(float(v), 4 if k == 1 else 3) for k, v in enumerate(np.mean(rows, 0))
-    )
-    return {"psnr": psnr_db, "ssim": ssim_, "flicker": flick}
+        rows.append(sequence_scores(seq, outs))
+    return {
+        key: round(float(np.mean([r[key] for r in rows])), 4 if key == "ssim" else 3)
+        for key in ("psnr", "ssim", "flicker")
+    }
 
 
 def to_markdown(doc: dict) -> str:

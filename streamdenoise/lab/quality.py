@@ -292,7 +292,7 @@ def _run_spec(
             outs, secs = run_backend(backend, seq.frames, floats if use_float else u8)
             frames_done += len(outs)
             spent += secs
-            rows.append(_scores(seq, outs))
+            rows.append(sequence_scores(seq, outs))
     finally:
         if backend is not None:
             backend.close()
@@ -327,7 +327,9 @@ def _level(sigma: float | str) -> str:
     return sigma if isinstance(sigma, str) else f"σ={sigma:g}"
 
 
-def _scores(seq: Sequence, outs: list[np.ndarray]) -> dict:
+def sequence_scores(seq: Sequence, outs: list[np.ndarray]) -> dict:
+    """One sequence's scores as `eval` reports them: PSNR and SSIM per frame, averaged, and
+    the flicker of the whole output."""
     return {
         "name": seq.name,
         "frames": len(outs),

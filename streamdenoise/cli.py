@@ -11,12 +11,12 @@ import atexit
 import importlib
 import os
 import shlex
-import signal
 import sys
 import threading
 import traceback
 from typing import NoReturn
 
+from streamdenoise import interrupts
 from streamdenoise.errors import UserError
 from streamdenoise.redact import redact
 
@@ -93,11 +93,6 @@ def console() -> NoReturn:
     leave(main())
 
 
-def _interrupt(signum: int, _frame) -> None:
-    """SIGTERM behaves like Ctrl+C (the default would kill the process without a word)."""
-    raise KeyboardInterrupt
-
-
 def _print_bug(text: str) -> None:
     """A real bug still shows its traceback, but never a credential that was in it."""
     print(redact(text), end="", file=sys.stderr)
@@ -124,8 +119,7 @@ def _missing_gui_library(err: ImportError) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_term = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    previous_signals = interrupts.install()
     previous_hook, threading.excepthook = threading.excepthook, _thread_bug
     try:  # building the parser imports the commands: Ctrl+C can land there too
         parser = build_parser()
@@ -153,5 +147,4 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         threading.excepthook = previous_hook
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        interrupts.restore(previous_signals)

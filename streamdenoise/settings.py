@@ -196,7 +196,10 @@ def switch(value: Any, key: str = "value") -> bool:
 
 
 def strings(value: Any, key: str = "value") -> list[str]:
-    return [str(x) for x in (value if isinstance(value, list) else [value])]
+    items = value if isinstance(value, list) else [value]
+    if any(x is None for x in items):  # YAML reads a bare null (or an empty item) as nothing
+        raise UsageError(f"bad {key}: an empty entry (YAML reads a bare null as none: quote it)")
+    return [str(x) for x in items]
 
 
 def paths(value: Any, key: str = "value") -> list[Path]:

@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 from helpers import make_clip, probe, run_cli, start_cli
+from rtsp_control import free_port
 
 pytestmark = pytest.mark.slow
 FAST = ("--backend", "identity", "--size", "320x180")
@@ -36,12 +37,6 @@ def refused_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- 1. an output that never delivered a frame is an error ---------------------------------------
@@ -236,6 +231,42 @@ def test_a_signal_at_any_moment_is_one_line_and_130(tmp_path, startup_s, sig, af
     for out in outs:
         if out.exists():  # stopped before the first frame: no file at all is right too
             assert probe(out).frames > 0, out
+
+
+SWALLOWED_THEN_RUN = """
+import signal, sys, weakref
+from streamdenoise import cli, interrupts
+interrupts.install()
+class Thing: pass
+def callback(_ref):  # CPython ignores what a weakref callback raises, as an import's lock does
+    signal.raise_signal(signal.SIGTERM)
+    for _ in range(1000): pass
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing
+cli.leave(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_that_python_swallowed_still_stops_the_run(tmp_path):
+    """A Ctrl+C at the wrong moment of an import once left a ``--loop`` run going forever."""
+    out = tmp_path / "a.mp4"
+    command = [sys.executable, "-c", SWALLOWED_THEN_RUN, "run", "demo", *FAST, "--loop",
+               "-o", str(out), "-q"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert one_line(done.stderr) == "streamdenoise: interrupted; outputs finalized"
+    assert not out.exists() or probe(out).frames > 0
+
+
+def test_a_signal_that_python_swallowed_still_stops_the_service(tmp_path):
+    config = tmp_path / "site.yaml"
+    camera = "{source: demo, loop: true, backend: identity, outputs: ['null']}"
+    config.write_text(f"http: {{port: {free_port()}}}\ncameras:\n  door: {camera}\n")
+    command = [sys.executable, "-c", SWALLOWED_THEN_RUN, "serve", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "streamdenoise: stopped; outputs finalized"
 
 
 # -- 5. counts that tell the truth -----------------------------------------------------------------

@@ -86,15 +86,17 @@ def test_check_accepts_a_good_file_and_lists_every_problem_of_a_bad_one(tmp_path
         "  a: {source: 'rtsp://admin:hunter2@10.0.0.9/s1', outputs: [record], fps: -3}\n"
         "  b: {outputs: [record], record: {segment: soon, keep: 7d, max_size: lots}}\n"
         f"  c: {{source: {clip}, outputs: [{clip}]}}\n"
-        "  'bad name': {source: demo}\n",
+        "  'bad name': {source: demo}\n"
+        "  d: {source: demo, outputs: [null]}\n",  # YAML's null, not the null output
     )
     done = run_cli("serve", "--check", bad)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 7, lines
+    assert len(lines) == 9, lines
     text = done.stderr
     for expected in ("bind 0.0.0.0 is not loopback", "bad fps", "no source", "bad segment",
-                     "bad max_size", "never overwrites", "names are letters"):  # fmt: skip
+                     "bad max_size", "never overwrites", "names are letters",
+                     "bad output: an empty entry", "no outputs"):  # fmt: skip
         assert expected in text, (expected, text)
     assert "Traceback" not in text and "hunter2" not in text and "admin" not in text
 

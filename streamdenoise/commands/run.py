@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streamdenoise import interrupts
 from streamdenoise import settings as table
 from streamdenoise.errors import UsageError
 
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.stop(interrupted=True)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if interrupts.pending():  # it came earlier, where CPython swallowed its KeyboardInterrupt
+        on_signal(interrupts.pending(), None)
     try:
         report = pipeline.run()
     finally:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 
+from streamdenoise import interrupts
 from streamdenoise.errors import UsageError
 
 EXIT_INTERRUPTED = 130
@@ -87,6 +88,8 @@ def serve(config) -> int:
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
     handlers[signal.SIGHUP] = lambda *_: reload.set()
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    if interrupts.pending():  # it came earlier, where CPython swallowed its KeyboardInterrupt
+        on_stop(interrupts.pending(), None)
     server = make(config)
     try:
         server.start()

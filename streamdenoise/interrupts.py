@@ -1,0 +1,64 @@
+"""Ctrl+C and SIGTERM as a KeyboardInterrupt that cannot be lost.
+
+CPython raises KeyboardInterrupt wherever the main thread happens to be. When that is code
+whose exceptions CPython swallows — a weakref callback (the import system's module-lock
+clean-up is one), a ``__del__``, a lookup that discards errors — the stop is lost and a
+``--loop`` job runs on forever. So the handler here also remembers the signal: whoever takes
+the signals over next (the pipeline's own handler) asks :func:`pending` and stops at once
+for one that never ended the program. A KeyboardInterrupt that CPython reports as
+"Exception ignored" is kept quiet: it is pending, not a bug.
+
+Only the standard library is imported: ``python -m streamdenoise`` installs this before
+anything slow.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+_received: signal.Signals | None = None
+
+
+def _raise(signum: int, _frame: Any) -> None:
+    """SIGTERM behaves like Ctrl+C (the default would kill the process without a word)."""
+    global _received
+    _received = signal.Signals(signum)
+    raise KeyboardInterrupt
+
+
+def _quiet_when_pending(unraisable: Any) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _received is not None:
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def pending() -> signal.Signals | None:
+    """The signal that arrived since :func:`install` and has not ended the program yet."""
+    return _received
+
+
+#: What :func:`install` replaced: the unraisable hook and each signal's handler.
+Previous = tuple[Any, dict[int, Any]]
+
+
+def install() -> Previous | None:
+    """Take SIGINT and SIGTERM (main thread only); return what they had, for :func:`restore`."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_when_pending
+    return hook, {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore(previous: Previous | None) -> None:
+    """Give the signals and the hook back to what :func:`install` found; forget the signal."""
+    global _received
+    if previous is None:
+        return
+    hook, handlers = previous
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    sys.unraisablehook = hook
+    _received = None

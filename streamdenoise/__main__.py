@@ -1,9 +1,9 @@
 import os
 import sys
 
-from streamdenoise import interrupts
-
 try:  # the console script's first moments: a signal here is answered like any other
+    from streamdenoise import interrupts
+
     interrupts.install()
     from streamdenoise.cli import console
 except KeyboardInterrupt:  # nothing has started: leave at once (see streamdenoise.cli.leave)

@@ -166,7 +166,7 @@ def default_net_config(model: str) -> NetConfig:
         return NANO_CONFIG
     if model == "wide":
         return WIDE_CONFIG
-    if model == "wide-temporal":
+    if model in ("wide-temporal", "wide-temporal-camera"):  # the same network
         return WIDE_TEMPORAL_CONFIG
     if model == "temporal-gpu":
         # motion searched inside the graph, on the device that runs the network

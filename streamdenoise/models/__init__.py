@@ -16,10 +16,13 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # per 720p frame), "tiny" (per frame, about 1 GMAC), "nano" (per frame, entering at 1/4
 # resolution: 720p30 on two AVX2 cores) and "wide" (nano with twice its channels, about 3
 # GMAC: the rung above it on CPUs with bf16 matrix units; wide-temporal is it made recurrent).
+# "wide-temporal-camera" is wide-temporal trained also on a simulated camera's noise (spread
+# by demosaicking, sharpened, compressed): for real cameras; it runs when named.
 MODEL_NAMES = (
     "temporal",
     "temporal-gpu",
     "wide-temporal",
+    "wide-temporal-camera",
     "spatial",
     "fixed",
     "wide",

@@ -1,6 +1,7 @@
 """Ctrl+C and SIGTERM at random moments of a real run, many times: does every run stop?
 
     python benchmarks/signal_storm.py --runs 1000 --label xeon-amx
+    python benchmarks/signal_storm.py --code /path/to/older/checkout --label xeon-amx-before
 
 Each run is ``python -m streamdenoise run demo --loop`` into an MP4 and an MKV (identity
 backend, 320×180), started as an interactive shell starts it (SIGINT at its default), sent
@@ -58,11 +59,25 @@ def _before_program(returncode: int, stderr: str) -> bool:
     return returncode in (-signal.SIGINT, -signal.SIGTERM) and not program_frames
 
 
+def _code_path(code: Path | None) -> dict[str, str]:
+    """Run the program from another checkout (an older commit, to compare), ahead of the
+    installed one on the module search path."""
+    return {} if code is None else {"PYTHONPATH": str(code.resolve())}
+
+
+def _commit(code: Path) -> str:
+    done = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
 def _span_ms(delays_s: list[float]) -> str:
     return f"{min(delays_s) * 1000:.0f}–{max(delays_s) * 1000:.0f} ms" if delays_s else "–"
 
 
-def one_run(delay_s: float, sig: signal.Signals, folder: Path) -> tuple[str, str]:
+def one_run(
+    delay_s: float, sig: signal.Signals, folder: Path, code: Path | None = None
+) -> tuple[str, str]:
     outs = [folder / "a.mp4", folder / "b.mkv"]
     command = [
         sys.executable,
@@ -83,7 +98,7 @@ def one_run(delay_s: float, sig: signal.Signals, folder: Path) -> tuple[str, str
     ]
     proc = subprocess.Popen(
         command,
-        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        env={**os.environ, "PYTHONFAULTHANDLER": "1", **_code_path(code)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -116,7 +131,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label", required=True, help="machine label for the file names")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reliability")
+    parser.add_argument("--code", type=Path, help="run the program from this checkout instead")
     args = parser.parse_args()
+    code = args.code or ROOT
     rng = random.Random(args.seed)
     counts = dict.fromkeys(OUTCOMES, 0)
     delays: dict[str, list[float]] = {outcome: [] for outcome in OUTCOMES}
@@ -125,7 +142,7 @@ def main() -> None:
         delay_s = rng.uniform(0.02, 0.5)
         sig = rng.choice([signal.SIGINT, signal.SIGTERM])
         with tempfile.TemporaryDirectory() as folder:
-            outcome, detail = one_run(delay_s, sig, Path(folder))
+            outcome, detail = one_run(delay_s, sig, Path(folder), args.code)
         counts[outcome] += 1
         delays[outcome].append(round(delay_s, 3))
         if detail:
@@ -134,14 +151,16 @@ def main() -> None:
         if outcome in ("went on", "other"):
             print(f"run {index}: {outcome} ({sig.name} after {delay_s * 1000:.0f} ms)")
     machine = machine_record()
-    doc = {"runs": args.runs, "seed": args.seed, "given_s": GIVEN_S, "counts": counts,
-           "delays_s": delays, "details": details, "machine": machine}  # fmt: skip
+    doc = {"runs": args.runs, "seed": args.seed, "given_s": GIVEN_S, "code": _commit(code),
+           "counts": counts, "delays_s": delays, "details": details,
+           "machine": machine}  # fmt: skip
     rows = "\n".join(
         f"| {outcome} | {counts[outcome]} | {_span_ms(delays[outcome])} |" for outcome in OUTCOMES
     )
     markdown = (
         f"# A stop signal at a random moment ({args.label})\n\n"
-        f"CPU: {cpu_description(machine)}. {args.runs} runs of `run demo --loop` into an MP4 "
+        f"CPU: {cpu_description(machine)}. Program at commit {_commit(code)}. {args.runs} runs "
+        "of `run demo --loop` into an MP4 "
         "and an MKV, each sent SIGINT or SIGTERM 20–500 ms after launch (seed "
         f"{args.seed}) and given {GIVEN_S:.0f} s to end.\n\n"
         f"| outcome | runs | signal sent after |\n|---|---:|---|\n{rows}\n"

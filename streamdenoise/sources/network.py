@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import random
 import re
 import threading
@@ -39,6 +40,8 @@ from streamdenoise.sources.base import Source, SourceState, decoded_size, uprigh
 TIME_BASE = Fraction(1, 90000)
 #: Gap records kept in stats (the totals are kept for the whole run).
 GAPS_KEPT = 50
+#: First wait before asking a server that answered 5XX at open again (then doubling).
+OPEN_RETRY_S = 0.25
 
 
 class PtsRebaser:
@@ -96,6 +99,12 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     return base / 2 + random.uniform(0, base / 2)
 
 
+def is_server_error(err: BaseException) -> bool:
+    """A 5XX answer (RTSP or HTTP): the server is there but cannot serve the stream now."""
+    reason = getattr(err, "strerror", None) or ""
+    return isinstance(err, av.error.HTTPServerError) or "5XX" in reason
+
+
 def describe_open_error(err: BaseException, elapsed_s: float, timeout_s: float) -> str:
     """Turn FFmpeg's error into the cause a user can act on (never includes the URL)."""
     code = getattr(err, "errno", None)
@@ -110,6 +119,8 @@ def describe_open_error(err: BaseException, elapsed_s: float, timeout_s: float) 
         return "forbidden (403): this account may not open that stream"
     if isinstance(err, av.error.HTTPNotFoundError) or status_code == "404":
         return "not found (404): wrong path or stream name"
+    if is_server_error(err):
+        return f"server error (5XX) for {timeout_s:g} s: the camera is busy or cannot serve it"
     if code == errno.ECONNREFUSED:
         return "connection refused: nothing is listening on that host and port"
     if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
@@ -191,17 +202,27 @@ class NetworkSource(Source):
         self._is_vod = self.scheme in ("http", "https") and container.duration is not None
 
     def open(self) -> None:
+        """Connect; a server error (5XX: a camera at its client limit, a media server still
+        preparing the stream) is asked again until ``timeout_s`` has passed, every other
+        failure is reported at once."""
         self.state = SourceState.CONNECTING
         started = time.monotonic()
-        try:
-            self._connect()
-        except SourceError:
-            self.state = SourceState.FAILED
-            raise
-        except (av.FFmpegError, OSError) as err:
-            self.state = SourceState.FAILED
-            cause = describe_open_error(err, time.monotonic() - started, self.options.timeout_s)
-            raise SourceError(f"cannot open {self.describe()}: {cause}") from None
+        for attempt in itertools.count():
+            try:
+                self._connect()
+                break
+            except SourceError:
+                self.state = SourceState.FAILED
+                raise
+            except (av.FFmpegError, OSError) as err:
+                elapsed = time.monotonic() - started
+                if is_server_error(err) and elapsed < self.options.timeout_s:
+                    wait = backoff_delay(attempt, OPEN_RETRY_S, self.options.timeout_s / 2)
+                    time.sleep(min(wait, self.options.timeout_s - elapsed))
+                    continue
+                self.state = SourceState.FAILED
+                cause = describe_open_error(err, elapsed, self.options.timeout_s)
+                raise SourceError(f"cannot open {self.describe()}: {cause}") from None
         self.state = SourceState.LIVE
 
     def _close_container(self) -> None:

@@ -3,15 +3,19 @@ to a server that never answers, and an HTTP MJPEG source (our own preview server
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import itertools
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_clip
 
-from streamdenoise.errors import SinkError
+from streamdenoise.errors import SinkError, SourceError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions, SourceOptions
 from streamdenoise.sinks.restream import IO_TIMEOUT_S, RestreamSink
@@ -98,3 +102,62 @@ def test_http_mjpeg_source_from_the_preview_server(demo_preview):
             stop.set()
     assert (got[0].width, got[0].height) == (2 * SIZE[0], SIZE[1])  # the --compare view
     assert source.live and source.state.value == "ended"
+
+
+@contextlib.contextmanager
+def busy_then_serving(clip: Path, busy: int | None):
+    """A real HTTP server on 127.0.0.1 that answers 503 to its first ``busy`` requests (None:
+    to all of them), then sends ``clip``; yields (url, the statuses it answered)."""
+    answered: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if busy is None or len(answered) < busy:
+                answered.append(503)
+                self.send_error(503, "busy")
+                return
+            answered.append(200)
+            body = clip.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cam.ts", answered
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_busy_at_first_is_asked_again_until_it_serves(tmp_path):
+    clip = make_clip(tmp_path / "clip.ts", frames=20)
+    with busy_then_serving(clip, busy=2) as (url, answered):
+        source = NetworkSource(url, SourceOptions(timeout_s=5))
+        source.open()
+        stop, got = threading.Event(), []
+        for frame in source.frames(stop):  # a live stream (no duration): read what it sent
+            got.append(frame)
+            if len(got) == 20:
+                stop.set()
+    assert answered[:3] == [503, 503, 200]
+    assert len(got) == 20 and (got[0].width, got[0].height) == (160, 96)
+
+
+def test_a_server_that_stays_busy_is_one_line_after_the_timeout(tmp_path):
+    clip = make_clip(tmp_path / "clip.ts", frames=5)
+    with busy_then_serving(clip, busy=None) as (url, answered):
+        source = NetworkSource(url, SourceOptions(timeout_s=1.5))
+        started = time.monotonic()
+        with pytest.raises(SourceError) as failed:
+            source.open()
+        took = time.monotonic() - started
+    assert "server error (5XX)" in str(failed.value) and "\n" not in str(failed.value)
+    assert len(answered) >= 2 and 1.4 <= took <= 4

@@ -4,8 +4,8 @@ CPython raises KeyboardInterrupt wherever the main thread happens to be. When th
 whose exceptions CPython swallows — a weakref callback (the import system's module-lock
 clean-up is one), a ``__del__``, a lookup that discards errors — the stop is lost and a
 ``--loop`` job runs on forever. So the handler here also remembers the signal: whoever takes
-the signals over next (the pipeline's own handler) asks :func:`pending` and stops at once
-for one that never ended the program. A KeyboardInterrupt that CPython reports as
+the signals over next (a command's own handlers, through :func:`handled_by`) is handed a
+signal that never ended the program at once. A KeyboardInterrupt that CPython reports as
 "Exception ignored" is kept quiet: it is pending, not a bug.
 
 Only the standard library is imported: ``python -m streamdenoise`` installs this before
@@ -14,9 +14,11 @@ anything slow.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _received: signal.Signals | None = None
@@ -35,9 +37,19 @@ def _quiet_when_pending(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def pending() -> signal.Signals | None:
-    """The signal that arrived since :func:`install` and has not ended the program yet."""
-    return _received
+@contextlib.contextmanager
+def handled_by(handlers: dict[int, Callable[[int, Any], None]]) -> Iterator[None]:
+    """Give the signals to a command's own ``handlers`` (which stop it gracefully) for the
+    block, then back; one that came earlier, where CPython swallowed its KeyboardInterrupt,
+    goes to its handler on entry."""
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        if _received in handlers:
+            handlers[_received](_received, None)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 #: What :func:`install` replaced: the unraisable hook and each signal's handler.

@@ -118,14 +118,8 @@ def run(args: argparse.Namespace) -> int:
             print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
         pipeline.stop(interrupted=True)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if interrupts.pending():  # it came earlier, where CPython swallowed its KeyboardInterrupt
-        on_signal(interrupts.pending(), None)
-    try:
+    with interrupts.handled_by({signal.SIGINT: on_signal, signal.SIGTERM: on_signal}):
         report = pipeline.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if config.status:  # --quiet turns off both the status line and the table
         print_stats(report.stats)
     if report.error and not report.error_logged:

@@ -87,19 +87,15 @@ def serve(config) -> int:
 
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
     handlers[signal.SIGHUP] = lambda *_: reload.set()
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    if interrupts.pending():  # it came earlier, where CPython swallowed its KeyboardInterrupt
-        on_stop(interrupts.pending(), None)
-    server = make(config)
-    try:
-        server.start()
-        while not stop.wait(0.2):
-            if reload.is_set():
-                reload.clear()
-                server.reload()
-    finally:
-        server.shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupts.handled_by(handlers):
+        server = make(config)
+        try:
+            server.start()
+            while not stop.wait(0.2):
+                if reload.is_set():
+                    reload.clear()
+                    server.reload()
+        finally:
+            server.shutdown()
     print("streamdenoise: stopped; outputs finalized", file=sys.stderr)
     return EXIT_INTERRUPTED

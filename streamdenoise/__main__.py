@@ -8,6 +8,6 @@ try:  # the console script's first moments: a signal here is answered like any o
     from streamdenoise.cli import console
 except KeyboardInterrupt:  # nothing has started: leave at once (see streamdenoise.cli.leave)
     print("streamdenoise: interrupted", file=sys.stderr, flush=True)
-    os._exit(130)
+    os._exit(interrupts.EXIT_STATUS)
 
 console()

@@ -60,14 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Exit status of a run stopped by Ctrl+C or SIGTERM.
-INTERRUPTED = 130
-
-
 def interrupted() -> int:
     """Ctrl+C / SIGTERM before the pipeline owns the signals: one line, exit code 130."""
     print("streamdenoise: interrupted", file=sys.stderr)
-    return INTERRUPTED
+    return interrupts.EXIT_STATUS
 
 
 def leave(code: int) -> NoReturn:
@@ -80,7 +76,7 @@ def leave(code: int) -> NoReturn:
     exit status -2 after the one "interrupted" line about once in 30 runs. An interrupted
     process therefore runs its exit handlers and leaves through ``os._exit``; any other
     status leaves the ordinary way."""
-    if code != INTERRUPTED:
+    if code != interrupts.EXIT_STATUS:
         sys.exit(code)
     atexit._run_exitfuncs()
     sys.stdout.flush()

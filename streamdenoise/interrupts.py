@@ -21,6 +21,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+#: Exit status of a program stopped by Ctrl+C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_STATUS = 130
+
 _received: signal.Signals | None = None
 
 
@@ -50,6 +53,22 @@ def handled_by(handlers: dict[int, Callable[[int, Any], None]]) -> Iterator[None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """For a loop that ends cleanly at its next step (training): the first Ctrl+C or SIGTERM
+    (or one swallowed before the block) sets the event the block is given, a second raises
+    KeyboardInterrupt at once."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    with handled_by({signal.SIGINT: on_signal, signal.SIGTERM: on_signal}):
+        yield stop
 
 
 #: What :func:`install` replaced: the unraisable hook and each signal's handler.

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streamdenoise import interrupts
 from streamdenoise.backends.base import Denoiser
 from streamdenoise.errors import SourceError, UserError
 from streamdenoise.frame import EndOfStream, Frame
@@ -120,7 +121,7 @@ class Report:
     def exit_code(self) -> int:
         if self.error:
             return 1
-        return 130 if self.interrupted else 0
+        return interrupts.EXIT_STATUS if self.interrupted else 0
 
 
 class SinkRunner:

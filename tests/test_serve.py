@@ -87,16 +87,17 @@ def test_check_accepts_a_good_file_and_lists_every_problem_of_a_bad_one(tmp_path
         "  b: {outputs: [record], record: {segment: soon, keep: 7d, max_size: lots}}\n"
         f"  c: {{source: {clip}, outputs: [{clip}]}}\n"
         "  'bad name': {source: demo}\n"
-        "  d: {source: demo, outputs: [null]}\n",  # YAML's null, not the null output
+        "  d: {source: demo, outputs: [null]}\n"  # YAML's null, not the null output
+        "  e: {source: demo}\n",
     )
     done = run_cli("serve", "--check", bad)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 9, lines
+    assert len(lines) == 9, lines  # one per mistake: d's bad list is not also "no outputs"
     text = done.stderr
     for expected in ("bind 0.0.0.0 is not loopback", "bad fps", "no source", "bad segment",
                      "bad max_size", "never overwrites", "names are letters",
-                     "bad output: an empty entry", "no outputs"):  # fmt: skip
+                     "bad output: an empty entry", "camera 'e': no outputs"):  # fmt: skip
         assert expected in text, (expected, text)
     assert "Traceback" not in text and "hunter2" not in text and "admin" not in text
 

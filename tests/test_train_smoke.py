@@ -4,6 +4,12 @@ spatial → temporal initialisation."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -19,6 +25,7 @@ from streamdenoise.lab.data import (
 )
 from streamdenoise.lab.trainer import (
     TrainConfig,
+    TrainingInterrupted,
     default_net_config,
     init_from,
     init_note,
@@ -67,6 +74,60 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
         **{**cfg.__dict__, "resume": str(tmp_path / "ckpt" / "temporal-last.pt"), "max_steps": 3}
     )
     assert train(resumed, log=lambda _: None)["steps"] == 3
+
+
+def test_a_stop_request_saves_the_checkpoint_and_resume_continues_from_it(tmp_path):
+    """Stopped after its second step, the run raises with its checkpoint at that step and
+    writes no weights; resumed, it goes on from step 2."""
+    data = tiny_dataset(tmp_path / "data")
+    cfg = TrainConfig(
+        model="tiny", data=str(data), minutes=5, batch=2, patch=32, val_size=32,
+        val_frames=3, checkpoint=str(tmp_path / "ckpt"), out=str(tmp_path / "tiny.pt"),
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def after_step(_fraction, step, _loss, _val) -> None:
+        if step == 2:
+            stop.set()
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, log=lambda _: None, progress=after_step, stop=stop)
+    assert stopped.value.step == 2
+    assert stopped.value.checkpoint == tmp_path / "ckpt" / "tiny-last.pt"
+    assert torch.load(stopped.value.checkpoint, weights_only=False)["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["tiny-last.pt"]
+    assert not (tmp_path / "tiny.pt").exists()
+    resume = {"resume": str(stopped.value.checkpoint), "max_steps": 3}
+    assert train(TrainConfig(**{**cfg.__dict__, **resume}), log=lambda _: None)["steps"] == 3
+    assert (tmp_path / "tiny.pt").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_the_train_command_with_its_checkpoint_saved(tmp_path, signum):
+    """The real command, signalled once training has started: one line naming the
+    checkpoint and how to resume, exit 130, no weights file, no half-written file."""
+    data = tiny_dataset(tmp_path / "data")
+    command = [sys.executable, "-m", "streamdenoise", "train", "--model", "tiny", "--data",
+               str(data), "--minutes", "5", "--batch", "2", "--patch", "32",
+               "--checkpoint-dir", "ckpt", "--out", "tiny.pt"]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "STREAMDENOISE_DATA": str(data)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ckpt").is_dir() and proc.poll() is None:  # the loop is next
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("streamdenoise: interrupted at step "), err
+    assert last.endswith("; checkpoint saved: --resume ckpt/tiny-last.pt continues"), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["tiny-last.pt"]
+    assert not (tmp_path / "tiny.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ import threading
 from streamdenoise import interrupts
 from streamdenoise.errors import UsageError
 
-EXIT_INTERRUPTED = 130
 #: Signals after which serve leaves without finalizing. Not 2: supervisors (``timeout``, some
 #: init systems) signal the process and then its group, so one stop request can arrive twice.
 HARD_EXIT_SIGNALS = 3
@@ -80,7 +79,7 @@ def serve(config) -> int:
         signals.append(signum)
         if len(signals) >= HARD_EXIT_SIGNALS:  # insisted: leave now, files play to their last GOP
             print("streamdenoise: stopped without finalizing", file=sys.stderr)
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(interrupts.EXIT_STATUS)
         if len(signals) == 1:
             print("streamdenoise: stopping (finalizing outputs)...", file=sys.stderr)
         stop.set()
@@ -98,4 +97,4 @@ def serve(config) -> int:
         finally:
             server.shutdown()
     print("streamdenoise: stopped; outputs finalized", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return interrupts.EXIT_STATUS

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from streamdenoise import interrupts
 from streamdenoise import settings as table
 from streamdenoise.errors import UsageError
 
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.lab.trainer import TrainConfig, train
+    from streamdenoise.lab.trainer import TrainConfig, TrainingInterrupted, train
 
     given = table.from_args(args, table.TRAIN)
     if given["patch"] % 16:
@@ -54,13 +56,25 @@ def run(args: argparse.Namespace) -> int:
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(f"train {model}", total=1.0)
+    # Ctrl+C / SIGTERM end the run after its current step, the checkpoint saved
+    with interrupts.stop_requests() as stop:
+        try:
+            with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+                task = bar.add_task(f"train {model}", total=1.0)
 
-        def progress(fraction: float, step: int, loss: float, val_psnr: float) -> None:
-            desc = f"{model} step {step} loss {loss:.2f}/255 val {val_psnr:.2f} dB"
-            bar.update(task, completed=min(fraction, 1.0), description=desc)
+                def progress(fraction: float, step: int, loss: float, val_psnr: float) -> None:
+                    desc = f"{model} step {step} loss {loss:.2f}/255 val {val_psnr:.2f} dB"
+                    bar.update(task, completed=min(fraction, 1.0), description=desc)
 
-        metrics = train(cfg, command=command, log=bar.console.print, progress=progress)
+                metrics = train(
+                    cfg, command=command, log=bar.console.print, progress=progress, stop=stop
+                )
+        except TrainingInterrupted as stopped:
+            print(
+                f"streamdenoise: interrupted at step {stopped.step}; checkpoint saved: "
+                f"--resume {stopped.checkpoint} continues",
+                file=sys.stderr,
+            )
+            return interrupts.EXIT_STATUS
     print(f"wrote {cfg.out}: {metrics}")
     return 0

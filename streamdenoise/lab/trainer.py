@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -305,15 +306,26 @@ def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:
     return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl+C or SIGTERM, its checkpoint saved at ``step`` in ``checkpoint``."""
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(step, checkpoint)
+        self.step, self.checkpoint = step, checkpoint
+
+
 def train(
     cfg: TrainConfig,
     command: str = "",
     log: Callable[[str], None] | None = None,
     progress: Callable[[float, int, float, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict:
     """Train until the time budget is spent; returns the final metrics.
 
     ``progress(fraction_of_budget, step, loss_8bit, val_psnr)`` is called after every step.
+    ``stop`` set (or a KeyboardInterrupt) ends the run with its checkpoint saved, by
+    :class:`TrainingInterrupted`; ``resume`` continues from there.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     commit = git_commit()  # now: the tree may move on while a long run trains
@@ -362,48 +374,62 @@ def train(
     loss_ema, val_psnr = None, float("nan")
 
     def checkpoint() -> None:
-        torch.save(
-            {
-                "net": net.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "elapsed": time.monotonic() - start,
-                "history": history,
-                "config": asdict(cfg),
-                "command": command,
-            },
-            ckpt_dir / f"{cfg.model}-last.pt",
-        )
+        # written aside and renamed: a second Ctrl+C mid-write leaves the last one whole
+        path = ckpt_dir / f"{cfg.model}-last.pt"
+        written = path.with_suffix(".tmp")
+        try:
+            torch.save(
+                {
+                    "net": net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "elapsed": time.monotonic() - start,
+                    "history": history,
+                    "config": asdict(cfg),
+                    "command": command,
+                },
+                written,
+            )
+            written.replace(path)
+        finally:
+            written.unlink(missing_ok=True)
 
     net.train()
-    while (now := time.monotonic()) - start < budget and step < (cfg.max_steps or sys.maxsize):
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(cfg, step, (now - start) / budget)
-        seed = cfg.seed * 1_000_003 + step
-        clean = sampler.batch(seed, batch, frames, cfg.patch)
-        # a generator of its own: with --monochrome 0 the clips and noise are as they were
-        clean, grey = to_monochrome(clean, cfg.monochrome, torch.Generator().manual_seed(~seed))
-        noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
-        if cfg.isp_noise > 0:
-            clean, noisy = with_isp_noise(clean, noisy, grey, cfg.isp_noise, seed)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            out = run_clip(net, noisy, frame_sigmas(noisy))
-        loss = training_loss(out.float(), clean, cfg.loss)
-        optimizer_step(opt, net, loss)
-        step += 1
-        # shown as an error in 8-bit units: the mean absolute one, or the RMS one for mse
-        error = math.sqrt(loss.item()) if cfg.loss == "mse" else loss.item()
-        loss_ema = error if loss_ema is None else 0.98 * loss_ema + 0.02 * error
-        if progress:
-            progress((time.monotonic() - start) / budget, step, loss_ema * 255, val_psnr)
-        if time.monotonic() - last_val > cfg.val_every_s:
-            scores = validate_all()
-            val_psnr = scores["val_psnr"]
-            minutes = (time.monotonic() - start) / 60
-            history.append({"step": step, "minutes": round(minutes, 2), **scores})
-            log(f"step {step} {minutes:.1f} min loss {loss_ema * 255:.2f}/255 {_scores(scores)}")
-            checkpoint()
-            last_val = time.monotonic()
+    try:
+        while (now := time.monotonic()) - start < budget and step < (cfg.max_steps or sys.maxsize):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, step, (now - start) / budget)
+            seed = cfg.seed * 1_000_003 + step
+            clean = sampler.batch(seed, batch, frames, cfg.patch)
+            # a generator of its own: with --monochrome 0 the clips and noise are as they were
+            clean, grey = to_monochrome(clean, cfg.monochrome, torch.Generator().manual_seed(~seed))
+            noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
+            if cfg.isp_noise > 0:
+                clean, noisy = with_isp_noise(clean, noisy, grey, cfg.isp_noise, seed)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = run_clip(net, noisy, frame_sigmas(noisy))
+            loss = training_loss(out.float(), clean, cfg.loss)
+            optimizer_step(opt, net, loss)
+            step += 1
+            # shown as an error in 8-bit units: the mean absolute one, or the RMS one for mse
+            error = math.sqrt(loss.item()) if cfg.loss == "mse" else loss.item()
+            loss_ema = error if loss_ema is None else 0.98 * loss_ema + 0.02 * error
+            if progress:
+                progress((time.monotonic() - start) / budget, step, loss_ema * 255, val_psnr)
+            if time.monotonic() - last_val > cfg.val_every_s:
+                scores = validate_all()
+                val_psnr = scores["val_psnr"]
+                minutes = (time.monotonic() - start) / 60
+                history.append({"step": step, "minutes": round(minutes, 2), **scores})
+                loss_8bit = loss_ema * 255
+                log(f"step {step} {minutes:.1f} min loss {loss_8bit:.2f}/255 {_scores(scores)}")
+                checkpoint()
+                last_val = time.monotonic()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise TrainingInterrupted(step, ckpt_dir / f"{cfg.model}-last.pt") from None
     scores = validate_all()
     minutes = (time.monotonic() - start) / 60
     history.append({"step": step, "minutes": round(minutes, 2), **scores})

@@ -227,13 +227,15 @@ def _camera(
     _unknown(data, sorted({*CAMERA_SETTINGS, *SERVE_KEYS}), where, problems)
     if data.get("source") is None:
         problems.add(where, "no source")
-    settings = {}
+    settings, unreadable = {}, set()
     for key in CAMERA_SETTINGS:
         setting, value = table.SETTINGS[key], data.get(key)
         settings[key] = setting.default
         if value is not None:
             parsed = problems.check(where, setting.parse, value, key)
             settings[key] = setting.default if parsed is None else parsed
+            if parsed is None:
+                unreadable.add(key)
     settings["bind"] = table.default("bind")  # the preview's; refused as an output below
     _check_denoiser(settings, where, problems, here=not cluster)
     camera = CameraConfig(name=name, settings=settings)
@@ -247,7 +249,7 @@ def _camera(
         camera.record = RecordConfig()
     if camera.record is not None and RECORD_OUTPUT not in outputs:
         outputs = settings["output"] = [*outputs, RECORD_OUTPUT]
-    if not outputs:
+    if not outputs and "output" not in unreadable:  # a bad list is said once, above
         problems.add(where, "no outputs (add `record` or outputs: [...])")
     for output in outputs:
         if output == RECORD_OUTPUT:

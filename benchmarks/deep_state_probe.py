@@ -184,14 +184,21 @@ def run_clip(model: nn.Module, noisy: torch.Tensor, sigma: torch.Tensor) -> torc
 
 
 def train_candidate(args: argparse.Namespace) -> None:
-    """Fine-tune one candidate from ``wide``'s weights; validate every ``--val-every`` s."""
+    """Fine-tune one candidate from ``wide``'s weights."""
+    torch.manual_seed(args.seed)
+    fine_tune(args, build(args.name), run_clip)
+
+
+def fine_tune(args: argparse.Namespace, model: nn.Module, clip_fn) -> None:
+    """Fine-tune ``model`` (``clip_fn(model, noisy, sigma)`` denoises clips causally) for
+    ``args.minutes``; validate every ``--val-every`` s; save it with its history under
+    ``args.work`` as ``args.name``.pt."""
     from streamdenoise import hardware
     from streamdenoise.lab import trainer
     from streamdenoise.lab.data import VAL_MOTION_DIRS, ClipSampler, val_clips
     from streamdenoise.models.noise import synthesize
 
-    torch.manual_seed(args.seed)
-    model = build(args.name).train()
+    model = model.train()
     bf16 = hardware.cpu().bf16  # as `streamdenoise train` decides
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     sampler = ClipSampler.load(args.data, 0.6)
@@ -209,7 +216,7 @@ def train_candidate(args: argparse.Namespace) -> None:
         for key, clean in sets.items():
             noisy = noisy_sets[key]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = run_clip(model, noisy, trainer.frame_sigmas(noisy)).float()
+                out = clip_fn(model, noisy, trainer.frame_sigmas(noisy)).float()
             scores[key] = sum(trainer.psnr(out[i], clean[i]) for i in range(len(clean))) / len(
                 clean
             )
@@ -228,7 +235,7 @@ def train_candidate(args: argparse.Namespace) -> None:
         clean = sampler.batch(seed, args.batch, args.clip_frames, args.patch)
         noisy = synthesize(clean, seed, p_unclipped=0.5)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = run_clip(model, noisy, trainer.frame_sigmas(noisy))
+            out = clip_fn(model, noisy, trainer.frame_sigmas(noisy))
         trainer.optimizer_step(opt, model, trainer.training_loss(out.float(), clean, "mse"))
         step += 1
         if time.monotonic() - last_val > args.val_every:
@@ -245,6 +252,12 @@ def train_candidate(args: argparse.Namespace) -> None:
     torch.save({"name": args.name, "state_dict": model.state_dict(), "history": history,
                 "recipe": recipe, "bf16": bf16, "command": " ".join(sys.argv)},
                args.work / f"{args.name}.pt")  # fmt: skip
+
+
+def training_runs(paths: list[str]) -> list[dict]:
+    """What the report shows of each file :func:`fine_tune` saved."""
+    runs = [torch.load(Path(p), map_location="cpu", weights_only=False) for p in paths]
+    return [{k: run[k] for k in ("name", "history", "recipe", "command")} for run in runs]
 
 
 def render(doc: dict) -> str:
@@ -277,10 +290,18 @@ def render(doc: dict) -> str:
             ],
         )
         lines.append("")
+    lines += quality_section(doc, "wide")
+    return "\n".join(lines) + "\n"
+
+
+def quality_section(doc: dict, start: str) -> list[str]:
+    """The fine-tuning runs of ``doc["training"]`` (all from ``start``'s weights) as a
+    markdown section: each set's validation PSNR before → after."""
+    lines: list[str] = []
     if doc.get("training"):
         recipe = doc["training"][0]["recipe"]
         lines += [
-            f"## Quality: fine-tuned from `wide`, {recipe['minutes']:g} min each on one core "
+            f"## Quality: fine-tuned from `{start}`, {recipe['minutes']:g} min each on one core "
             f"(side by side), clips of {recipe['frames']} frames × {recipe['batch']}, patch "
             f"{recipe['patch']}, lr {recipe['lr']}, MSE",
             "",
@@ -299,7 +320,7 @@ def render(doc: dict) -> str:
         lines += table(
             ["model", "steps", "Vid4 all", "Vid4 4–12", "motion all", "motion 4–12"], rows
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -317,14 +338,8 @@ def plot(doc: dict, path: Path) -> None:
     plot_both_sets(path, curves, "σ = 25, frames 4–12", "minutes of fine-tuning")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("time", "train", "report"))
-    parser.add_argument("name", nargs="*", help="train: a candidate or wide; report: .pt files")
-    parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--precisions", default="f32,bf16")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=20, help="time: timed frames per round")
+def add_training_args(parser: argparse.ArgumentParser, work: str) -> None:
+    """The options of :func:`fine_tune` and of a probe's report."""
     parser.add_argument("--clip-frames", type=int, default=5, help="train: frames per clip")
     parser.add_argument("--minutes", type=float, default=35.0)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -333,10 +348,21 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--val-every", type=float, default=180.0)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
-    parser.add_argument("--work", type=Path, default=Path("deep-state-probe"))
-    parser.add_argument("--speed", type=Path, help="report: a speed JSON from `time`")
+    parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--label", default="")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("time", "train", "report"))
+    parser.add_argument("name", nargs="*", help="train: a candidate or wide; report: .pt files")
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--precisions", default="f32,bf16")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=20, help="time: timed frames per round")
+    add_training_args(parser, "deep-state-probe")
+    parser.add_argument("--speed", type=Path, help="report: a speed JSON from `time`")
     args = parser.parse_args()
     if args.action == "train":
         if len(args.name) != 1 or args.name[0] not in ("wide", *CANDIDATES):
@@ -350,10 +376,7 @@ def main() -> int:
     else:
         if args.speed:
             doc["speed"] = json.loads(args.speed.read_text())["speed"]
-        doc["training"] = []
-        for path in map(Path, args.name):
-            run = torch.load(path, map_location="cpu", weights_only=False)
-            doc["training"].append({k: run[k] for k in ("name", "history", "recipe", "command")})
+        doc["training"] = training_runs(args.name)
     save_results(args.out, "deep_state_probe", args.label, doc, render, plot)
     print(render(doc))
     return 0

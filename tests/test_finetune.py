@@ -5,6 +5,10 @@ measured right, usage errors are one line, and ``eval`` scores real pairs as the
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -100,6 +104,36 @@ def test_the_guard_refuses_a_wrecked_model_and_resume_continues(tmp_path, clip):
     )
     assert "resuming at step" in again.stderr
     assert again.returncode == 1 and not out.exists()
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, clip):
+    """Signalled once its frames are kept (training is next), the real command ends after a
+    step with its checkpoint saved and one line saying how to go on; --resume then finishes
+    it from the saved frames and writes the weights."""
+    out = tmp_path / "mycam.pt"
+    args = ["finetune", str(clip), "--patch", "32", "--batch", "1", "--model", "spatial"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdenoise", *args, "--minutes", "5", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not out.with_suffix(".frames.npz").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the frames were never kept"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("streamdenoise: interrupted at step "), err
+    assert last.endswith(f"checkpoint saved in {out.with_suffix('.ckpt')}: the same command "
+                         "with --resume continues"), err  # fmt: skip
+    assert "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".tmp").exists()
+    assert torch.load(out.with_suffix(".ckpt"), weights_only=False)["step"] >= 0
+    again = run_cli(*args, "--minutes", "0.4", "--resume", "-o", str(out), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming at step" in again.stderr and out.is_file()
 
 
 @pytest.mark.parametrize(

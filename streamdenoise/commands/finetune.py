@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from streamdenoise import interrupts
 from streamdenoise import settings as table
 from streamdenoise.errors import UsageError, UserError
 from streamdenoise.redact import redact
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         finetune,
         write_finetuned,
     )
+    from streamdenoise.lab.trainer import TrainingInterrupted
     from streamdenoise.models import load_model
 
     given = table.from_args(args, table.FINETUNE)
@@ -124,14 +127,28 @@ def run(args: argparse.Namespace) -> int:
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("fine-tune", total=1.0)
+    # Ctrl+C / SIGTERM end the training after its current step, the checkpoint saved
+    with interrupts.stop_requests() as stop:
+        try:
+            with Progress(*columns, console=console, transient=False) as bar:
+                task = bar.add_task("fine-tune", total=1.0)
 
-        def progress(fraction: float, step: int, loss: float, best: float) -> None:
-            desc = f"step {step} loss {loss * 1e4:.2f}e-4 best held-back {best * 1e4:.2f}e-4"
-            bar.update(task, completed=min(fraction, 1.0), description=desc)
+                def progress(fraction: float, step: int, loss: float, best: float) -> None:
+                    desc = (
+                        f"step {step} loss {loss * 1e4:.2f}e-4 best held-back {best * 1e4:.2f}e-4"
+                    )
+                    bar.update(task, completed=min(fraction, 1.0), description=desc)
 
-        outcome = finetune(net, store, cfg, ckpt, resume, log=bar.console.print, progress=progress)
+                outcome = finetune(net, store, cfg, ckpt, resume, bar.console.print, progress, stop)
+        except TrainingInterrupted as stopped:
+            saved = (
+                f"; checkpoint saved in {stopped.checkpoint}: the same command with --resume "
+                "continues"
+                if stopped.checkpoint
+                else " (a dry run keeps no checkpoint)"
+            )
+            print(f"streamdenoise: interrupted at step {stopped.step}{saved}", file=sys.stderr)
+            return interrupts.EXIT_STATUS
     report = outcome.report
     summary = (
         f"{report['mode']} footage, {report['frames_train']} frames trained, "

@@ -35,6 +35,7 @@ import copy
 import itertools
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -47,7 +48,12 @@ import torch
 from streamdenoise.errors import SourceError, UsageError, UserError
 from streamdenoise.lab.camera_noise import estimate_noise_model
 from streamdenoise.lab.camera_teacher import TEACHERS, Teacher, make_teacher
-from streamdenoise.lab.trainer import frame_sigmas, optimizer_step, run_clip
+from streamdenoise.lab.trainer import (
+    TrainingInterrupted,
+    frame_sigmas,
+    optimizer_step,
+    run_clip,
+)
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
 from streamdenoise.models.weights import git_commit, save_weights
@@ -285,14 +291,16 @@ class Objective:
         references: dict | None,
         deadline: float,
         log: Callable[[str], None],
+        stop: threading.Event | None = None,
     ) -> None:
         """Make the held-back set: the teacher's references first (or the saved ones), if
-        the teacher passes its check against ``net``."""
+        the teacher passes its check against ``net``; ``stop`` set ends the references
+        early, as the deadline does."""
         if self.teacher is not None:
             if references is None:
                 references = {"check": self.check_teacher(net, log)}
                 if references["check"]["passed"]:
-                    references |= self.teach(deadline, log)
+                    references |= self.teach(deadline, log, stop)
             self.references = references
             if not references["check"]["passed"]:
                 self.teacher_name, self.teacher = "none", None
@@ -329,7 +337,9 @@ class Objective:
             )
         return check
 
-    def teach(self, deadline: float, log: Callable[[str], None]) -> dict[str, list]:
+    def teach(
+        self, deadline: float, log: Callable[[str], None], stop: threading.Event | None = None
+    ) -> dict[str, list]:
         """The teacher's references: the guard's central crop of every held-back photo, then
         random crops of the training photos, in turn, until each has been covered about once
         or ``deadline`` (time.monotonic) has passed — but at least one."""
@@ -344,7 +354,11 @@ class Objective:
         wanted = len(frames) * max(1, round(h * w / side**2))
         order = rng.permutation(len(frames))
         begin = time.monotonic()
-        while len(refs["train"]) < wanted and (not refs["train"] or time.monotonic() < deadline):
+
+        def more_time() -> bool:
+            return time.monotonic() < deadline and not (stop is not None and stop.is_set())
+
+        while len(refs["train"]) < wanted and (not refs["train"] or more_time()):
             frame = frames[order[len(refs["train"]) % len(frames)]]
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             crop = frame[y : y + side, x : x + side]
@@ -505,11 +519,13 @@ def finetune(
     resume: dict | None = None,
     log: Callable[[str], None] | None = None,
     progress: Callable[[float, int, float, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Fine-tune ``net`` (modified in place) on ``store`` until the time budget is spent.
 
     ``progress(fraction, step, loss, best_gain_db)`` runs after every step. Returns the best
     candidate by the guard's held-back loss and whether it beat the starting model.
+    ``stop`` set ends the run with its checkpoint saved, by :class:`TrainingInterrupted`.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     stills = cfg.mode == "stills" or (cfg.mode == "auto" and looks_like_stills(store))
@@ -519,7 +535,11 @@ def finetune(
     budget = cfg.minutes * 60
     begin = time.monotonic() - (resume["elapsed"] if resume else 0.0)
     objective.prepare(
-        net, resume.get("references") if resume else None, begin + TEACHER_SHARE * budget, log
+        net,
+        resume.get("references") if resume else None,
+        begin + TEACHER_SHARE * budget,
+        log,
+        stop,
     )
     # the learning-rate schedule spans the time left for training
     teach_s = resume.get("teach_s", 0.0) if resume else time.monotonic() - begin
@@ -558,8 +578,11 @@ def finetune(
             "teach_s": teach_s,
         }
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(checkpoint)
+        try:
+            torch.save(blob, tmp)
+            tmp.replace(checkpoint)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def validate() -> None:
         nonlocal best_loss, best_state, best_losses
@@ -578,6 +601,8 @@ def finetune(
     net.train()
     try:
         while (now := time.monotonic()) - begin < budget and step < (cfg.max_steps or sys.maxsize):
+            if stop is not None and stop.is_set():
+                raise TrainingInterrupted(step, checkpoint)
             frac = (now - begin - teach_s) / max(budget - teach_s, 1e-9)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, frac, step)

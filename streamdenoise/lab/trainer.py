@@ -307,9 +307,10 @@ def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """A run stopped by Ctrl+C or SIGTERM, its checkpoint saved at ``step`` in ``checkpoint``."""
+    """A run stopped by Ctrl+C or SIGTERM, its checkpoint saved at ``step`` in ``checkpoint``
+    (None: a run that keeps none, such as a fine-tuning dry run)."""
 
-    def __init__(self, step: int, checkpoint: Path) -> None:
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
         super().__init__(step, checkpoint)
         self.step, self.checkpoint = step, checkpoint
 

@@ -34,7 +34,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/all.log
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/all.log"
 }
 step gpu-tests 120 python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
-    tests/test_backend_parity.py --junitxml="$OUT/pytest_gpu.xml"
+    tests/test_backend_parity.py tests/test_train_smoke.py --junitxml="$OUT/pytest_gpu.xml"
 MODELS=${MODELS:-temporal-gpu}
 for MODEL in $MODELS; do
     # README command (1)'s job on the default device (CUDA fp16 when torch sees the GPU)

@@ -270,7 +270,7 @@ _SETTINGS: tuple[Setting, ...] = (
             default=False, kind="switch"),
     Setting("precision", choice(PRECISIONS), "inference precision",
             default_help="fp16 on CUDA, bf16 on CPUs with native bf16, else fp32", metavar="P"),
-    Setting("device", parse_device, "auto, cpu, cuda or cuda:N for neural backends",
+    Setting("device", parse_device, "auto, cpu, cuda or cuda:N for neural backends (and training)",
             default="auto", default_help="auto: CUDA when a GPU is usable", metavar="DEV"),
     Setting("threads", number(int, 1), "CPU threads for the denoiser; give each of several "
             "streams on one machine its share", default_help="the runtime's choice: every core",
@@ -496,7 +496,7 @@ EVAL = (
 TRAIN = (
     "data_root", "train_model", "minutes", "resume", "out", "checkpoint_dir", "init",
     "train_batch", "frames", "patch", "lr", "seed", "video_share", "fp32", "loss",
-    "unclipped_noise", "monochrome", "isp_noise",
+    "unclipped_noise", "monochrome", "isp_noise", "device",
 )  # fmt: skip
 FINETUNE = (
     "finetune_source", "finetune_output", "finetune_model", "finetune_minutes", "dry_run",

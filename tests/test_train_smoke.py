@@ -30,6 +30,7 @@ from streamdenoise.lab.trainer import (
     init_from,
     init_note,
     train,
+    training_device,
 )
 from streamdenoise.models.nets import NetConfig, build_net, initial_state
 from streamdenoise.models.weights import load_weights, save_weights
@@ -67,6 +68,7 @@ def test_a_few_steps_write_weights_and_resume(tmp_path):
     assert metrics["steps"] == 2
     _, blob = load_weights(tmp_path / "temporal.pt", expect_temporal=True)
     assert blob["metadata"]["training_command"] == "test"
+    assert blob["metadata"]["device"] == str(training_device("auto"))
     assert blob["metadata"]["train_config"]["unclipped_noise"] == 0.5
     assert blob["metadata"]["train_config"]["isp_noise"] == 0.5
     assert blob["metadata"]["final_validation"] == metrics
@@ -100,6 +102,35 @@ def test_a_stop_request_saves_the_checkpoint_and_resume_continues_from_it(tmp_pa
     resume = {"resume": str(stopped.value.checkpoint), "max_steps": 3}
     assert train(TrainConfig(**{**cfg.__dict__, **resume}), log=lambda _: None)["steps"] == 3
     assert (tmp_path / "tiny.pt").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_recurrent_model_trains_and_resumes_on_a_cuda_gpu(tmp_path):
+    """The network, its clips and its validation on the GPU (the motion measured on the
+    host): weights that load on the CPU, a checkpoint that resumes there."""
+    data = tiny_dataset(tmp_path / "data")
+    cfg = TrainConfig(
+        model="temporal", data=str(data), minutes=5, max_steps=2, batch=2, frames=2, patch=32,
+        val_size=32, val_frames=3, checkpoint=str(tmp_path / "ckpt"),
+        out=str(tmp_path / "temporal.pt"), device="cuda",
+    )  # fmt: skip
+    assert train(cfg, log=lambda _: None)["steps"] == 2
+    _, blob = load_weights(tmp_path / "temporal.pt", expect_temporal=True)
+    assert blob["metadata"]["device"] == "cuda"
+    resume = {"resume": str(tmp_path / "ckpt" / "temporal-last.pt"), "max_steps": 3}
+    assert train(TrainConfig(**{**cfg.__dict__, **resume}), log=lambda _: None)["steps"] == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here")
+def test_training_on_a_gpu_that_is_not_there_is_one_line(tmp_path, capsys):
+    from streamdenoise.cli import main
+
+    assert main(["train", "--device", "cuda", "--checkpoint-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["streamdenoise: error: --device cuda: torch sees no CUDA GPU here "
+                   "(--device cpu)"]  # fmt: skip
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -32,12 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamdenoise.lab.trainer import TrainConfig, TrainingInterrupted, train
+    from streamdenoise.lab.trainer import TrainConfig, TrainingInterrupted, train, training_device
 
     given = table.from_args(args, table.TRAIN)
     if given["patch"] % 16:
         raise UsageError("--patch must be a multiple of 16")
     model = given["train_model"]
+    training_device(given["device"])  # a GPU that is not there is said before anything starts
     cfg = TrainConfig(
         model=model,
         data=str(given["data_root"] or table.data_dir()),
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         resume=str(given["resume"]) if given["resume"] else None,
         init=str(given["init"]) if given["init"] else None,
         bf16=not given["fp32"],
+        device=given["device"],
         **table.pick(given, *CONFIG_SETTINGS),
     )
     command = args.command_line

@@ -1,4 +1,4 @@
-"""Training loop: time-budgeted, resumable, bf16 autocast on CPU.
+"""Training loop: time-budgeted, resumable, bf16 autocast on the CPU or a CUDA GPU.
 
 The learning-rate schedule follows the fraction of the time budget used (not a step count),
 so a run given ``--minutes M`` anneals properly whatever the machine's speed. Batches and
@@ -55,6 +55,8 @@ class TrainConfig:
     init: str | None = None
     max_steps: int | None = None  # stop early (smoke tests); the time budget still applies
     bf16: bool = not default("fp32")
+    #: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N"
+    device: str = "auto"
     video_share: float = default("video_share")  # clips cut from real videos (rest: images)
     #: "charbonnier" (robust, keeps edges) or "mse" (what PSNR measures: a last fine-tune)
     loss: str = default("loss")
@@ -184,7 +186,7 @@ def run_clip(net: UNetDenoiser, noisy: torch.Tensor, sigma: torch.Tensor) -> tor
     prev = initial_state(noisy[:, 0], net.config.state_channels)
     compensators, motions = [], []
     if net.config.temporal and net.config.motion != "graph":
-        for clip in noisy.detach().float().permute(0, 1, 3, 4, 2).numpy():
+        for clip in noisy.detach().float().cpu().permute(0, 1, 3, 4, 2).numpy():
             compensators.append(MotionCompensator(net.config.motion))
             motions.append([compensators[-1].observe(frame) for frame in clip])
     for t in range(noisy.shape[1]):
@@ -238,6 +240,31 @@ def frame_sigmas(noisy: torch.Tensor) -> torch.Tensor:
     return sigma.view(n, t, 3, 1, 1)
 
 
+def training_device(requested: str) -> torch.device:
+    """Where a run trains: ``auto`` is the GPU torch sees (CUDA), else the CPU; a CUDA device
+    that is not there is a usage error."""
+    from streamdenoise.errors import UsageError
+    from streamdenoise.runtime import default_device
+
+    name = default_device("torch", None) if requested == "auto" else requested
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        if requested == "auto":  # a GPU this torch build cannot use (a CPU-only wheel)
+            return torch.device("cpu")
+        raise UsageError(f"--device {requested}: torch sees no CUDA GPU here (--device cpu)")
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UsageError(f"--device {requested}: torch sees {count} GPU(s) (cuda:0…)")
+    return device
+
+
+def mixed_precision(device: torch.device, bf16: bool):
+    """bf16 autocast on ``device`` (the CPU's, or a GPU's where it has bf16), else none."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        bf16 = False  # fp16 would need loss scaling; such a GPU trains in fp32
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = ((a.clamp(0, 1) * 255).round() / 255 - b).pow(2).mean().item()
     return 10 * math.log10(1.0 / max(mse, 1e-12))
@@ -247,8 +274,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def validate(net: UNetDenoiser, clean: torch.Tensor, noisy: torch.Tensor, bf16: bool) -> float:
     """Mean PSNR over the validation clips (AWGN σ=25, 8-bit input)."""
     net.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = run_clip(net, noisy, frame_sigmas(noisy)).float()
+    with mixed_precision(noisy.device, bf16):
+        out = run_clip(net, noisy, frame_sigmas(noisy)).float().to(clean.device)
     net.train()
     return sum(psnr(out[i], clean[i]) for i in range(len(clean))) / len(clean)
 
@@ -331,8 +358,9 @@ def train(
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     commit = git_commit()  # now: the tree may move on while a long run trains
     torch.manual_seed(cfg.seed)
+    device = training_device(cfg.device)
     net_cfg = NetConfig.from_dict({**default_net_config(cfg.model).to_dict(), **cfg.net})
-    net = build_net(net_cfg).to(memory_format=torch.channels_last)
+    net = build_net(net_cfg).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     step, elapsed, history = 0, 0.0, []
     if cfg.init and not cfg.resume:
@@ -349,14 +377,16 @@ def train(
     data_dir = Path(cfg.data)
     sampler = ClipSampler.load(data_dir, cfg.video_share)
     val_clean = val_clips(data_dir, cfg.val_frames, cfg.val_size)
-    val_noisy = synthesize(val_clean, seed=12345, kind="awgn", sigma=25 / 255)
+    val_noisy = synthesize(val_clean, seed=12345, kind="awgn", sigma=25 / 255).to(device)
     # fast motion, never trained on: reported beside Vid4 so a run is judged on both
     has_motion = all((data_dir / d).is_dir() for d in VAL_MOTION_DIRS)
     motion_clean = (
         val_clips(data_dir, cfg.val_frames, cfg.val_size, VAL_MOTION_DIRS) if has_motion else None
     )
     motion_noisy = (
-        synthesize(motion_clean, seed=12346, kind="awgn", sigma=25 / 255) if has_motion else None
+        synthesize(motion_clean, seed=12346, kind="awgn", sigma=25 / 255).to(device)
+        if has_motion
+        else None
     )
 
     def validate_all() -> dict:
@@ -409,7 +439,9 @@ def train(
             noisy = synthesize(clean, seed, p_unclipped=cfg.unclipped_noise, monochrome=grey)
             if cfg.isp_noise > 0:
                 clean, noisy = with_isp_noise(clean, noisy, grey, cfg.isp_noise, seed)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            # clips and their noise are made on the CPU, the network runs on ``device``
+            clean, noisy = clean.to(device), noisy.to(device)
+            with mixed_precision(device, cfg.bf16):
                 out = run_clip(net, noisy, frame_sigmas(noisy))
             loss = training_loss(out.float(), clean, cfg.loss)
             optimizer_step(opt, net, loss)
@@ -450,6 +482,7 @@ def train(
                 "train_config": asdict(cfg),
                 "data": _data_note(data_dir),
                 "git_commit": commit,
+                "device": str(device),
                 "final_validation": metrics,
                 "history": history,
                 **({"initialised_from": init_note(Path(cfg.init))} if cfg.init else {}),

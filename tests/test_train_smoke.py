@@ -276,6 +276,34 @@ def test_training_loss_is_charbonnier_or_mean_squared_error():
     assert training_loss(out, clean, "charbonnier").item() == pytest.approx(0.1, rel=1e-3)
 
 
+def test_a_wider_network_grown_from_a_thinner_one_starts_as_it_and_its_new_channels_learn(
+    tmp_path,
+):
+    """``wide`` (twice ``nano``'s channels) seeded by ``nano``: the same output at step 0,
+    and after a few steps the new channels' weights have moved (were they zero on both
+    sides, they would never receive a gradient)."""
+    torch.manual_seed(0)
+    source = build_net(default_net_config("nano")).eval()
+    save_weights(tmp_path / "nano.pt", "nano", source, {"training_command": "x"})
+    wide = build_net(default_net_config("wide"))
+    init_from(wide, tmp_path / "nano.pt")
+    x, sigma = torch.rand(2, 3, 64, 64), torch.full((2, 3, 1, 1), 0.1)
+    with torch.no_grad():
+        assert torch.allclose(wide.eval()(x, sigma), source(x, sigma), atol=1e-6)
+    conv = wide.encs[0][0]  # 64 channels where nano has 32
+    before = conv.weight.detach().clone()
+    opt = torch.optim.AdamW(wide.train().parameters(), lr=1e-3, weight_decay=0.0)
+    for _ in range(3):
+        clean = torch.rand(2, 3, 64, 64)
+        loss = (wide(clean + 0.1 * torch.randn_like(clean), sigma) - clean).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    old, new = before.shape[0] // 2, conv.weight.detach()
+    assert (new[old:] - before[old:]).abs().max() > 0  # the new outputs learn
+    assert (new[:old, old:] - before[:old, old:]).abs().max() > 0  # and are heard
+
+
 def test_train_command_writes_into_the_current_folder_by_default(tmp_path, monkeypatch):
     """Without --out the weights land in ./MODEL.pt, never over the packaged tier of that
     name (a stray run there would become what `--model auto` ships)."""

@@ -286,12 +286,14 @@ BODY_PREFIXES = ("enc0.", "encs.", "decs.")
 
 def init_from(net: UNetDenoiser, path: Path) -> None:
     """Start from trained weights; a spatial model can seed a temporal one (convs the
-    temporal body lacks are dropped), a wider model a thinner one (see :func:`_fitted`).
+    temporal body lacks are dropped), a wider model a thinner one and a thinner one a wider
+    one (see :func:`_fitted`).
 
     The temporal head sees [average, noisy, prev output] where the spatial one sees [noisy]:
     the weights for the new inputs start at zero, and after a reset the average is the frame
     itself, so the U-Net begins as the spatial model and only has to learn how to use the
-    past, not how to denoise. Layers the source lacks (the gate) keep their own
+    past, not how to denoise. A narrower source seeds a wider network the same way: it starts
+    as the source, its new channels live. Layers the source lacks (the gate) keep their own
     initialisation, except convs added to the U-Net's body: those start as the identity
     (their input is already rectified, so conv + ReLU passes it unchanged), which grows a
     trained network into a deeper one that begins exactly where the source left off.
@@ -304,7 +306,8 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
     state = {key: value for key, value in state.items() if key in own}
     for key, value in state.items():
         if own[key].shape != value.shape:
-            state[key] = _fitted(value, own[key].shape)
+            layer = net.get_submodule(key.rpartition(".")[0])
+            state[key] = _fitted(value, own[key], isinstance(layer, torch.nn.ConvTranspose2d))
     for key in own.keys() - state.keys():  # layers the source has no counterpart of
         state[key] = own[key]
         if key.startswith(BODY_PREFIXES) and key.endswith(".weight"):
@@ -313,17 +316,27 @@ def init_from(net: UNetDenoiser, path: Path) -> None:
     net.load_state_dict(state)
 
 
-def _fitted(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``value`` in a tensor of ``shape``: what the target has more of (new inputs or outputs)
-    starts at zero, what it has less of is cut — channels from the end, a conv's kernel to
-    its centre (3×3 → 1×1 keeps the centre tap)."""
-    fitted = torch.zeros(shape, dtype=value.dtype)
+def _fitted(value: torch.Tensor, own: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """The source's ``value`` in the target's tensor ``own`` (its fresh initialisation).
+
+    What the target has less of is cut: channels from the end, a kernel to its centre (3×3 →
+    1×1 keeps the centre tap). What it has more of: the source's outputs hear nothing new (new
+    inputs and kernel taps start at zero, so the grown network starts exactly as the source),
+    while new outputs keep their fresh initialisation — zero there too, and a new channel
+    would neither act nor ever receive a gradient. ``transposed``: a ConvTranspose2d, whose
+    weight is (in, out, ...) rather than (out, in, ...)."""
+    fitted = own.detach().clone().to(value.dtype)
     source, target = [], []
-    for dim, (have, want) in enumerate(zip(value.shape, shape, strict=True)):
+    for dim, (have, want) in enumerate(zip(value.shape, own.shape, strict=True)):
         n = min(have, want)
-        cut = (have - n) // 2 if dim >= 2 else 0  # kernel dims: keep the centre
-        source.append(slice(cut, cut + n))
-        target.append(slice(0, n))
+        # channels from the start; kernels line up by their centres
+        at_source, at_target = ((have - n) // 2, (want - n) // 2) if dim >= 2 else (0, 0)
+        source.append(slice(at_source, at_source + n))
+        target.append(slice(at_target, at_target + n))
+    if value.ndim >= 2:
+        rows = [slice(None)] * value.ndim
+        rows[1 if transposed else 0] = target[1 if transposed else 0]
+        fitted[tuple(rows)] = 0  # the source's outputs: only what the source gave them
     fitted[tuple(target)] = value[tuple(source)]
     return fitted
 

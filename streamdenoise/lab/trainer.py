@@ -325,7 +325,7 @@ def _fitted(value: torch.Tensor, own: torch.Tensor, transposed: bool) -> torch.T
     while new outputs keep their fresh initialisation — zero there too, and a new channel
     would neither act nor ever receive a gradient. ``transposed``: a ConvTranspose2d, whose
     weight is (in, out, ...) rather than (out, in, ...)."""
-    fitted = own.detach().clone().to(value.dtype)
+    fitted = own.detach().to(value.device, value.dtype).clone()
     source, target = [], []
     for dim, (have, want) in enumerate(zip(value.shape, own.shape, strict=True)):
         n = min(have, want)

@@ -56,7 +56,7 @@ from streamdenoise.lab.trainer import (
 )
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
 from streamdenoise.models.nets import UNetDenoiser
-from streamdenoise.models.weights import git_commit, save_weights
+from streamdenoise.models.weights import git_commit, save_weights, save_whole
 from streamdenoise.settings import default
 
 MODES = ("auto", "video", "stills")
@@ -577,12 +577,7 @@ def finetune(
             "references": objective.references,
             "teach_s": teach_s,
         }
-        tmp = checkpoint.with_suffix(".tmp")
-        try:
-            torch.save(blob, tmp)
-            tmp.replace(checkpoint)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_whole(blob, checkpoint)
 
     def validate() -> None:
         nonlocal best_loss, best_state, best_losses

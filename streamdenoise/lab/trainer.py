@@ -29,7 +29,7 @@ from streamdenoise.models.noise import (
     synthesize,
     to_monochrome,
 )
-from streamdenoise.models.weights import git_commit, save_weights
+from streamdenoise.models.weights import git_commit, save_weights, save_whole
 from streamdenoise.settings import data_dir, default, train_batch
 
 
@@ -417,26 +417,19 @@ def train(
     start = time.monotonic() - elapsed
     loss_ema, val_psnr = None, float("nan")
 
+    ckpt_path = ckpt_dir / f"{cfg.model}-last.pt"
+
     def checkpoint() -> None:
-        # written aside and renamed: a second Ctrl+C mid-write leaves the last one whole
-        path = ckpt_dir / f"{cfg.model}-last.pt"
-        written = path.with_suffix(".tmp")
-        try:
-            torch.save(
-                {
-                    "net": net.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": step,
-                    "elapsed": time.monotonic() - start,
-                    "history": history,
-                    "config": asdict(cfg),
-                    "command": command,
-                },
-                written,
-            )
-            written.replace(path)
-        finally:
-            written.unlink(missing_ok=True)
+        state = {
+            "net": net.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "elapsed": time.monotonic() - start,
+            "history": history,
+            "config": asdict(cfg),
+            "command": command,
+        }
+        save_whole(state, ckpt_path)
 
     net.train()
     try:
@@ -475,7 +468,7 @@ def train(
                 last_val = time.monotonic()
     except KeyboardInterrupt:
         checkpoint()
-        raise TrainingInterrupted(step, ckpt_dir / f"{cfg.model}-last.pt") from None
+        raise TrainingInterrupted(step, ckpt_path) from None
     scores = validate_all()
     minutes = (time.monotonic() - start) / 60
     history.append({"step": step, "minutes": round(minutes, 2), **scores})

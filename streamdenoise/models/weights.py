@@ -47,9 +47,18 @@ def save_weights(path: Path, name: str, net: UNetDenoiser, metadata: dict[str, A
         "metadata": metadata,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    save_whole(blob, path)
+
+
+def save_whole(blob: dict[str, Any], path: Path) -> None:
+    """``torch.save`` written beside ``path`` and renamed over it: a reader, a crash or a
+    second Ctrl+C mid-write finds the previous file whole, and no partial file stays."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(blob, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_weights_file(path: Path) -> dict[str, Any]:

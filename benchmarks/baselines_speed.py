@@ -8,6 +8,10 @@ Writes ``baselines_speed.json`` and ``.md`` with the machine record; quote ratio
 one run, since the absolute figures move with the load of the machine.
 
     python benchmarks/baselines_speed.py [--size 1280x720] [--out benchmarks/results/quality]
+        [--only vbm3d,bm3d --label NAME]
+
+``--only`` times some backends (``spatial`` through OpenVINO, the reference of the ratios,
+always runs); ``--label`` writes ``baselines_speed_NAME.*`` beside the full run's files.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ CLIP = DATASETS / "media" / "clips" / "01_dog.mp4"
 CONTENDERS: list[tuple[str, str, dict, int]] = [
     ("spatial (OpenVINO, default precision)", "openvino", {"model": "spatial"}, 8),
     ("temporal (OpenVINO, default precision)", "openvino", {"model": "temporal"}, 8),
+    ("wide-temporal (OpenVINO, default precision)", "openvino", {"model": "wide-temporal"}, 8),
     ("spatial (torch)", "torch", {"model": "spatial"}, 4),
     ("hqdn3d", "hqdn3d", {"sigma": 25.0}, 8),
     ("atadenoise", "atadenoise", {"sigma": 25.0}, 8),
@@ -102,9 +107,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality")
+    parser.add_argument("--only", help="comma list of backends to time (default: all)")
+    parser.add_argument("--label", default="", help="file name suffix")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    frames = real_frames(width, height, 1 + max(t for *_, t in CONTENDERS))
+    contenders = CONTENDERS
+    if args.only:
+        wanted = set(args.only.split(","))
+        if unknown := wanted - {backend for _, backend, *_ in CONTENDERS}:
+            parser.error(f"--only: no contender {', '.join(sorted(unknown))}")
+        contenders = [CONTENDERS[0]] + [c for c in CONTENDERS[1:] if c[1] in wanted]
+    frames = real_frames(width, height, 1 + max(t for *_, t in contenders))
     report = {
         "size": args.size,
         "command": " ".join(sys.argv),
@@ -112,7 +125,7 @@ def main() -> int:
         "machine": machine_record(),
         "results": [],
     }
-    for label, backend, kwargs, timed in CONTENDERS:
+    for label, backend, kwargs, timed in contenders:
         row = {"label": label, "backend": backend, **kwargs}
         if reason := unavailable_reason(backend):
             row["error"] = reason
@@ -121,8 +134,9 @@ def main() -> int:
         report["results"].append(row)
         print(label, row.get("s_per_frame", row.get("error")), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "baselines_speed.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "baselines_speed.md").write_text(markdown(report))
+    stem = args.out / ("baselines_speed" + (f"_{args.label}" if args.label else ""))
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(report))
     return 0
 
 

@@ -308,11 +308,11 @@ def _best_on_grid(
 
     The candidates are the tuning grid's settings at every tabulated noise level; picking the
     best on the data it is scored on makes this an upper bound of what the filter can do."""
-    from streamdenoise.lab.tune_classical import _forced_params, candidates
+    from streamdenoise.lab.tune_classical import candidates, forced_params
 
     best = None
     for params in candidates(spec.name):
-        with _forced_params(spec.name, params):
+        with forced_params(spec.name, params):
             rows, frames, spent = _run_spec(spec, sequences, noisy, 0.0, "real", "quantized")
         if best is None or _mean(rows, "psnr") > _mean(best[0], "psnr"):
             best = (rows, frames, spent, params)

@@ -290,18 +290,18 @@ def render(doc: dict) -> str:
             ],
         )
         lines.append("")
-    lines += quality_section(doc, "wide")
+    lines += quality_section(doc, "`wide`")
     return "\n".join(lines) + "\n"
 
 
 def quality_section(doc: dict, start: str) -> list[str]:
-    """The fine-tuning runs of ``doc["training"]`` (all from ``start``'s weights) as a
-    markdown section: each set's validation PSNR before → after."""
+    """The fine-tuning runs of ``doc["training"]`` (all from the weights ``start`` names, in
+    markdown) as a markdown section: each set's validation PSNR before → after."""
     lines: list[str] = []
     if doc.get("training"):
         recipe = doc["training"][0]["recipe"]
         lines += [
-            f"## Quality: fine-tuned from `{start}`, {recipe['minutes']:g} min each on one core "
+            f"## Quality: fine-tuned from {start}, {recipe['minutes']:g} min each on one core "
             f"(side by side), clips of {recipe['frames']} frames × {recipe['batch']}, patch "
             f"{recipe['patch']}, lr {recipe['lr']}, MSE",
             "",

@@ -137,7 +137,7 @@ def render(doc: dict) -> str:
         "convolution that starts as the identity on the current ones); `wide-temporal`: the "
         "control, fine-tuned the same way.",
         "",
-        *quality_section(doc, START),
+        *quality_section(doc, f"`{START}`"),
     ]
     return "\n".join(lines) + "\n"
 

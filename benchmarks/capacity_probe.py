@@ -23,20 +23,17 @@ sequences. A quality probe: no speed is measured.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from deep_state_probe import (  # noqa: E402
-    add_training_args,
     fine_tune,
     plot,
+    probe_args,
     quality_section,
     training_runs,
 )
@@ -85,16 +82,8 @@ def render(doc: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("train", "report"))
-    parser.add_argument("name", nargs="+", help=f"train: {' or '.join(SOURCES)}; report: .pt")
-    add_training_args(parser, "capacity-probe")
-    args = parser.parse_args()
+    args = probe_args(__doc__, tuple(SOURCES), "capacity-probe")
     if args.action == "train":
-        if len(args.name) != 1 or args.name[0] not in SOURCES:
-            parser.error(f"train takes one of: {', '.join(SOURCES)}")
-        args.name = args.name[0]
-        torch.manual_seed(args.seed)
         net = build(args.name)
         fine_tune(args, net, trainer.run_clip)
         record = {"command": " ".join(sys.argv), "initialised_from": SOURCES[args.name]}

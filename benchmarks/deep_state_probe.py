@@ -353,6 +353,22 @@ def add_training_args(parser: argparse.ArgumentParser, work: str) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
 
 
+def probe_args(description: str, candidates: tuple[str, ...], work: str) -> argparse.Namespace:
+    """The command line of a fine-tuning probe: ``train NAME`` (one of ``candidates``; seeds
+    torch) or ``report FILE.pt...``."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("action", choices=("train", "report"))
+    parser.add_argument("name", nargs="+", help=f"train: {' or '.join(candidates)}; report: .pt")
+    add_training_args(parser, work)
+    args = parser.parse_args()
+    if args.action == "train":
+        if len(args.name) != 1 or args.name[0] not in candidates:
+            parser.error(f"train takes one of: {', '.join(candidates)}")
+        args.name = args.name[0]
+        torch.manual_seed(args.seed)
+    return args
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("time", "train", "report"))

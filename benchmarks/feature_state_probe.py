@@ -21,7 +21,6 @@ what the six full-resolution state channels' warp does).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -35,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from deep_state_probe import (  # noqa: E402
-    add_training_args,
     fine_tune,
     plot,
+    probe_args,
     quality_section,
     training_runs,
 )
@@ -143,16 +142,8 @@ def render(doc: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("train", "report"))
-    parser.add_argument("name", nargs="+", help=f"train: features or {START}; report: .pt files")
-    add_training_args(parser, "feature-state-probe")
-    args = parser.parse_args()
+    args = probe_args(__doc__, ("features", START), "feature-state-probe")
     if args.action == "train":
-        if len(args.name) != 1 or args.name[0] not in ("features", START):
-            parser.error(f"train takes one of: features, {START}")
-        args.name = args.name[0]
-        torch.manual_seed(args.seed)
         fine_tune(args, build(args.name), run_clip)
         return 0
     doc = {"machine": machine_record(), "command": " ".join(sys.argv),

@@ -80,8 +80,8 @@ DEFAULT_PRESETS: dict[str, dict[str, dict[str, float | int]]] = {
     # BM3D's parameter is the noise std itself.
     "cbm3d": {"10": {"sigma": 10.0}, "50": {"sigma": 50.0}},
     "vbm3d": {
-        "10": {"sigma": 10.0, "radius": 1, "block_step": 3, "bm_range": 16, "final": 1},
-        "50": {"sigma": 50.0, "radius": 1, "block_step": 3, "bm_range": 16, "final": 1},
+        "10": {"sigma": 16.0, "radius": 1, "block_step": 3, "bm_range": 16, "final": 1},
+        "50": {"sigma": 80.0, "radius": 1, "block_step": 3, "bm_range": 16, "final": 1},
     },
     "opencv-nlm": {
         "5": {"h": 3.0, "hColor": 3.0, "templateWindowSize": 7, "searchWindowSize": 21},

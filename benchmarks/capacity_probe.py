@@ -52,6 +52,9 @@ WIDTH = 2
 
 
 def config(name: str):
+    """A candidate's architecture (its source's, widened) or a shipped model's."""
+    if name not in SOURCES:
+        return trainer.default_net_config(name)
     source = trainer.default_net_config(SOURCES[name])
     return replace(source, channels=tuple(WIDTH * c for c in source.channels))
 
@@ -93,10 +96,7 @@ def main() -> int:
         "machine": machine_record(),
         "command": " ".join(sys.argv),
         "gmac_720p": {
-            name: count_config_macs(config(name)) / 1e9
-            if name in SOURCES
-            else count_config_macs(trainer.default_net_config(name)) / 1e9
-            for name in (*SOURCES, *SOURCES.values())
+            name: count_config_macs(config(name)) / 1e9 for name in (*SOURCES, *SOURCES.values())
         },
         "training": training_runs([p for p in args.name if not p.endswith("-weights.pt")]),
     }

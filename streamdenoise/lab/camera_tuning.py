@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -52,6 +52,7 @@ from streamdenoise.lab.trainer import (
     TrainingInterrupted,
     frame_sigmas,
     optimizer_step,
+    resumable_state,
     run_clip,
 )
 from streamdenoise.models.motion import FlowEstimator, grey_frame, warp_state
@@ -565,15 +566,10 @@ def finetune(
         if checkpoint is None:
             return
         blob = {
-            "net": net.state_dict(),
-            "opt": opt.state_dict(),
-            "step": step,
-            "elapsed": time.monotonic() - begin,
-            "history": history,
+            **resumable_state(net, opt, step, begin, history, cfg),
             "best": best_state,
             "best_loss": best_loss,
             "best_losses": best_losses,
-            "config": asdict(cfg),
             "references": objective.references,
             "teach_s": teach_s,
         }

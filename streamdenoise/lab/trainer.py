@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -346,6 +347,27 @@ def _lr_at(cfg: TrainConfig, step: int, frac: float) -> float:
     return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
+def resumable_state(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    step: int,
+    started: float,
+    history: list,
+    cfg: Any,
+) -> dict:
+    """What a training checkpoint holds to resume where it stopped: weights, optimizer, step,
+    the time spent since ``started`` (time.monotonic: the schedule follows the budget), the
+    validation history and the run's config (a dataclass)."""
+    return {
+        "net": net.state_dict(),
+        "opt": opt.state_dict(),
+        "step": step,
+        "elapsed": time.monotonic() - started,
+        "history": history,
+        "config": asdict(cfg),
+    }
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """A run stopped by Ctrl+C or SIGTERM, its checkpoint saved at ``step`` in ``checkpoint``
     (None: a run that keeps none, such as a fine-tuning dry run)."""
@@ -420,16 +442,8 @@ def train(
     ckpt_path = ckpt_dir / f"{cfg.model}-last.pt"
 
     def checkpoint() -> None:
-        state = {
-            "net": net.state_dict(),
-            "opt": opt.state_dict(),
-            "step": step,
-            "elapsed": time.monotonic() - start,
-            "history": history,
-            "config": asdict(cfg),
-            "command": command,
-        }
-        save_whole(state, ckpt_path)
+        state = resumable_state(net, opt, step, start, history, cfg)
+        save_whole({**state, "command": command}, ckpt_path)
 
     net.train()
     try:

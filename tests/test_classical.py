@@ -164,3 +164,23 @@ def test_every_baseline_beats_the_noisy_input_on_real_video(name: str, sigma: fl
     finally:
         denoiser.close()
     assert np.mean(gains) > 0.0, [round(g, 2) for g in gains]
+
+
+def test_tuning_keeps_the_setting_that_scores_best_on_the_clips_it_is_given() -> None:
+    """The tuner's choice is the best scorer among its candidates, whatever their order:
+    hqdn3d barely filtering against hqdn3d at its strength for σ = 25, on real frames."""
+    from streamdenoise.lab.quality import Sequence
+    from streamdenoise.lab.tune_classical import best_on_training
+
+    if reason := unavailable_reason("hqdn3d"):
+        pytest.skip(reason)
+    clips = [
+        Sequence(f"scene{shift}", [_scene(64, 80, shift + k) for k in range(3)]) for shift in (0, 7)
+    ]
+    clips = [Sequence(c.name, [f.astype(np.uint8) for f in c.frames]) for c in clips]
+    weak = {"luma_spatial": 0.5, "chroma_spatial": 0.5, "luma_tmp": 0.5, "chroma_tmp": 0.5}
+    strong = {"luma_spatial": 25.0, "chroma_spatial": 25.0, "luma_tmp": 25.0, "chroma_tmp": 25.0}
+    for candidates in ([weak, strong], [strong, weak]):
+        score, chosen = best_on_training("hqdn3d", 25.0, candidates, clips)
+        assert chosen == strong
+        assert score > 22.0  # the noisy clips score about 20.2 dB

@@ -105,12 +105,9 @@ def tune_classical(
     crop: int = 256,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict:
-    from streamdenoise.backends import create_backend, unavailable_reason
+    from streamdenoise.backends import unavailable_reason
 
-    seqs = [
-        s for s in load_sequences(train_videos, frames) if s.name in TUNE_SEQUENCES
-    ] or load_sequences(train_videos, frames)[:2]
-    seqs = [Sequence(s.name, [_centre(f, crop) for f in s.frames]) for s in seqs]
+    seqs = tuning_sequences(train_videos, frames, crop)
     table: dict[str, dict[str, dict]] = {}
     for name in backends:
         if reason := unavailable_reason(name):
@@ -118,31 +115,7 @@ def tune_classical(
             continue
         table[name] = {}
         for sigma in sigmas:
-            noisy = [make_noisy(s, i, sigma, "awgn", 1000)[0] for i, s in enumerate(seqs)]
-            scored = []
-            for params in grid(name, sigma):
-                with forced_params(name, params):
-                    backend = create_backend(name, sigma=sigma)
-                    try:
-                        score = np.mean(
-                            [
-                                np.mean(
-                                    [
-                                        psnr(o, c)
-                                        for o, c in zip(
-                                            run_backend(backend, s.frames, n)[0],
-                                            s.frames,
-                                            strict=True,
-                                        )
-                                    ]
-                                )
-                                for s, n in zip(seqs, noisy, strict=True)
-                            ]
-                        )
-                    finally:
-                        backend.close()
-                scored.append((float(score), params))
-            best_score, best = max(scored, key=lambda t: t[0])
+            best_score, best = best_on_training(name, sigma, grid(name, sigma), seqs)
             table[name][f"{sigma:g}"] = {
                 k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()
             }
@@ -150,6 +123,45 @@ def tune_classical(
     earlier = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**earlier, **table}, indent=2) + "\n")
     return table
+
+
+def tuning_sequences(train_videos: Path, frames: int = 10, crop: int = 256) -> list[Sequence]:
+    """The tuning clips: centre crops of the first frames of two training sequences."""
+    seqs = [
+        s for s in load_sequences(train_videos, frames) if s.name in TUNE_SEQUENCES
+    ] or load_sequences(train_videos, frames)[:2]
+    return [Sequence(s.name, [_centre(f, crop) for f in s.frames]) for s in seqs]
+
+
+def best_on_training(
+    name: str, sigma: float, candidates: list[dict], seqs: list[Sequence]
+) -> tuple[float, dict]:
+    """(mean PSNR, settings) of the candidate that scores best on the tuning clips."""
+    from streamdenoise.backends import create_backend
+
+    noisy = [make_noisy(s, i, sigma, "awgn", 1000)[0] for i, s in enumerate(seqs)]
+    scored = []
+    for params in candidates:
+        with forced_params(name, params):
+            backend = create_backend(name, sigma=sigma)
+            try:
+                score = np.mean(
+                    [
+                        np.mean(
+                            [
+                                psnr(o, c)
+                                for o, c in zip(
+                                    run_backend(backend, s.frames, n)[0], s.frames, strict=True
+                                )
+                            ]
+                        )
+                        for s, n in zip(seqs, noisy, strict=True)
+                    ]
+                )
+            finally:
+                backend.close()
+        scored.append((float(score), params))
+    return max(scored, key=lambda t: t[0])
 
 
 def _centre(frame: np.ndarray, size: int) -> np.ndarray:

@@ -145,22 +145,14 @@ def best_on_training(
         with forced_params(name, params):
             backend = create_backend(name, sigma=sigma)
             try:
-                score = np.mean(
-                    [
-                        np.mean(
-                            [
-                                psnr(o, c)
-                                for o, c in zip(
-                                    run_backend(backend, s.frames, n)[0], s.frames, strict=True
-                                )
-                            ]
-                        )
-                        for s, n in zip(seqs, noisy, strict=True)
-                    ]
-                )
+                per_clip = []
+                for seq, frames in zip(seqs, noisy, strict=True):
+                    outs = run_backend(backend, seq.frames, frames)[0]
+                    pairs = zip(outs, seq.frames, strict=True)
+                    per_clip.append(np.mean([psnr(o, c) for o, c in pairs]))
             finally:
                 backend.close()
-        scored.append((float(score), params))
+        scored.append((float(np.mean(per_clip)), params))
     return max(scored, key=lambda t: t[0])
 
 

@@ -68,6 +68,7 @@ def frames(
     outputs: list[Output] | None = None,
     keep_noisy: bool = False,
     buffer: int = default("queue_size"),
+    two_pass: bool = default("two_pass"),
 ) -> Iterator[DenoisedFrame]:
     """Denoised frames of ``source`` (``demo``, a camera index, a URL, a file, an image folder).
 
@@ -77,6 +78,8 @@ def frames(
     ``["clean.mp4"]``). Leaving the loop early stops the pipeline and finalizes the outputs.
     Setup errors raise :class:`~streamdenoise.errors.UserError` at the first ``next()``; a
     source that dies mid-stream raises :class:`StreamFailed` after the last good frame.
+    ``two_pass``: the recurrent model also runs backward and the two are averaged (cleaner;
+    each frame arrives 10 frames late, see ``run --two-pass``).
     """
     handoff: queue.Queue[Frame | None] = queue.Queue(maxsize=max(1, buffer))
     closed = threading.Event()
@@ -101,6 +104,7 @@ def frames(
         strength=strength,
         max_frames=max_frames,
         duration=duration,
+        two_pass=two_pass,
         source_options=SourceOptions(size=size, fps=fps, loop=loop, realtime=realtime),
         sink_options=SinkOptions(compare=keep_noisy),
         status=False,

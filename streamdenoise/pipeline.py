@@ -98,6 +98,8 @@ class PipelineConfig:
     #: ``model="auto"``: measure the tiers again instead of trusting the calibration cache.
     recalibrate: bool = default("recalibrate")
     still_camera: bool = default("still_camera")
+    #: Run the recurrent model backward too and average (frames leave a few frames late).
+    two_pass: bool = default("two_pass")
 
     def __post_init__(self) -> None:
         if self.outputs is None:
@@ -304,6 +306,7 @@ class Pipeline:
             engine_cache=config.engine_cache,
             recalibrate=config.recalibrate,
             still_camera=config.still_camera,
+            two_pass=config.two_pass,
         )
         if backend.name == "auto":  # an AutoDenoiser: it gets the source's rate and timings
             self._auto = backend
@@ -473,8 +476,10 @@ class Pipeline:
                     if item.error is not None:
                         self._source_error = item.error
                     more = False
+                    self._backend.flush()
                     continue
                 if in_flight and self._changes_stream(item):
+                    self._backend.flush()
                     while in_flight:  # the earlier frames finish with the state they began
                         self._finish(*in_flight.popleft(), source_queue)
                 future = self._submit(item)
@@ -483,11 +488,15 @@ class Pipeline:
                 submitted += 1
                 if self.config.max_frames and submitted >= self.config.max_frames:
                     more = False
+                    self._backend.flush()
         except Exception as err:
             self._fatal = self._fatal or err
         finally:
             self._stop_source.set()
             source_queue.close()
+            if in_flight:  # a stop or a failure: no frame taken is left waiting
+                with contextlib.suppress(Exception):
+                    self._backend.flush()
             while in_flight:
                 frame, future = in_flight.popleft()
                 if self._fatal is None:

@@ -197,16 +197,27 @@ def create_denoiser(
     engine_cache: Path | None = None,
     recalibrate: bool = False,
     still_camera: bool = False,
+    two_pass: bool = False,
 ) -> Denoiser:
     """The denoiser a run uses: :func:`choose_backend`, then the backend created with only the
     settings given (each backend applies its own defaults to the rest). Model ``auto`` gives
     an :class:`~streamdenoise.auto.AutoDenoiser` over the shipped tiers on that backend: it
     runs the strongest tier until a pipeline tells it the source's rate and that frames may
     drop (then it calibrates and adapts); ``still_camera`` gives it the ladder for a camera
-    that never moves (see :func:`streamdenoise.models.tiers.ladder`)."""
+    that never moves (see :func:`streamdenoise.models.tiers.ladder`). ``two_pass`` runs one
+    recurrent model forward and backward (:mod:`streamdenoise.backends.two_pass`): the model
+    named, or the strongest tier, which nothing then adapts."""
     from streamdenoise.backends import create_backend
 
     name, model = choose_backend(backend, model, device, precision)
+    if two_pass:
+        from streamdenoise.backends.two_pass import TwoPassDenoiser
+        from streamdenoise.models.tiers import shipped_ladder
+
+        if model is None:
+            raise UsageError(f"--two-pass runs a trained recurrent model, not {name}")
+        if model == "auto":
+            model = shipped_ladder()[-1].model_arg
     given = {
         "precision": precision,
         "device": None if device == "auto" else device,
@@ -219,7 +230,8 @@ def create_denoiser(
         from streamdenoise.auto import AutoDenoiser  # with torch: imported only for auto
 
         return AutoDenoiser(name, recalibrate=recalibrate, still_camera=still_camera, **given)
-    return create_backend(name, **given, **({"model": model} if model else {}))
+    created = create_backend(name, **given, **({"model": model} if model else {}))
+    return TwoPassDenoiser(created) if two_pass else created
 
 
 def _missing_weights() -> str | None:

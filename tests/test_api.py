@@ -96,3 +96,9 @@ def test_denoiser_keeps_state_per_stream_until_reset():
     assert not np.array_equal(first[0], frames[0])
     with pytest.raises(ValueError, match="uint8"):
         streamdenoise.Denoiser("identity")(np.zeros((4, 4), np.float32))
+
+
+def test_two_pass_frames_arrive_all_and_in_order(clip):
+    got = list(streamdenoise.frames(str(clip), backend="torch", two_pass=True))
+    assert [f.index for f in got] == list(range(30))
+    assert all(f.image.shape == (96, 160, 3) for f in got)

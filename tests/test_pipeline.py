@@ -14,6 +14,7 @@ import pytest
 from helpers import probe
 
 import streamdenoise.pipeline as pipeline_module
+from streamdenoise.backends.two_pass import BLOCK, LOOKAHEAD
 from streamdenoise.errors import SourceError
 from streamdenoise.frame import Frame
 from streamdenoise.options import SinkOptions
@@ -206,3 +207,57 @@ def test_frames_in_flight_reach_the_outputs_in_order_and_match_one_at_a_time(use
             assert np.array_equal(frame.image, expected), frame.seq
     finally:
         reference.close()
+
+
+def _two_pass_reference(sizes: list[tuple[int, int]], count: int) -> list[np.ndarray]:
+    """What two-pass denoising gives for the first ``count`` frames of NoisySource(sizes),
+    submitted by hand and flushed at the size change and the end."""
+    from streamdenoise.runtime import create_denoiser
+
+    reference = create_denoiser("torch", model="wide-temporal", two_pass=True)
+    futures, size = [], None
+    try:
+        for frame in list(NoisySource(sizes).frames(threading.Event()))[:count]:
+            if size not in (None, frame.image.shape):
+                reference.reset()  # flushes the frames of the old size
+            size = frame.image.shape
+            futures.append(reference.submit(frame.image))
+        reference.flush()
+    finally:
+        reference.close()
+    return [f.result() for f in futures]
+
+
+def test_two_pass_frames_reach_the_outputs_in_order_whole_and_as_submitted_by_hand(use_source):
+    """Frames leave the two-pass denoiser a window late: the pipeline flushes it at a size
+    change and at the end, so every frame comes out, in order, as direct use gives it."""
+    sizes = [(96, 64)] * 13 + [(64, 48)] * 6
+    got: list[Frame] = []
+    use_source(NoisySource(sizes))
+    cfg = PipelineConfig(source="scripted", outputs=[got.append], status=False, backend="torch",
+                         model="wide-temporal", policy="lossless", two_pass=True)  # fmt: skip
+    report = Pipeline(cfg).run()
+    assert report.exit_code == 0 and report.stats["frames_out"] == len(sizes)
+    assert report.stats["backend"]["two_pass"]
+    assert [f.seq for f in got] == list(range(len(sizes)))
+    for frame, expected in zip(got, _two_pass_reference(sizes, len(sizes)), strict=True):
+        assert np.array_equal(frame.image, expected), frame.seq
+
+
+def test_two_pass_max_frames_and_a_stop_write_every_frame_taken(use_source):
+    got: list[Frame] = []
+    use_source(NoisySource([(64, 48)] * 40))
+    cfg = PipelineConfig(source="scripted", outputs=[got.append], status=False, max_frames=13,
+                         model="wide-temporal", backend="torch", two_pass=True)  # fmt: skip
+    report = Pipeline(cfg).run()
+    assert report.stats["frames_out"] == 13 and [f.seq for f in got] == list(range(13))
+
+    got.clear()
+    use_source(NoisySource([(64, 48)] * 100_000, interval=0.002))
+    cfg = PipelineConfig(source="scripted", outputs=[got.append], status=False,
+                         model="wide-temporal", backend="torch", two_pass=True)  # fmt: skip
+    pipeline = Pipeline(cfg)
+    threading.Timer(1.0, lambda: pipeline.stop(interrupted=True)).start()
+    report = pipeline.run()
+    assert report.interrupted and report.stats["frames_out"] == len(got) > BLOCK + LOOKAHEAD
+    assert [f.seq for f in got] == list(range(len(got)))

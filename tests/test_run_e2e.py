@@ -288,3 +288,23 @@ def test_file_loop_resize_and_realtime_pacing(clip, tmp_path):
     assert written.monotonic  # timestamps keep increasing across the loop
     assert written.duration == pytest.approx(45 / 25, abs=1 / 25 + 1e-6)
     assert elapsed >= 45 / 25 - 0.2  # paced at 25 fps, not as fast as possible
+
+
+def test_two_pass_keeps_every_frame_of_a_file(clip, tmp_path):
+    """``--two-pass`` (the strongest recurrent tier, forward and backward) on the default
+    runtime: every frame written once, in time order, however late each left the denoiser."""
+    out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
+    result = run_cli("run", clip, "-o", out, "--two-pass", "--stats-json", stats, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = probe(out)
+    assert written.frames == 30 and written.monotonic
+    report = json.loads(stats.read_text())
+    assert report["frames_out"] == report["sinks"][str(out)]["frames_written"] == 30
+    assert report["backend"]["two_pass"] and report["backend"]["temporal"]
+
+
+def test_two_pass_with_a_per_frame_model_is_refused_and_writes_nothing(clip, tmp_path):
+    out = tmp_path / "o.mp4"
+    result = run_cli("run", clip, "-o", out, "--two-pass", "--model", "wide", timeout=60)
+    assert_clean_failure(result, 2, "--two-pass needs a recurrent model")
+    assert not out.exists()

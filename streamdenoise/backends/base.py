@@ -44,6 +44,10 @@ class Denoiser(ABC):
             future.set_exception(err)
         return future
 
+    def flush(self) -> None:  # noqa: B027 - a backend that answers in time has nothing left
+        """Settle every submitted frame's future now: no more frames come before
+        :meth:`reset` or the end (a backend that waits for later frames answers with less)."""
+
     def reset(self) -> None:  # noqa: B027 - stateless backends have nothing to reset
         """Forget temporal state (called after a discontinuity: reconnect, size change)."""
 

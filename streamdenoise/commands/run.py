@@ -74,7 +74,7 @@ def build_config(args: argparse.Namespace):
 #: Settings that are PipelineConfig fields of the same name.
 PIPELINE_FIELDS = (
     "backend", "model", "precision", "device", "threads", "strength", "policy", "queue_size",
-    "max_frames", "duration", "stats_json", "engine_cache", "still_camera",
+    "max_frames", "duration", "stats_json", "engine_cache", "still_camera", "two_pass",
 )  # fmt: skip
 
 

@@ -19,8 +19,9 @@ from streamdenoise.errors import UsageError
 from streamdenoise.redact import redact
 
 #: Settings ``run`` knows that make no sense for a service that runs until stopped (``bind``
-#: is the preview's; the service's own address is ``http.bind``).
-RUN_ONLY = ("max_frames", "duration", "stats_json", "quiet", "bind")
+#: is the preview's; the service's own address is ``http.bind``; ``two_pass`` holds frames
+#: back, which a shared live denoiser does not).
+RUN_ONLY = ("max_frames", "duration", "stats_json", "quiet", "bind", "two_pass")
 #: The settings of ``run`` a camera takes.
 CAMERA_SETTINGS = tuple(name for name in table.RUN if name not in RUN_ONLY)
 #: Per-camera settings only ``serve`` has.

@@ -359,7 +359,8 @@ _SETTINGS: tuple[Setting, ...] = (
     Setting("sigma", text, "noise levels, 8-bit scale", default="10,20,30,40,50",
             metavar="LIST"),
     Setting("eval_backends", text, "comma list: a shipped model's name (torch), "
-            f"BACKEND[:MODEL][@PRECISION] (MODEL: {DEFAULT_MODEL} if left out), identity (= the "
+            f"BACKEND[:MODEL][@PRECISION] (MODEL: {DEFAULT_MODEL} if left out; +two-pass after "
+            "a recurrent model: forward and backward, as run --two-pass), identity (= the "
             "noisy input), hqdn3d, nlmeans, atadenoise, bm3d, opencv-nlm, cbm3d, vbm3d",
             default=f"identity,{DEFAULT_MODEL},temporal,spatial,hqdn3d,nlmeans,atadenoise,bm3d,"
             "opencv-nlm",

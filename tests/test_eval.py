@@ -196,3 +196,17 @@ def test_merged_rows_of_another_cpu_say_their_fps_was_measured_there(tmp_path):
     )
     fps = identity.rstrip(" |").rsplit("|", 1)[1]
     assert "‡" not in identity and float(fps) < 1e8
+
+
+def test_two_pass_rows_score_the_model_forward_and_backward(tmp_path, capsys):
+    """``MODEL+two-pass`` is a row of its own, scored on every frame as ``run --two-pass``
+    writes them; the float protocol feeds it the 8-bit frames; a bad suffix is one line."""
+    data = write_sequences(tmp_path / "seqs", count=1, frames=14)
+    specs = [BackendSpec.parse(s) for s in ("wide-temporal", "wide-temporal+two-pass")]
+    assert specs[1].two_pass and specs[1].model == "wide-temporal" and specs[1].name == "torch"
+    for protocol in ("quantized", "float"):
+        one, two = evaluate([data], [25.0], specs, protocol=protocol)["results"]
+        assert two["backend"] == "wide-temporal+two-pass" and two["frames"] == one["frames"] == 14
+        assert two["input"] == "8-bit" and two["psnr"] > one["psnr"] - 1.0
+    assert main(["eval", "--data", str(data), "--backends", "wide+three-pass"]) == 2
+    assert "unknown backend suffix +three-pass" in capsys.readouterr().err

@@ -23,6 +23,9 @@ class Denoiser(ABC):
     neural: bool = False
     #: Frames a pipeline may :meth:`submit` before taking the first result (1: one at a time).
     frames_in_flight: int = 1
+    #: Frames submitted after one before its result can come (0: it comes without waiting
+    #: for later frames); such a backend has no :meth:`process`, only submit and flush.
+    frames_late: int = 0
 
     def prepare(self, width: int, height: int) -> None:  # noqa: B027 - optional hook
         """Allocate buffers / build engines for this frame size before the first frame."""

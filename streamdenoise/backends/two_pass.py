@@ -47,7 +47,8 @@ class TwoPassDenoiser(Denoiser):
         self.inner = inner
         self.name, self.precision, self.device = inner.name, inner.precision, inner.device
         self.model = inner.model
-        self.frames_in_flight = BLOCK + LOOKAHEAD + 1
+        self.frames_late = BLOCK + LOOKAHEAD
+        self.frames_in_flight = self.frames_late + 1
         self._forward = StreamState()
         #: (noisy frame, forward estimate, its future) of the frames not handed back yet
         self._pending: list[tuple[np.ndarray, np.ndarray, Future[np.ndarray]]] = []

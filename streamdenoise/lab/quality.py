@@ -78,6 +78,8 @@ class BackendSpec:
     name: str
     model: str | None = None
     precision: str | None = None
+    #: ``+two-pass``: the recurrent model forward and backward, as ``run --two-pass``.
+    two_pass: bool = False
 
     @property
     def neural(self) -> bool:
@@ -86,14 +88,18 @@ class BackendSpec:
     @classmethod
     def parse(cls, text: str) -> BackendSpec:
         """A shipped model's name (torch backend), ``BACKEND[:MODEL][@PRECISION]`` (a neural
-        runtime without a model runs the default one, as ``run`` does)."""
-        body, _, precision = text.partition("@")
+        runtime without a model runs the default one, as ``run`` does), ``+two-pass`` after
+        either for two passes."""
+        spec, _, passes = text.partition("+")
+        if passes not in ("", "two-pass"):
+            raise UsageError(f"unknown backend suffix +{passes} in {text!r} (known: +two-pass)")
+        body, _, precision = spec.partition("@")
         name, _, model = body.partition(":")
         if name in MODEL_NAMES:
             name, model = "torch", name
         if name in ("torch", "onnxruntime", "openvino", "tensorrt") and not model:
             model = DEFAULT_MODEL
-        return cls(text, name, model or None, precision or None)
+        return cls(text, name, model or None, precision or None, bool(passes))
 
 
 def parse_sigmas(text: str) -> list[float]:
@@ -176,6 +182,11 @@ def create(spec: BackendSpec, sigma_hint: float | None) -> Denoiser:
     """Neural backends run blind; classical ones get the true noise level as a hint."""
     from streamdenoise.backends import create_backend
 
+    if spec.two_pass:
+        from streamdenoise.backends.two_pass import TwoPassDenoiser
+
+        options = {"model": spec.model} if spec.neural else {"sigma": sigma_hint}
+        return TwoPassDenoiser(create_backend(spec.name, precision=spec.precision, **options))
     if spec.neural:
         return create_backend(spec.name, model=spec.model, precision=spec.precision)
     return create_backend(spec.name, precision=spec.precision, sigma=sigma_hint)
@@ -184,8 +195,14 @@ def create(spec: BackendSpec, sigma_hint: float | None) -> Denoiser:
 def run_backend(
     backend: Denoiser, clean: list[np.ndarray], noisy: list[np.ndarray]
 ) -> tuple[list[np.ndarray], float]:
-    """Causal frame-by-frame processing; returns (outputs, seconds spent in process)."""
+    """Causal frame-by-frame processing; returns (outputs, seconds spent in process). A
+    backend that answers late (``+two-pass``) gets every frame, then a flush."""
     backend.reset()
+    if backend.frames_late:
+        start = time.perf_counter()
+        futures = [backend.submit(frame) for frame in noisy]
+        backend.flush()
+        return [f.result() for f in futures], time.perf_counter() - start
     outputs, spent = [], 0.0
     float_input = noisy[0].dtype != np.uint8
     for frame in noisy:
@@ -263,10 +280,11 @@ def evaluate(
 
 
 def takes_float(spec: BackendSpec) -> bool:
-    """Whether the backend accepts unclipped float frames (``process_float``)."""
+    """Whether the backend accepts unclipped float frames (``process_float``); two passes
+    take the 8-bit frames."""
     from streamdenoise.backends import backend_class
 
-    return hasattr(backend_class(spec.name), "process_float")
+    return not spec.two_pass and hasattr(backend_class(spec.name), "process_float")
 
 
 def _run_spec(

@@ -182,11 +182,10 @@ def create(spec: BackendSpec, sigma_hint: float | None) -> Denoiser:
     """Neural backends run blind; classical ones get the true noise level as a hint."""
     from streamdenoise.backends import create_backend
 
-    if spec.two_pass:
-        from streamdenoise.backends.two_pass import TwoPassDenoiser
+    if spec.two_pass:  # as run builds it (a model without a past is refused there)
+        from streamdenoise.runtime import create_denoiser
 
-        options = {"model": spec.model} if spec.neural else {"sigma": sigma_hint}
-        return TwoPassDenoiser(create_backend(spec.name, precision=spec.precision, **options))
+        return create_denoiser(spec.name, model=spec.model, precision=spec.precision, two_pass=True)
     if spec.neural:
         return create_backend(spec.name, model=spec.model, precision=spec.precision)
     return create_backend(spec.name, precision=spec.precision, sigma=sigma_hint)

@@ -72,6 +72,8 @@ def stats_table(stats: dict) -> Table:
     backend = stats.get("backend", {})
     source = stats.get("source", {})
     model = f" {stats['model']}" if stats.get("model") else ""
+    if backend.get("two_pass"):  # the denoise stage then includes waiting for later frames
+        model += ", two passes"
     title = (
         f"{source.get('description', '?')} → {backend.get('backend', '?')}{model} "
         f"({backend.get('precision', '?')}, {backend.get('device', '?')})"

@@ -301,6 +301,7 @@ def test_two_pass_keeps_every_frame_of_a_file(clip, tmp_path):
     report = json.loads(stats.read_text())
     assert report["frames_out"] == report["sinks"][str(out)]["frames_written"] == 30
     assert report["backend"]["two_pass"] and report["backend"]["temporal"]
+    assert "wide-temporal, two passes" in result.stdout  # the end table says how it ran
 
 
 def test_two_pass_with_a_per_frame_model_is_refused_and_writes_nothing(clip, tmp_path):

@@ -38,11 +38,14 @@ class TwoPassDenoiser(Denoiser):
 
     def __init__(self, inner: Denoiser) -> None:
         if not isinstance(inner, NeuralDenoiser) or not inner.temporal:
+            from streamdenoise.models.tiers import discover_tiers
+
             what = getattr(inner, "model", None) or inner.name
             inner.close()
+            recurrent = ", ".join(sorted(t.name for t in discover_tiers()[0] if t.temporal))
             raise UsageError(
-                f"--two-pass needs a recurrent model (wide-temporal, temporal, fixed, "
-                f"temporal-gpu); {what} denoises each frame alone"
+                f"--two-pass needs a recurrent model ({recurrent}); {what} denoises each "
+                "frame alone"
             )
         self.inner = inner
         self.name, self.precision, self.device = inner.name, inner.precision, inner.device

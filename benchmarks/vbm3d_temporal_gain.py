@@ -51,10 +51,10 @@ PLOTTED = (
 
 
 def tuned(sigma: float, radius: int, seqs) -> dict:
-    """The radius's best setting on the training clips, from the tuner's factors."""
-    factors = {round(p["sigma"] / sigma, 2) for p in grid("vbm3d", sigma)}
-    base = grid("vbm3d", sigma)[0]
-    candidates = [{**base, "sigma": round(k * sigma, 2), "radius": radius} for k in sorted(factors)]
+    """The radius's best setting on the training clips, from the tuner's factors (its grid
+    holds each factor once per radius: the radius-1 entries, given this radius)."""
+    factors = [p for p in grid("vbm3d", sigma) if p["radius"] == 1]
+    candidates = [{**p, "radius": radius} for p in factors]
     return best_on_training("vbm3d", sigma, candidates, seqs)[1]
 
 
